@@ -1,0 +1,42 @@
+"""gce: generalized cross entropy for learning with noisy labels.
+
+The library behind the executable book on Zhang & Sabuncu, *Generalized Cross
+Entropy Loss for Training Deep Neural Networks with Noisy Labels* (NeurIPS
+2018).  Modules, one job each:
+
+- :mod:`gce.losses` -- CCE, MAE, L_q, truncated L_q, ACS pruning, forward
+  correction (Eq. 1, 2, 4, 6, 9, 12-13).
+- :mod:`gce.noise` -- uniform, class-dependent and open-set label noise
+  (Sec. 3.1, 4.2).
+- :mod:`gce.classes` -- class names of the datasets.
+- :mod:`gce.plots` -- the book's figures.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from . import classes, losses, noise
+from .losses import (
+    CCELoss,
+    ForwardCorrectedLoss,
+    LqLoss,
+    MAELoss,
+    TruncatedLqLoss,
+    acs_lq,
+    cce,
+    forward_corrected,
+    lq,
+    mae,
+    prune_weights,
+    truncated_lq,
+)
+
+try:
+    __version__ = version("gce")
+except PackageNotFoundError:  # running from a source tree
+    __version__ = "0+unknown"
+
+__all__ = [
+    "classes", "losses", "noise",
+    "cce", "mae", "lq", "truncated_lq", "acs_lq", "prune_weights", "forward_corrected",
+    "CCELoss", "MAELoss", "LqLoss", "TruncatedLqLoss", "ForwardCorrectedLoss",
+]

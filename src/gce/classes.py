@@ -1,0 +1,60 @@
+"""Class names of the datasets the book uses, in their official label order.
+
+The order is the one torchvision (and scikit-learn, for ``digits``) assigns
+to the integer labels, so that ``CLASSES["cifar10"][3] == "cat"``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["CLASSES", "class_names", "class_index"]
+
+CIFAR10 = ("airplane", "automobile", "bird", "cat", "deer",
+           "dog", "frog", "horse", "ship", "truck")
+
+FASHIONMNIST = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+
+CIFAR100 = (
+    "apple", "aquarium_fish", "baby", "bear", "beaver", "bed", "bee", "beetle",
+    "bicycle", "bottle", "bowl", "boy", "bridge", "bus", "butterfly", "camel",
+    "can", "castle", "caterpillar", "cattle", "chair", "chimpanzee", "clock",
+    "cloud", "cockroach", "couch", "crab", "crocodile", "cup", "dinosaur",
+    "dolphin", "elephant", "flatfish", "forest", "fox", "girl", "hamster",
+    "house", "kangaroo", "keyboard", "lamp", "lawn_mower", "leopard", "lion",
+    "lizard", "lobster", "man", "maple_tree", "motorcycle", "mountain", "mouse",
+    "mushroom", "oak_tree", "orange", "orchid", "otter", "palm_tree", "pear",
+    "pickup_truck", "pine_tree", "plain", "plate", "poppy", "porcupine",
+    "possum", "rabbit", "raccoon", "ray", "road", "rocket", "rose", "sea",
+    "seal", "shark", "shrew", "skunk", "skyscraper", "snail", "snake", "spider",
+    "squirrel", "streetcar", "sunflower", "sweet_pepper", "table", "tank",
+    "telephone", "television", "tiger", "tractor", "train", "trout", "tulip",
+    "turtle", "wardrobe", "whale", "willow_tree", "wolf", "woman", "worm",
+)
+
+DIGITS = tuple(str(d) for d in range(10))
+
+CLASSES: dict[str, tuple[str, ...]] = {
+    "digits": DIGITS,
+    "fashionmnist": FASHIONMNIST,
+    "cifar10": CIFAR10,
+    "cifar100": CIFAR100,
+}
+
+
+def class_names(dataset: str) -> tuple[str, ...]:
+    """The class names of ``dataset`` in label order; ``ValueError`` for an unknown name."""
+    try:
+        return CLASSES[dataset]
+    except KeyError:
+        raise ValueError(
+            f"unknown dataset {dataset!r}; known datasets: {', '.join(sorted(CLASSES))}"
+        ) from None
+
+
+def class_index(dataset: str, name: str) -> int:
+    """The integer label of class ``name`` in ``dataset``."""
+    names = class_names(dataset)
+    try:
+        return names.index(name)
+    except ValueError:
+        raise ValueError(f"{name!r} is not a class of {dataset!r}; classes: {', '.join(names)}") from None

@@ -1,0 +1,432 @@
+"""Loss functions of Zhang & Sabuncu (2018), Sec. 2-3, computed from logits.
+
+Every function takes raw network outputs (``logits``, shape ``(N, c)``) and
+integer labels (``y``, shape ``(N,)``) and works with ``log f_y`` from
+``log_softmax``: powers ``f_y**q`` are ``exp(q * log f_y)``.  Nothing is
+computed from probabilities, so neither the value nor the gradient becomes
+NaN or infinite when a softmax probability underflows to zero.
+
+Half-precision logits (``float16``/``bfloat16``) are promoted to ``float32``
+before the softmax, as ``torch.autocast`` does for its own losses; the
+returned loss is ``float32`` for them and has the logits' dtype otherwise.
+
+Reductions
+----------
+``reduction="none"`` returns one value per sample, ``"sum"`` their sum and
+``"mean"`` their mean.  With per-sample ``weight`` the mean is the *weighted*
+mean ``sum(w * l) / sum(w)``: a sample of weight 0 leaves the denominator as
+well as the numerator, which is what pruning (Algorithm 1) needs.  A weighted
+mean over all-zero weights is 0, not NaN.
+
+Functions
+---------
+- :func:`cce` -- categorical cross entropy, Eq. 2.
+- :func:`mae` -- mean absolute error on the simplex, ``2 - 2 f_y`` (Eq. 4).
+- :func:`lq` -- the negative Box-Cox loss ``(1 - f_y**q) / q`` (Eq. 6).
+- :func:`truncated_lq` -- Eq. 9.
+- :func:`acs_lq` and :func:`prune_weights` -- Eq. 13 and the pruning step of
+  Algorithm 1.
+- :func:`forward_corrected` -- forward correction with a transition matrix,
+  Eq. 1.
+- :func:`loss_matrix` -- ``L(f(x), e_j)`` for every class ``j`` (used for
+  Eq. 3 and Eq. 7).
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = [
+    "cce",
+    "mae",
+    "lq",
+    "lq_of_probability",
+    "truncated_lq",
+    "acs_lq",
+    "prune_weights",
+    "forward_corrected",
+    "loss_matrix",
+    "check_q",
+    "check_k",
+    "check_transition_matrix",
+    "CCELoss",
+    "MAELoss",
+    "LqLoss",
+    "TruncatedLqLoss",
+    "ForwardCorrectedLoss",
+]
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+# --------------------------------------------------------------------------
+# argument checks
+
+
+def _check_real(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return value
+
+
+def check_q(q) -> float:
+    """Return ``q`` as a float, or raise ``ValueError`` unless ``0 < q <= 1`` (Eq. 6)."""
+    q = _check_real("q", q)
+    if not 0.0 < q <= 1.0:
+        raise ValueError(f"q must be in (0, 1] (Eq. 6), got q={q}")
+    return q
+
+
+def check_k(k) -> float:
+    """Return ``k`` as a float, or raise ``ValueError`` unless ``0 < k < 1`` (Eq. 9)."""
+    k = _check_real("k", k)
+    if not 0.0 < k < 1.0:
+        raise ValueError(f"k must be in (0, 1) (Eq. 9), got k={k}")
+    return k
+
+
+def check_transition_matrix(T, num_classes: int | None = None, atol: float = 1e-5) -> Tensor:
+    """Validate a row-stochastic ``c x c`` noise transition matrix and return it as a tensor.
+
+    ``T[i, j]`` is ``p(noisy label = j | true label = i)`` (Sec. 3.1), so each
+    row must be non-negative and sum to one.  Raises ``ValueError`` naming the
+    first problem found.
+    """
+    T = torch.as_tensor(T)
+    if not (T.is_floating_point()):
+        T = T.to(torch.get_default_dtype())
+    if T.dim() != 2 or T.shape[0] != T.shape[1]:
+        raise ValueError(f"T must be a square c x c matrix, got shape {tuple(T.shape)}")
+    if num_classes is not None and T.shape[0] != num_classes:
+        raise ValueError(
+            f"T must be {num_classes} x {num_classes} to match the logits, got {tuple(T.shape)}"
+        )
+    if not torch.isfinite(T).all():
+        raise ValueError("T must have finite entries")
+    if (T < 0).any():
+        raise ValueError("T must have non-negative entries (they are probabilities)")
+    row_sums = T.sum(dim=1, dtype=torch.float64)
+    bad = (row_sums - 1.0).abs() > atol
+    if bad.any():
+        i = int(bad.nonzero()[0])
+        raise ValueError(
+            f"T must be row-stochastic (each row sums to 1); row {i} sums to {row_sums[i].item():.6g}"
+        )
+    return T
+
+
+def _check_reduction(reduction: str) -> None:
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+
+
+def _check_inputs(logits: Tensor, y: Tensor, validate: bool) -> None:
+    if not isinstance(logits, Tensor) or not isinstance(y, Tensor):
+        raise TypeError("logits and y must be torch tensors")
+    if logits.dim() != 2:
+        raise ValueError(f"logits must have shape (N, c), got {tuple(logits.shape)}")
+    if not logits.is_floating_point():
+        raise ValueError(f"logits must be floating point, got {logits.dtype}")
+    if y.dim() != 1 or y.shape[0] != logits.shape[0]:
+        raise ValueError(
+            f"y must have shape (N,) with N={logits.shape[0]} to match logits "
+            f"{tuple(logits.shape)}, got {tuple(y.shape)}"
+        )
+    if y.dtype.is_floating_point or y.dtype == torch.bool or y.is_complex():
+        raise ValueError(f"y must hold integer class labels, got dtype {y.dtype}")
+    if validate and y.numel() > 0:
+        c = logits.shape[1]
+        lo, hi = int(y.min()), int(y.max())
+        if lo < 0 or hi >= c:
+            raise ValueError(f"labels y must be in [0, {c - 1}] for c={c} classes, found {lo if lo < 0 else hi}")
+
+
+def _check_weight(weight: Tensor | None, n: int, unit_interval: bool, validate: bool) -> None:
+    if weight is None:
+        return
+    if not isinstance(weight, Tensor) or weight.dim() != 1 or weight.shape[0] != n:
+        shape = tuple(weight.shape) if isinstance(weight, Tensor) else type(weight).__name__
+        raise ValueError(f"weight must be a tensor of shape ({n},), got {shape}")
+    if validate and weight.numel() > 0:
+        lo = float(weight.min())
+        if lo < 0:
+            raise ValueError(f"weight must be non-negative, found {lo}")
+        if unit_interval and float(weight.max()) > 1:
+            raise ValueError(f"weight must lie in [0, 1] (Eq. 13), found {float(weight.max())}")
+
+
+# --------------------------------------------------------------------------
+# core
+
+
+def _log_fy(logits: Tensor, y: Tensor) -> Tensor:
+    """``log f_y`` for each row, in float32 for half-precision logits."""
+    if logits.dtype in (torch.float16, torch.bfloat16):
+        logits = logits.float()
+    return F.log_softmax(logits, dim=1).gather(1, y.long().unsqueeze(1)).squeeze(1)
+
+
+def _reduce(per_sample: Tensor, weight: Tensor | None, reduction: str) -> Tensor:
+    if weight is not None:
+        weight = weight.to(per_sample.dtype)
+        weighted = per_sample * weight
+        if reduction == "none":
+            return weighted
+        if reduction == "sum":
+            return weighted.sum()
+        return weighted.sum() / weight.sum().clamp_min(torch.finfo(per_sample.dtype).tiny)
+    if reduction == "none":
+        return per_sample
+    if reduction == "sum":
+        return per_sample.sum()
+    return per_sample.mean()
+
+
+def _lq_from_log(log_f: Tensor, q: float) -> Tensor:
+    # (1 - f^q) / q = -expm1(q log f) / q: exact for small q, finite as f -> 0.
+    return -torch.expm1(q * log_f) / q
+
+
+def lq_of_probability(f, q) -> float | Tensor:
+    """``L_q`` evaluated at a probability ``f`` (Eq. 6); e.g. ``L_q(k)`` of Eq. 9."""
+    q = check_q(q)
+    if isinstance(f, Tensor):
+        return -torch.expm1(q * torch.log(f)) / q
+    return -math.expm1(q * math.log(f)) / q if f > 0 else 1.0 / q
+
+
+def cce(logits: Tensor, y: Tensor, *, weight: Tensor | None = None,
+        reduction: str = "mean", validate: bool = True) -> Tensor:
+    """Categorical cross entropy ``-log f_y`` (Eq. 2)."""
+    _check_reduction(reduction)
+    _check_inputs(logits, y, validate)
+    _check_weight(weight, logits.shape[0], False, validate)
+    return _reduce(-_log_fy(logits, y), weight, reduction)
+
+
+def mae(logits: Tensor, y: Tensor, *, weight: Tensor | None = None,
+        reduction: str = "mean", validate: bool = True) -> Tensor:
+    """Mean absolute error ``||e_y - f||_1 = 2 - 2 f_y`` (Eq. 4).
+
+    This is twice the unhinged loss ``1 - f_y`` (and twice ``lq`` at ``q=1``):
+    with the same learning rate its gradients are twice as large.
+    """
+    _check_reduction(reduction)
+    _check_inputs(logits, y, validate)
+    _check_weight(weight, logits.shape[0], False, validate)
+    return _reduce(2.0 - 2.0 * torch.exp(_log_fy(logits, y)), weight, reduction)
+
+
+def lq(logits: Tensor, y: Tensor, q: float, *, weight: Tensor | None = None,
+       reduction: str = "mean", validate: bool = True) -> Tensor:
+    """Generalized cross entropy ``L_q = (1 - f_y**q) / q`` for ``q`` in (0, 1] (Eq. 6).
+
+    Tends to :func:`cce` as ``q -> 0``; equals the unhinged loss ``1 - f_y``
+    (half of :func:`mae`) at ``q = 1``.  Its gradient is
+    ``-f_y**(q-1) * grad f_y`` (Sec. 3.2).
+    """
+    q = check_q(q)
+    _check_reduction(reduction)
+    _check_inputs(logits, y, validate)
+    _check_weight(weight, logits.shape[0], False, validate)
+    return _reduce(_lq_from_log(_log_fy(logits, y), q), weight, reduction)
+
+
+def truncated_lq(logits: Tensor, y: Tensor, q: float, k: float, *,
+                 weight: Tensor | None = None, reduction: str = "mean",
+                 validate: bool = True) -> Tensor:
+    """Truncated ``L_q`` (Eq. 9): ``L_q(k)`` where ``f_y <= k``, ``L_q(f, e_y)`` elsewhere.
+
+    ``0 < k < 1``.  Samples below the threshold contribute a constant and no
+    gradient.  Training with Eq. 9 directly prunes most samples early in
+    training; Algorithm 1 (:func:`acs_lq`, :func:`prune_weights`) avoids that.
+    """
+    q, k = check_q(q), check_k(k)
+    _check_reduction(reduction)
+    _check_inputs(logits, y, validate)
+    _check_weight(weight, logits.shape[0], False, validate)
+    log_f = _log_fy(logits, y)
+    above = log_f > math.log(k)
+    per_sample = torch.where(above, _lq_from_log(log_f, q),
+                             torch.full_like(log_f, lq_of_probability(k, q)))
+    return _reduce(per_sample, weight, reduction)
+
+
+def prune_weights(logits: Tensor, y: Tensor, k: float, *, validate: bool = True) -> Tensor:
+    """The pruning step of Algorithm 1: the optimal ``w`` of Eq. 13 for fixed parameters.
+
+    ``w_i = 1`` where ``f_{y_i} >= k`` (equivalently ``L_q(f_i) <= L_q(k)``,
+    for every ``q``, since ``L_q`` decreases in ``f``), else 0.  At ``f_y = k``
+    both choices are optimal; this keeps the sample, as Algorithm 1's text does.
+    Computed without gradient; returns 0s and 1s in the loss's dtype.
+    """
+    k = check_k(k)
+    _check_inputs(logits, y, validate)
+    with torch.no_grad():
+        log_f = _log_fy(logits, y)
+        return (log_f >= math.log(k)).to(log_f.dtype)
+
+
+def acs_lq(logits: Tensor, y: Tensor, q: float, k: float, weight: Tensor, *,
+           reduction: str = "mean", validate: bool = True) -> Tensor:
+    """The objective of Eq. 13 for fixed weights: ``w_i * (L_q(f_i) - L_q(k))``.
+
+    ``weight`` is the per-sample ``w`` in ``[0, 1]`` (from :func:`prune_weights`).
+    With ``reduction="mean"`` the sum is divided by ``sum(w)``, the number of
+    kept samples, so pruning does not shrink the effective learning rate.
+    The ``-L_q(k) * sum(w)`` term carries no gradient in the parameters; it is
+    kept so that the value is the objective that Algorithm 1 decreases.
+    """
+    q, k = check_q(q), check_k(k)
+    _check_reduction(reduction)
+    _check_inputs(logits, y, validate)
+    if weight is None:
+        raise ValueError("acs_lq needs the per-sample weight vector w of Eq. 13")
+    _check_weight(weight, logits.shape[0], True, validate)
+    per_sample = _lq_from_log(_log_fy(logits, y), q) - lq_of_probability(k, q)
+    return _reduce(per_sample, weight, reduction)
+
+
+def forward_corrected(logits: Tensor, y: Tensor, T, *, weight: Tensor | None = None,
+                      reduction: str = "mean", validate: bool = True) -> Tensor:
+    """Forward-corrected cross entropy (Eq. 1): ``-log (T^T f)_y`` for noisy label ``y``.
+
+    ``T`` is row-stochastic, ``T[i, j] = p(noisy = j | true = i)``.  Computed
+    as ``-logsumexp_i(log f_i + log T[i, y])``.  With ``T = I`` it is :func:`cce`.
+    """
+    _check_reduction(reduction)
+    _check_inputs(logits, y, validate)
+    _check_weight(weight, logits.shape[0], False, validate)
+    c = logits.shape[1]
+    if validate or not isinstance(T, Tensor):
+        T = check_transition_matrix(T, num_classes=c)
+    elif T.shape != (c, c):
+        raise ValueError(f"T must be {c} x {c} to match the logits, got {tuple(T.shape)}")
+    if logits.dtype in (torch.float16, torch.bfloat16):
+        logits = logits.float()
+    log_f = F.log_softmax(logits, dim=1)
+    log_T = torch.log(T.to(device=log_f.device, dtype=log_f.dtype))
+    # column y of T for each sample: log T[:, y_n]  -> (N, c)
+    log_T_cols = log_T.t().index_select(0, y.long())
+    per_sample = -torch.logsumexp(log_f + log_T_cols, dim=1)
+    return _reduce(per_sample, weight, reduction)
+
+
+def loss_matrix(loss, logits: Tensor, **kwargs) -> Tensor:
+    """``L(f(x_n), e_j)`` for every sample ``n`` and class ``j``: shape ``(N, c)``.
+
+    ``loss`` is one of this module's functions; ``kwargs`` are its parameters
+    (``q``, ``k``, ``T``).  Summing over ``j`` gives the left side of Eq. 3.
+    """
+    n, c = logits.shape
+    rows = logits.repeat_interleave(c, dim=0)
+    labels = torch.arange(c, device=logits.device).repeat(n)
+    return loss(rows, labels, reduction="none", **kwargs).reshape(n, c)
+
+
+# --------------------------------------------------------------------------
+# nn.Module wrappers
+
+
+class _Loss(nn.Module):
+    def __init__(self, reduction: str = "mean"):
+        super().__init__()
+        _check_reduction(reduction)
+        self.reduction = reduction
+
+    def extra_repr(self) -> str:
+        return f"reduction={self.reduction!r}"
+
+
+class CCELoss(_Loss):
+    """Module form of :func:`cce` (Eq. 2)."""
+
+    def forward(self, logits: Tensor, y: Tensor, weight: Tensor | None = None) -> Tensor:
+        return cce(logits, y, weight=weight, reduction=self.reduction)
+
+
+class MAELoss(_Loss):
+    """Module form of :func:`mae` (Eq. 4, ``2 - 2 f_y``)."""
+
+    def forward(self, logits: Tensor, y: Tensor, weight: Tensor | None = None) -> Tensor:
+        return mae(logits, y, weight=weight, reduction=self.reduction)
+
+
+class LqLoss(_Loss):
+    """Module form of :func:`lq` (Eq. 6); the paper uses ``q = 0.7``."""
+
+    def __init__(self, q: float = 0.7, reduction: str = "mean"):
+        super().__init__(reduction)
+        self.q = check_q(q)
+
+    def forward(self, logits: Tensor, y: Tensor, weight: Tensor | None = None) -> Tensor:
+        return lq(logits, y, self.q, weight=weight, reduction=self.reduction)
+
+    def extra_repr(self) -> str:
+        return f"q={self.q}, " + super().extra_repr()
+
+
+class TruncatedLqLoss(_Loss):
+    """Truncated ``L_q`` trained by alternating convex search (Eq. 12-13, Algorithm 1).
+
+    Holds the pruning weights ``w`` as a buffer indexed by sample id, all ones
+    at the start (train on the full data).  Call :meth:`prune` with the
+    current model's logits for (a chunk of) the training set to run the
+    pruning step; call the module with the batch's sample ids to train on the
+    objective of Eq. 13.  Called without ids it evaluates Eq. 9 directly.
+    """
+
+    weights: Tensor
+
+    def __init__(self, num_samples: int, q: float = 0.7, k: float = 0.5, reduction: str = "mean"):
+        super().__init__(reduction)
+        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+            raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
+        self.q, self.k = check_q(q), check_k(k)
+        self.register_buffer("weights", torch.ones(num_samples))
+
+    def forward(self, logits: Tensor, y: Tensor, index: Tensor | None = None) -> Tensor:
+        if index is None:
+            return truncated_lq(logits, y, self.q, self.k, reduction=self.reduction)
+        w = self.weights.index_select(0, index.to(self.weights.device).long())
+        return acs_lq(logits, y, self.q, self.k, w.to(logits.device), reduction=self.reduction)
+
+    @torch.no_grad()
+    def prune(self, logits: Tensor, y: Tensor, index: Tensor) -> Tensor:
+        """Pruning step: set ``w`` for the samples ``index`` from their logits; return those ``w``."""
+        w = prune_weights(logits, y, self.k)
+        self.weights.index_copy_(0, index.to(self.weights.device).long(), w.to(self.weights.device))
+        return w
+
+    def reset(self) -> None:
+        """Keep every sample again (``w = 1``), as at the start of Algorithm 1."""
+        self.weights.fill_(1.0)
+
+    @property
+    def kept_fraction(self) -> float:
+        return float(self.weights.mean())
+
+    def extra_repr(self) -> str:
+        return f"num_samples={self.weights.numel()}, q={self.q}, k={self.k}, " + super().extra_repr()
+
+
+class ForwardCorrectedLoss(_Loss):
+    """Module form of :func:`forward_corrected` (Eq. 1); ``T`` is kept as a buffer."""
+
+    T: Tensor
+
+    def __init__(self, T, reduction: str = "mean"):
+        super().__init__(reduction)
+        self.register_buffer("T", check_transition_matrix(T).to(torch.get_default_dtype()))
+
+    def forward(self, logits: Tensor, y: Tensor, weight: Tensor | None = None) -> Tensor:
+        return forward_corrected(logits, y, self.T, weight=weight, reduction=self.reduction,
+                                 validate=False)
