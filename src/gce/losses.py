@@ -350,6 +350,7 @@ class CCELoss(_Loss):
     """Module form of :func:`cce` (Eq. 2)."""
 
     def forward(self, logits: Tensor, y: Tensor, weight: Tensor | None = None) -> Tensor:
+        """The loss of ``logits`` (N, c) at integer labels ``y`` (N,), optionally weighted."""
         return cce(logits, y, weight=weight, reduction=self.reduction)
 
 
@@ -357,6 +358,7 @@ class MAELoss(_Loss):
     """Module form of :func:`mae` (Eq. 4, ``2 - 2 f_y``)."""
 
     def forward(self, logits: Tensor, y: Tensor, weight: Tensor | None = None) -> Tensor:
+        """The loss of ``logits`` (N, c) at integer labels ``y`` (N,), optionally weighted."""
         return mae(logits, y, weight=weight, reduction=self.reduction)
 
 
@@ -368,6 +370,7 @@ class LqLoss(_Loss):
         self.q = check_q(q)
 
     def forward(self, logits: Tensor, y: Tensor, weight: Tensor | None = None) -> Tensor:
+        """The loss of ``logits`` (N, c) at integer labels ``y`` (N,), optionally weighted."""
         return lq(logits, y, self.q, weight=weight, reduction=self.reduction)
 
     def extra_repr(self) -> str:
@@ -394,6 +397,7 @@ class TruncatedLqLoss(_Loss):
         self.register_buffer("weights", torch.ones(num_samples))
 
     def forward(self, logits: Tensor, y: Tensor, index: Tensor | None = None) -> Tensor:
+        """Eq. 13 with the stored weights of samples ``index``; Eq. 9 when ``index`` is None."""
         if index is None:
             return truncated_lq(logits, y, self.q, self.k, reduction=self.reduction)
         w = self.weights.index_select(0, index.to(self.weights.device).long())
@@ -428,5 +432,6 @@ class ForwardCorrectedLoss(_Loss):
         self.register_buffer("T", check_transition_matrix(T).to(torch.get_default_dtype()))
 
     def forward(self, logits: Tensor, y: Tensor, weight: Tensor | None = None) -> Tensor:
+        """The loss of ``logits`` (N, c) at integer labels ``y`` (N,), optionally weighted."""
         return forward_corrected(logits, y, self.T, weight=weight, reduction=self.reduction,
                                  validate=False)

@@ -45,7 +45,7 @@ __all__ = [
 
 NOISE_KINDS = ("uniform", "class_dependent")
 
-#: Class-dependent flips, by class name: ``source -> target`` with probability eta.
+#: Class-dependent flips by class name, each ``source -> target`` with probability eta.
 #: CIFAR-10 and the digits map follow Patrini et al. (2017) (the digits map is
 #: their MNIST map); FASHION-MNIST's follows Sec. 4.2 of the paper.  CIFAR-100
 #: flips every class to the next one, circularly, and is built in code.
