@@ -8,13 +8,14 @@ Entropy Loss for Training Deep Neural Networks with Noisy Labels* (NeurIPS
   correction (Eq. 1, 2, 4, 6, 9, 12-13).
 - :mod:`gce.noise` -- uniform, class-dependent and open-set label noise
   (Sec. 3.1, 4.2).
+- :mod:`gce.theory` -- the mathematics of Sec. 3 in sympy, with numeric twins.
 - :mod:`gce.classes` -- class names of the datasets.
 - :mod:`gce.plots` -- the book's figures.
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import classes, losses, noise
+from . import classes, losses, noise, theory
 from .losses import (
     CCELoss,
     ForwardCorrectedLoss,
@@ -36,7 +37,7 @@ except PackageNotFoundError:  # running from a source tree
     __version__ = "0+unknown"
 
 __all__ = [
-    "classes", "losses", "noise",
+    "classes", "losses", "noise", "theory",
     "cce", "mae", "lq", "truncated_lq", "acs_lq", "prune_weights", "forward_corrected",
     "CCELoss", "MAELoss", "LqLoss", "TruncatedLqLoss", "ForwardCorrectedLoss",
 ]
