@@ -8,6 +8,8 @@ Entropy Loss for Training Deep Neural Networks with Noisy Labels* (NeurIPS
   correction (Eq. 1, 2, 4, 6, 9, 12-13).
 - :mod:`gce.noise` -- uniform, class-dependent and open-set label noise
   (Sec. 3.1, 4.2).
+- :mod:`gce.data` -- the datasets as ``uint8`` tensors and the noisy splits of
+  Sec. 4 (validation held out, train/validation noisy, test clean).
 - :mod:`gce.theory` -- the mathematics of Sec. 3 in sympy, with numeric twins.
 - :mod:`gce.classes` -- class names of the datasets.
 - :mod:`gce.plots` -- the book's figures.
@@ -15,7 +17,7 @@ Entropy Loss for Training Deep Neural Networks with Noisy Labels* (NeurIPS
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import classes, losses, noise, theory
+from . import classes, data, losses, noise, theory
 from .losses import (
     CCELoss,
     ForwardCorrectedLoss,
@@ -37,7 +39,7 @@ except PackageNotFoundError:  # running from a source tree
     __version__ = "0+unknown"
 
 __all__ = [
-    "classes", "losses", "noise", "theory",
+    "classes", "data", "losses", "noise", "theory",
     "cce", "mae", "lq", "truncated_lq", "acs_lq", "prune_weights", "forward_corrected",
     "CCELoss", "MAELoss", "LqLoss", "TruncatedLqLoss", "ForwardCorrectedLoss",
 ]
