@@ -551,3 +551,25 @@ def test_pixel_mean(digits):
     assert torch.equal(data.pixel_mean(digits.train.images.flip(0)), mean)
     with pytest.raises(ValueError, match="uint8"):
         data.pixel_mean(digits.train.images.float())
+
+
+def test_photo_patches_are_reproducible_uint8_digit_sized():
+    a = data.photo_patches(20, seed=3)
+    assert a.shape == (20, 1, 8, 8) and a.dtype == torch.uint8
+    assert torch.equal(a, data.photo_patches(20, seed=3))
+    assert not torch.equal(a, data.photo_patches(20, seed=4))
+    # 17 grey levels, like the digits, and stretched to the full range
+    assert {int(v) for v in a.unique()} <= {(i * 255 + 8) // 16 for i in range(17)}
+    assert int(a.amax()) == 255 and int(a.amin()) == 0
+
+
+def test_photo_patches_colour_and_errors():
+    rgb = data.photo_patches(3, shape=(3, 32, 32), seed=0, levels=None)
+    assert rgb.shape == (3, 3, 32, 32)
+    assert not torch.equal(rgb[:, 0], rgb[:, 1])  # real colour, not copied grey
+    with pytest.raises(ValueError, match="shape"):
+        data.photo_patches(2, shape=(2, 8, 8))
+    with pytest.raises(ValueError, match="levels"):
+        data.photo_patches(2, levels=1)
+    with pytest.raises(ValueError, match="n must"):
+        data.photo_patches(-1)

@@ -36,3 +36,29 @@ def test_compare_transitions_draws_two_panels():
     heatmaps = [ax for ax in fig.axes if ax.collections]
     assert len(heatmaps) >= 2
     plt.close("all")
+
+
+# ---- noise chapter ----
+
+
+def test_transition_panels_draw_each_matrix_in_order():
+    mats = {"uniform": noise.uniform(10, 0.4), "digits": noise.class_dependent("digits", 0.4),
+            "cifar100": noise.class_dependent("cifar100", 0.4)}
+    fig = plots.transition_panels(mats, {"digits": class_names("digits")}, ncols=2)
+    visible = [ax for ax in fig.axes if ax.get_visible() and ax.get_title()]
+    assert [ax.get_title() for ax in visible] == list(mats)
+    np.testing.assert_allclose(np.asarray(visible[1].collections[0].get_array()).reshape(10, 10),
+                               mats["digits"].numpy())
+    assert sum(not ax.get_visible() for ax in fig.axes) == 1  # 3 panels on a 2x2 grid
+    plt.close("all")
+
+
+def test_image_grid_marks_and_labels():
+    import torch
+    images = torch.randint(0, 256, (5, 1, 8, 8), dtype=torch.uint8)
+    fig = plots.image_grid(images, labels=list("abcde"), marked=[False, True, False, False, True], ncols=3)
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in axes] == list("abcde")
+    assert [ax.spines["top"].get_visible() for ax in axes] == [False, True, False, False, True]
+    np.testing.assert_array_equal(axes[0].images[0].get_array(), images[0, 0].numpy())
+    plt.close("all")

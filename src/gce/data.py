@@ -62,6 +62,7 @@ __all__ = [
     "noisy_splits",
     "open_set_splits",
     "pixel_mean",
+    "photo_patches",
 ]
 
 #: Fraction and seed of the fixed stratified test split of ``"digits"`` (scikit-learn ships no test split).
@@ -740,6 +741,54 @@ def open_set_splits(dataset: Dataset, ood_images: Tensor, rate: float, val_fract
         parts.append(_with_open_set(images[ids], labels[ids], ids, ood_images[ood_ids], ood_ids, rate, c, g))
     return NoisySplits(dataset.name, dataset.classes, parts[0], parts[1], dataset.test, None, seed,
                        open_set_rate=_noise.check_eta(rate))
+
+
+# --------------------------------------------------------------------------- offline out-of-distribution images
+
+
+def photo_patches(n: int, shape: tuple[int, int, int] = (1, 8, 8), seed: int = 0,
+                  levels: int | None = 17) -> Tensor:
+    """``n`` patches of scikit-learn's two bundled photographs, as ``uint8`` images of ``shape`` ``(C, H, W)``.
+
+    The offline out-of-distribution source for open-set noise at the pocket
+    scale: for the 8x8 ``digits`` the paper's pairing of CIFAR-10 with
+    CIFAR-100 images (Table 2) becomes digits with pieces of natural photographs
+    (``china.jpg`` and ``flower.jpg`` from :func:`sklearn.datasets.load_sample_images`),
+    none of which shows a digit.  Each patch is a random square crop (side
+    4 to 8 times the target size), averaged down to ``H x W`` (grey-level mean for
+    one channel), contrast-stretched to ``0..255`` and, with ``levels=17``,
+    quantised to the 17 grey levels of the digits so that intensity alone does not
+    give the outside images away.  The same ``seed`` gives the same patches.
+    """
+    from sklearn.datasets import load_sample_images
+
+    if not (isinstance(n, int) and n >= 0):
+        raise ValueError(f"n must be a non-negative integer, got {n!r}")
+    if len(shape) != 3 or shape[0] not in (1, 3) or min(shape[1:]) < 1:
+        raise ValueError(f"shape must be (C, H, W) with C in (1, 3), got {shape!r}")
+    if levels is not None and not 2 <= levels <= 256:
+        raise ValueError(f"levels must be in 2..256 or None, got {levels!r}")
+    C, H, W = shape
+    photos = [torch.from_numpy(np.asarray(img, dtype=np.float32)).permute(2, 0, 1)
+              for img in load_sample_images().images]
+    g = _generator(seed)
+    out = torch.empty((n, C, H, W), dtype=torch.uint8)
+    for i in range(n):
+        photo = photos[int(torch.randint(len(photos), (1,), generator=g))]
+        scale = int(torch.randint(4, 9, (1,), generator=g))
+        h, w = H * scale, W * scale
+        top = int(torch.randint(photo.shape[1] - h + 1, (1,), generator=g))
+        left = int(torch.randint(photo.shape[2] - w + 1, (1,), generator=g))
+        crop = photo[:, top:top + h, left:left + w]
+        if C == 1:
+            crop = crop.mean(dim=0, keepdim=True)
+        small = torch.nn.functional.avg_pool2d(crop.unsqueeze(0), scale).squeeze(0)
+        lo, hi = small.amin(), small.amax()
+        small = (small - lo) / (hi - lo) if hi > lo else torch.zeros_like(small)
+        if levels is not None:
+            small = torch.round(small * (levels - 1)) / (levels - 1)
+        out[i] = torch.round(small * 255).to(torch.uint8)
+    return out
 
 
 # --------------------------------------------------------------------------- preprocessing

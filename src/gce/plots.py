@@ -85,3 +85,64 @@ def compare_transitions(T, T_empirical, class_names: Sequence[str] | None = None
     if suptitle:
         fig.suptitle(suptitle)
     return fig
+
+
+# ---- noise chapter ----
+
+
+def transition_panels(matrices: dict, class_names_by_title: dict | None = None, *, ncols: int = 3):
+    """A grid of transition heatmaps, one per entry ``title -> T`` of ``matrices`` (shared colour scale).
+
+    ``class_names_by_title`` gives the tick labels of each panel (optional).
+    """
+    if not matrices:
+        raise ValueError("matrices is empty: give at least one title -> T")
+    names = class_names_by_title or {}
+    n = len(matrices)
+    ncols = min(ncols, n)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.4 * ncols, 4.1 * nrows), squeeze=False)
+    for ax, (title, T) in zip(axes.flat, matrices.items()):
+        transition_heatmap(T, names.get(title), ax=ax, title=title, cbar=False)
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    return fig
+
+
+def image_grid(images, labels: Sequence | None = None, *, marked=None, ncols: int = 10,
+               mark_color: str = "#D55E00", title: str | None = None):
+    """Draw ``uint8`` images ``(N, C, H, W)`` in a grid, each titled by its label; ``marked`` ones get a frame.
+
+    Used for open-set noise: the frame shows which images came from outside the dataset.
+    """
+    images = torch.as_tensor(images)
+    if images.dim() != 4 or images.shape[1] not in (1, 3):
+        raise ValueError(f"images must be (N, C, H, W) with C in (1, 3), got {tuple(images.shape)}")
+    n = images.shape[0]
+    marked = np.zeros(n, dtype=bool) if marked is None else np.asarray(torch.as_tensor(marked).cpu(), dtype=bool)
+    ncols = max(1, min(ncols, n))
+    nrows = max(1, -(-n // ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.05 * ncols, 1.25 * nrows), squeeze=False,
+                             layout="constrained")
+    for i, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.grid(False)
+        if i >= n:
+            ax.set_visible(False)
+            continue
+        img = images[i].permute(1, 2, 0).cpu().numpy()
+        ax.imshow(img[..., 0] if img.shape[2] == 1 else img, cmap="gray_r" if img.shape[2] == 1 else None,
+                  vmin=0, vmax=255, interpolation="nearest")
+        if labels is not None:
+            ax.set_title(str(labels[i]), fontsize=8, pad=2)
+        for spine in ax.spines.values():
+            spine.set_visible(bool(marked[i]))
+            spine.set_color(mark_color)
+            spine.set_linewidth(2.5)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+__all__ += ["transition_panels", "image_grid"]
