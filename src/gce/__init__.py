@@ -10,6 +10,10 @@ Entropy Loss for Training Deep Neural Networks with Noisy Labels* (NeurIPS
   (Sec. 3.1, 4.2).
 - :mod:`gce.data` -- the datasets as ``uint8`` tensors and the noisy splits of
   Sec. 4 (validation held out, train/validation noisy, test clean).
+- :mod:`gce.models` -- the networks of Sec. 4 (CIFAR ResNet-34/18, the shallow
+  CNN of Table 2) and BatchNorm-free small models for CPU runs.
+- :mod:`gce.train` -- one training run as a dataclass config; many runs
+  trained together (vmap), Algorithm 1's pruning, Patrini's T-hat.
 - :mod:`gce.theory` -- the mathematics of Sec. 3 in sympy, with numeric twins.
 - :mod:`gce.classes` -- class names of the datasets.
 - :mod:`gce.plots` -- the book's figures.
@@ -17,7 +21,7 @@ Entropy Loss for Training Deep Neural Networks with Noisy Labels* (NeurIPS
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import classes, data, losses, noise, theory
+from . import classes, data, losses, models, noise, theory, train
 from .losses import (
     CCELoss,
     ForwardCorrectedLoss,
@@ -39,7 +43,7 @@ except PackageNotFoundError:  # running from a source tree
     __version__ = "0+unknown"
 
 __all__ = [
-    "classes", "data", "losses", "noise", "theory",
+    "classes", "data", "losses", "models", "noise", "theory", "train",
     "cce", "mae", "lq", "truncated_lq", "acs_lq", "prune_weights", "forward_corrected",
     "CCELoss", "MAELoss", "LqLoss", "TruncatedLqLoss", "ForwardCorrectedLoss",
 ]
