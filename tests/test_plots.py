@@ -62,3 +62,57 @@ def test_image_grid_marks_and_labels():
     assert [ax.spines["top"].get_visible() for ax in axes] == [False, True, False, False, True]
     np.testing.assert_array_equal(axes[0].images[0].get_array(), images[0, 0].numpy())
     plt.close("all")
+
+
+# ---- lq_family ----
+import sys  # noqa: E402
+import types  # noqa: E402
+
+from gce import theory  # noqa: E402
+
+
+def test_plot_lq_family_draws_each_q_and_mae():
+    qs = (0.0, 0.5, 1.0)
+    ax_loss, ax_w = plots.plot_lq_family(qs)
+    assert len(ax_loss.lines) == len(ax_w.lines) == len(qs) + 1
+    for line, q_ in zip(ax_loss.lines, qs):
+        x, y = line.get_data()
+        np.testing.assert_allclose(y, theory.lq_curve(x, q_))
+    x, y = ax_w.lines[0].get_data()
+    np.testing.assert_allclose(y, 1 / x)  # CCE's weight
+    x, y = ax_w.lines[-1].get_data()
+    np.testing.assert_allclose(y, 2.0)  # MAE's weight (Eq. 4)
+    assert ax_w.get_yscale() == "log"
+    labels = [t.get_text() for t in ax_loss.get_legend().get_texts()]
+    assert "CCE" in labels[0] and "unhinged" in labels[2] and labels[3] == "MAE (Eq. 4)"
+    plt.close("all")
+
+
+def test_plot_relative_weight_draws_f_to_the_q():
+    ax = plots.plot_relative_weight((0.5,))
+    x, y = ax.lines[-1].get_data()
+    np.testing.assert_allclose(y, np.sqrt(x))
+    plt.close("all")
+
+
+def test_interactive_lq_family_skips_without_ipywidgets(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)  # import now raises ImportError
+    assert plots.interactive_lq_family() is None
+
+
+def test_interactive_lq_family_redraws_for_the_slider_value(monkeypatch):
+    calls = []
+
+    def interact(fn, q):
+        calls.append(q.value)
+        fn(q.value)
+        return fn
+
+    fake = types.SimpleNamespace(interact=interact, FloatSlider=lambda **kw: types.SimpleNamespace(**kw))
+    monkeypatch.setitem(sys.modules, "ipywidgets", fake)
+    monkeypatch.setattr(plt, "show", lambda: None)
+    assert plots.interactive_lq_family(0.3) is not None
+    assert calls == [0.3]
+    ax_loss = plt.gcf().axes[0]
+    assert len(ax_loss.lines) == 4  # q = 0, 0.3, 1 and MAE
+    plt.close("all")

@@ -134,3 +134,69 @@ def test_acs_optimal_weights_minimise_eq13():
     lq_t = L.lq(logits, y, 0.7, reduction="none").numpy()
     w_t = L.prune_weights(logits, y, 0.4).numpy()
     np.testing.assert_array_equal(w_t, th.acs_optimal_weights(lq_t, L.lq_of_probability(0.4, 0.7)))
+
+
+# ---- lq_family ----
+
+
+def test_lq_series_starts_with_cce_and_matches_the_loss_for_small_q():
+    s = th.lq_series_expr(3)
+    assert sp.simplify(s.subs(th.q, 0) - th.cce_expr()) == 0
+    assert sp.simplify(sp.diff(s, th.q).subs(th.q, 0) + sp.log(th.f) ** 2 / 2) == 0
+    p = np.array([0.01, 0.3, 0.9])
+    series = sp.lambdify((th.f, th.q), s, "numpy")
+    for q_ in (1e-2, 1e-3):
+        err = np.abs(series(p, q_) - th.lq_curve(p, q_))
+        assert err.max() < 10 * q_ ** 3 * np.abs(np.log(p)).max() ** 4
+
+
+@pytest.mark.parametrize("n_classes,label", [(2, 0), (2, 1), (3, 0), (3, 2), (4, 1)])
+def test_lq_logit_gradient_closed_form_is_exact(n_classes, label):
+    d = th.lq_logit_gradient(n_classes, label)
+    assert all(e == 0 for e in d["difference"])
+    # a wrong closed form (the theta-weight f_y**(q-1) put in place of f_y**q) is caught
+    fy = d["softmax"][label]
+    wrong = fy ** (th.q - 1) * (d["softmax"][0] - int(label == 0))
+    assert sp.simplify(sp.powsimp(sp.expand_power_base(d["gradient"][0] - wrong, force=True), force=True)) != 0
+
+
+def test_lq_logit_gradient_numeric_twin_matches_autograd():
+    gen = torch.Generator().manual_seed(11)
+    logits = (torch.randn(64, 7, generator=gen, dtype=torch.float64) * 3).requires_grad_(True)
+    y = torch.randint(0, 7, (64,), generator=gen)
+    for q_ in (0.25, 0.7, 1.0):
+        logits.grad = None
+        L.lq(logits, y, q_, reduction="sum").backward()
+        probs = torch.softmax(logits, 1).detach().numpy()
+        np.testing.assert_allclose(logits.grad.numpy(), th.lq_logit_gradient_closed_form(probs, y.numpy(), q_),
+                                   rtol=1e-10, atol=1e-14)
+    # q = 0 is CCE's familiar softmax-minus-one-hot
+    logits.grad = None
+    L.cce(logits, y, reduction="sum").backward()
+    np.testing.assert_allclose(logits.grad.numpy(), th.lq_logit_gradient_closed_form(probs, y.numpy(), 0.0),
+                               rtol=1e-10, atol=1e-14)
+
+
+def test_lq_curve_endpoints_and_agreement_with_the_torch_loss():
+    p = np.array([1e-6, 0.1, 0.5, 1.0])
+    np.testing.assert_allclose(th.lq_curve(p, 0.0), -np.log(p))
+    np.testing.assert_allclose(th.lq_curve(p, 1.0), 1 - p)
+    np.testing.assert_allclose(th.lq_curve(p, 1e-12), -np.log(p), rtol=1e-9)  # no cancellation
+    logits = torch.randn(50, 5, generator=torch.Generator().manual_seed(2), dtype=torch.float64) * 2
+    y = torch.randint(0, 5, (50,), generator=torch.Generator().manual_seed(3))
+    fy = torch.softmax(logits, 1).gather(1, y[:, None]).squeeze(1).numpy()
+    np.testing.assert_allclose(th.lq_curve(fy, 0.7), L.lq(logits, y, 0.7, reduction="none").numpy(), rtol=1e-12)
+    np.testing.assert_allclose(th.lq_curve(fy, 0.0), L.cce(logits, y, reduction="none").numpy(), rtol=1e-12)
+
+
+def test_weights_match_the_sympy_gradient_weight():
+    p = np.linspace(0.05, 1, 7)
+    for q_ in (0.25, 0.7, 1.0):
+        w_sym = sp.lambdify(th.f, th.gradient_weight(th.lq_expr(q_=sp.Float(q_))), "numpy")
+        np.testing.assert_allclose(th.lq_gradient_weight(p, q_), w_sym(p) * np.ones_like(p), rtol=1e-12)
+        np.testing.assert_allclose(th.lq_relative_weight(p, q_) / p, th.lq_gradient_weight(p, q_), rtol=1e-12)
+    np.testing.assert_allclose(th.lq_gradient_weight(p, 0.0), 1 / p)
+    with pytest.raises(ValueError):
+        th.lq_curve(p, 1.5)
+    with pytest.raises(ValueError):
+        th.lq_relative_weight(p, -0.1)

@@ -146,3 +146,113 @@ def image_grid(images, labels: Sequence | None = None, *, marked=None, ncols: in
 
 
 __all__ += ["transition_panels", "image_grid"]
+
+
+# ---- lq_family ----
+# Figures of the chapter "CCE, MAE and the L_q family" (Eq. 2, 4, 6 and the
+# gradient weights of Sec. 3.2).
+
+#: The values of ``q`` the chapter draws: 0 is the CCE limit, 1 the unhinged loss.
+LQ_FAMILY_QS = (0.0, 0.25, 0.5, 0.7, 1.0)
+
+
+def _lq_label(q_: float) -> str:
+    if q_ == 0:
+        return "$q \\to 0$ (CCE)"
+    if q_ == 1:
+        return "$q = 1$ (unhinged)"
+    return f"$q = {q_:g}$"
+
+
+def _lq_colour(q_: float):
+    if q_ == 0:
+        return PALETTE["CCE"]
+    return plt.get_cmap("viridis")(0.1 + 0.65 * float(q_))
+
+
+def plot_lq_family(qs: Sequence[float] = LQ_FAMILY_QS, axes=None, *, show_mae: bool = True,
+                   f_min: float = 1e-3, n_points: int = 400):
+    """Two panels: ``L_q(f)`` (Eq. 6) and its gradient weight ``f**(q-1)`` against ``f = f_y``.
+
+    ``qs`` in ``[0, 1]``; ``q = 0`` draws CCE (Eq. 2), ``q = 1`` the unhinged loss.
+    With ``show_mae`` the MAE of Eq. 4, ``2 - 2 f`` (weight 2), is added dashed.
+    The weight panel has a log scale.  ``axes`` is a pair of axes (a new figure
+    when None); returns that pair.
+    """
+    from .theory import lq_curve, lq_gradient_weight
+
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(9.6, 3.8))
+    ax_loss, ax_w = axes
+    p = np.geomspace(f_min, 1.0, n_points)
+    for q_ in qs:
+        kw = dict(color=_lq_colour(q_), label=_lq_label(q_), lw=2.0 if q_ in (0, 1) else 1.6)
+        ax_loss.plot(p, lq_curve(p, q_), **kw)
+        ax_w.plot(p, lq_gradient_weight(p, q_), **kw)
+    if show_mae:
+        kw = dict(color=PALETTE["MAE"], ls="--", lw=1.6, label="MAE (Eq. 4)")
+        ax_loss.plot(p, 2 - 2 * p, **kw)
+        ax_w.plot(p, np.full_like(p, 2.0), **kw)
+    ax_loss.set_ylim(0, 4.2)
+    ax_loss.set_xlim(0, 1)
+    ax_loss.set_xlabel("$f_y$ (softmax probability of the label)")
+    ax_loss.set_ylabel("loss")
+    ax_loss.set_title("$\\mathcal{L}_q(f_y) = (1 - f_y^q)/q$")
+    ax_w.set_xscale("log")
+    ax_w.set_yscale("log")
+    ax_w.set_xlim(f_min, 1)
+    ax_w.set_xlabel("$f_y$ (log scale)")
+    ax_w.set_ylabel("weight $w(f_y)$ (log scale)")
+    ax_w.set_title("gradient weight $w = f_y^{q-1}$")
+    ax_loss.legend(fontsize=8, loc="upper right")
+    return axes
+
+
+def plot_relative_weight(qs: Sequence[float] = (0.25, 0.5, 0.7, 1.0), ax=None, *,
+                         n_points: int = 400):
+    """``f**q`` against ``f``: how much ``L_q`` scales a sample's gradient relative to CCE (Sec. 3.2).
+
+    Samples with a small ``f_y`` (the network disagrees with the label, as it
+    does for many mislabelled samples) get a weight near 0; ``q = 0`` would be
+    the constant 1.  Returns the axes.
+    """
+    from .theory import lq_relative_weight
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.2, 3.6))
+    p = np.linspace(0, 1, n_points)
+    ax.axhline(1.0, color=PALETTE["CCE"], lw=2.0, label=_lq_label(0.0))
+    for q_ in qs:
+        ax.plot(p, lq_relative_weight(p, q_), color=_lq_colour(q_), lw=1.6, label=_lq_label(q_))
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("$f_y$ (softmax probability of the label)")
+    ax.set_ylabel("$f_y^q$")
+    ax.set_title("weight of $\\mathcal{L}_q$ relative to CCE")
+    ax.legend(fontsize=8, loc="lower right")
+    return ax
+
+
+def interactive_lq_family(q_init: float = 0.7, step: float = 0.05):
+    """A slider for ``q`` that redraws :func:`plot_lq_family` for ``(0, q, 1)``.
+
+    Needs ``ipywidgets`` (present in Colab and Jupyter); returns None, drawing
+    nothing, when it is not installed, so a notebook can call it unconditionally.
+    """
+    try:
+        import ipywidgets
+    except ImportError:
+        return None
+
+    def show(q):
+        qs = sorted({0.0, round(float(q), 6), 1.0})
+        _, axes = plt.subplots(1, 2, figsize=(9.6, 3.8))
+        plot_lq_family(qs, axes=axes)
+        plt.show()
+
+    slider = ipywidgets.FloatSlider(value=q_init, min=0.0, max=1.0, step=step, description="q",
+                                    continuous_update=False)
+    return ipywidgets.interact(show, q=slider)
+
+
+__all__ += ["LQ_FAMILY_QS", "plot_lq_family", "plot_relative_weight", "interactive_lq_family"]

@@ -242,3 +242,94 @@ def eq11_gap(c_, q_, k_) -> np.ndarray:
 def eq11_holds(c_, q_, k_) -> np.ndarray:
     """Whether Eq. 11 holds (strictly) at each point."""
     return eq11_gap(c_, q_, k_) > 0
+
+
+# ---- lq_family ----
+# Chapter "CCE, MAE and the L_q family" (Sec. 3.2, Eq. 4-6 and the gradient
+# formula after Eq. 8): the q -> 0 series, the gradient with respect to the
+# logits, and numeric twins of the loss and its weights for the figures.
+
+
+def lq_series_expr(order: int = 3) -> sp.Expr:
+    """Eq. 6 expanded in ``q`` around 0, up to (not including) ``q**order``.
+
+    ``f**q = exp(q log f)``, so ``L_q = -log f - q (log f)**2 / 2 - q**2 (log f)**3 / 6 - ...``:
+    the constant term is CCE (Eq. 2) and the first correction, ``-q (log f)**2 / 2``,
+    sets how fast ``L_q`` approaches it.
+    """
+    return sp.expand(sp.series(lq_expr(), q, 0, order).removeO())
+
+
+def lq_logit_gradient(n_classes: int = 3, label: int = 0, q_=q) -> dict[str, object]:
+    """The gradient of ``L_q`` (Eq. 6) with respect to the logits ``z`` of a softmax.
+
+    With ``f = softmax(z)`` and label ``y``, the chain rule through the softmax
+    Jacobian ``d f_y / d z_j = f_y (1[j=y] - f_j)`` turns the paper's
+    ``-f_y**(q-1) grad f_y`` into ``d L_q / d z_j = f_y**q (f_j - 1[j=y])``.
+    Returns the logit symbols, the softmax vector, the loss, sympy's gradient of
+    the loss in ``z``, that closed form, and their difference after
+    simplification (a vector of zeros when the closed form is right).
+    """
+    if n_classes < 2 or not 0 <= label < n_classes:
+        raise ValueError("need n_classes >= 2 and 0 <= label < n_classes")
+    z = sp.symbols(f"z0:{n_classes}", real=True)
+    total = sum(sp.exp(zj) for zj in z)
+    soft = sp.Matrix([sp.exp(zj) / total for zj in z])
+    fy = soft[label]
+    loss = (1 - fy ** q_) / q_
+    grad = sp.Matrix([sp.diff(loss, zj) for zj in z])
+    closed = sp.Matrix([fy ** q_ * (soft[j] - (1 if j == label else 0)) for j in range(n_classes)])
+    diff = sp.Matrix([sp.simplify(sp.powsimp(sp.expand_power_base(g - cf, force=True), force=True))
+                      for g, cf in zip(grad, closed)])
+    return {"logits": z, "softmax": soft, "loss": loss, "gradient": grad,
+            "closed_form": closed, "difference": diff}
+
+
+def _check_q_closed(q_) -> None:
+    if not np.all((np.asarray(q_) >= 0) & (np.asarray(q_) <= 1)):
+        raise ValueError("q must be in [0, 1] (q = 0 stands for the CCE limit of Eq. 6)")
+
+
+def lq_curve(p, q_) -> np.ndarray:
+    """``L_q(p) = (1 - p**q) / q`` (Eq. 6) on arrays; ``q = 0`` gives its limit ``-log p`` (Eq. 2).
+
+    Computed as ``-expm1(q log p) / q``, which keeps full precision for small ``q``.
+    """
+    _check_q_closed(q_)
+    p, q_ = np.broadcast_arrays(np.asarray(p, dtype=float), np.asarray(q_, dtype=float))
+    log_p = np.log(p)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = -np.expm1(q_ * log_p) / q_
+    return np.where(q_ == 0, -log_p, out)
+
+
+def lq_gradient_weight(p, q_) -> np.ndarray:
+    """``w(p) = p**(q-1)``: ``dL_q/dtheta = -w(p) grad_theta p`` (the display after Eq. 8).
+
+    ``q = 0`` gives CCE's ``1/p`` and ``q = 1`` the unhinged loss's ``1`` (Eq. 5).
+    """
+    _check_q_closed(q_)
+    return np.asarray(p, dtype=float) ** (np.asarray(q_, dtype=float) - 1.0)
+
+
+def lq_relative_weight(p, q_) -> np.ndarray:
+    """``p**q``: the weight of a sample's gradient under ``L_q`` relative to CCE (Sec. 3.2)."""
+    _check_q_closed(q_)
+    return np.asarray(p, dtype=float) ** np.asarray(q_, dtype=float)
+
+
+def lq_logit_gradient_closed_form(probs, labels, q_) -> np.ndarray:
+    """``f_y**q (f - e_y)`` row by row: the gradient of ``L_q`` in the logits (see :func:`lq_logit_gradient`).
+
+    ``probs`` has shape ``(N, c)`` (softmax outputs), ``labels`` shape ``(N,)``.
+    """
+    _check_q_closed(q_)
+    probs = np.asarray(probs, dtype=float)
+    labels = np.asarray(labels, dtype=int)
+    onehot = np.eye(probs.shape[-1])[labels]
+    fy = np.take_along_axis(probs, labels[:, None], axis=-1)
+    return fy ** q_ * (probs - onehot)
+
+
+__all__ += ["lq_series_expr", "lq_logit_gradient", "lq_curve", "lq_gradient_weight",
+            "lq_relative_weight", "lq_logit_gradient_closed_form"]
