@@ -116,3 +116,45 @@ def test_interactive_lq_family_redraws_for_the_slider_value(monkeypatch):
     ax_loss = plt.gcf().axes[0]
     assert len(ax_loss.lines) == 4  # q = 0, 0.3, 1 and MAE
     plt.close("all")
+
+
+# ---- experiments ----
+
+
+def _fake_results():
+    import pandas as pd
+    runs, hist = [], []
+    rid = 0
+    for dataset, noise_kind, eta, method, q in [("digits", "none", 0.0, "cce", 0.7), ("digits", "none", 0.0, "mae", 0.7),
+                                                ("digits", "uniform", 0.4, "cce", 0.7),
+                                                ("digits", "uniform", 0.4, "lq", 0.7)]:
+        for seed in range(2):
+            runs.append(dict(run_id=f"r{rid}", dataset=dataset, noise=noise_kind, eta=eta, method=method, q=q,
+                             seed=seed))
+            for e in range(1, 4):
+                hist.append(dict(run_id=f"r{rid}", epoch=e, test_acc=0.1 * e + 0.01 * seed, val_loss=1.0 / e,
+                                 softmax_clean=0.2 * e, softmax_noisy=0.05 * e))
+            rid += 1
+    return pd.DataFrame(runs), pd.DataFrame(hist)
+
+
+def test_plot_fig1_draws_seed_means():
+    runs, hist = _fake_results()
+    fig = plots.plot_fig1(runs, hist, datasets=("digits",))
+    a, c = fig.axes[:2]
+    cce = [ln for ln in a.get_lines() if ln.get_label() == "CCE"][0]
+    np.testing.assert_allclose(cce.get_ydata(), [100 * (0.1 * e + 0.005) for e in (1, 2, 3)])
+    labels = [ln.get_label() for ln in c.get_lines()]
+    assert labels == ["CCE, right labels", "CCE, wrong labels", "Lq (q=0.7), right labels", "Lq (q=0.7), wrong labels"]
+    np.testing.assert_allclose(c.get_lines()[1].get_ydata(), [0.05, 0.10, 0.15])
+    plt.close("all")
+
+
+def test_plot_fig2_one_line_per_q_and_eta():
+    runs, hist = _fake_results()
+    fig = plots.plot_fig2(runs, hist, qs=(0.0, 0.7), etas=(0.0, 0.4))
+    top_right = fig.axes[1]
+    assert [ln.get_label() for ln in top_right.get_lines()] == ["CCE (q=0)", "q=0.7"]
+    bottom_left = fig.axes[2]
+    np.testing.assert_allclose(bottom_left.get_lines()[0].get_ydata(), [1.0, 0.5, 1 / 3])
+    plt.close("all")

@@ -256,3 +256,84 @@ def interactive_lq_family(q_init: float = 0.7, step: float = 0.05):
 
 
 __all__ += ["LQ_FAMILY_QS", "plot_lq_family", "plot_relative_weight", "interactive_lq_family"]
+
+
+# ---- experiments ----
+
+
+def _curves(runs, history, select: dict, metric: str):
+    """Mean and std over seeds of ``metric`` per epoch, for the runs matching ``select``."""
+    mask = np.ones(len(runs), dtype=bool)
+    for k, v in select.items():
+        mask &= (runs[k] == v).to_numpy()
+    ids = runs.loc[mask, "run_id"]
+    h = history[history["run_id"].isin(ids)]
+    g = h.groupby("epoch")[metric]
+    return g.mean(), g.std(ddof=0), int(ids.nunique())
+
+
+def _line(ax, runs, history, select, metric, label, color, style="-", scale=1.0):
+    mean, std, n = _curves(runs, history, select, metric)
+    if not len(mean):
+        return 0
+    ax.plot(mean.index, scale * mean.values, style, color=color, label=label, lw=1.6)
+    if n > 1:
+        ax.fill_between(mean.index, scale * (mean - std).values, scale * (mean + std).values, color=color,
+                        alpha=0.15, lw=0)
+    return n
+
+
+def plot_fig1(runs, history, *, datasets: Sequence[str], caption: str | None = None):
+    """Figure 1 of the paper: (a, b) test accuracy of CCE and MAE on clean labels per dataset;
+    (c) mean softmax at the given label for right (solid) and wrong (dashed) labels, CCE vs L_q (q = 0.7).
+
+    ``runs``/``history`` are the tables of :class:`gce.experiments.ResultStore`;
+    lines are means over seeds with a +-1 std band.
+    """
+    panels = list(datasets[:2]) + ["softmax"]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.5), squeeze=False)
+    letters = "abc" if len(panels) == 3 else "ac"
+    for ax, panel, letter in zip(axes[0], panels, letters):
+        if panel == "softmax":
+            for method, label in (("cce", "CCE"), ("lq", "Lq (q=0.7)")):
+                sel, color = {"method": method, "noise": "uniform"}, PALETTE["CCE" if method == "cce" else "Lq"]
+                _line(ax, runs, history, sel, "softmax_clean", f"{label}, right labels", color)
+                _line(ax, runs, history, sel, "softmax_noisy", f"{label}, wrong labels", color, "--")
+            ax.set_ylabel("mean softmax at the given label")
+            ax.set_title(f"({letter}) {datasets[0]}, uniform noise 0.4")
+        else:
+            for method, label in (("cce", "CCE"), ("mae", "MAE")):
+                _line(ax, runs, history, {"method": method, "noise": "none", "dataset": panel}, "test_acc", label,
+                      PALETTE[label], scale=100)
+            ax.set_ylabel("test accuracy (%)")
+            ax.set_title(f"({letter}) {panel}, clean labels")
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=7)
+    if caption:
+        fig.suptitle(caption, fontsize=9)
+    return fig
+
+
+def plot_fig2(runs, history, *, qs: Sequence[float], etas: Sequence[float], caption: str | None = None):
+    """Figure 2 of the paper: test accuracy (top) and noisy-validation loss (bottom) against epochs,
+    one line per q (q = 0 is CCE), one column per noise rate eta."""
+    fig, axes = plt.subplots(2, len(etas), figsize=(4.2 * len(etas), 6.4), squeeze=False, sharex=True)
+    colors = sns.color_palette("viridis", len(qs))
+    for j, eta in enumerate(etas):
+        for qv, color in zip(qs, colors):
+            sel = {"eta": eta, "method": "cce"} if qv == 0 else {"eta": eta, "method": "lq", "q": qv}
+            label = "CCE (q=0)" if qv == 0 else f"q={qv:g}"
+            _line(axes[0, j], runs, history, sel, "test_acc", label, color, scale=100)
+            _line(axes[1, j], runs, history, sel, "val_loss", label, color)
+        axes[0, j].set_title(f"({'abc'[j]}) eta = {eta:g}")
+        axes[1, j].set_title(f"({'def'[j]}) eta = {eta:g}")
+        axes[1, j].set_xlabel("epoch")
+    axes[0, 0].set_ylabel("test accuracy (%)")
+    axes[1, 0].set_ylabel("validation loss (own loss, noisy labels)")
+    axes[0, -1].legend(fontsize=7)
+    if caption:
+        fig.suptitle(caption, fontsize=9)
+    return fig
+
+
+__all__ += ["plot_fig1", "plot_fig2"]
