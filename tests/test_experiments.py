@@ -122,7 +122,7 @@ def test_command_line_reproduces_and_draws(tmp_path, monkeypatch, capsys):
     _tiny(monkeypatch, cfgs)
     assert cli.main(["reproduce", "table1", "--scale", "pocket", "--results", str(tmp_path), "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert "table1: 2 runs" in out
+    assert "table1: 2 runs (2 trained now" in out
     text = (tmp_path / "pocket" / "table1.md").read_text()
     assert "ours (digits)" in text and "paper (cifar10)" in text
     with pytest.raises(SystemExit):

@@ -49,6 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     rep.add_argument("--data-root", default=None, help="dataset folder (default: $GCE_DATA or ~/.cache/gce/data)")
     rep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    rep.add_argument("--engine", choices=("local", "ray"), default="local",
+                     help="local: this process (default); ray: one Ray task per run")
+    rep.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
+    rep.add_argument("--gpus-per-run", type=float, default=0.0,
+                     help="GPUs per Ray task, fractional to share a GPU (default 0: CPU)")
     args = parser.parse_args(argv)
 
     names = experiments.EXPERIMENTS if args.what == "all" else (args.what,)
@@ -56,10 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         start = time.time()
         exp, store = experiments.run(name, args.scale, results=args.results, device=args.device,
-                                     root=args.data_root, progress=not args.no_progress)
+                                     root=args.data_root, progress=not args.no_progress, engine=args.engine,
+                                     address=args.address, gpus_per_run=args.gpus_per_run)
         out = Path(args.results) / args.scale
         path = _draw(name, args.scale, exp, store, out)
-        print(f"{name}: {len(exp.configs)} runs, {time.time() - start:.0f} s -> {path}", flush=True)
+        print(f"{name}: {len(exp.configs)} runs ({len(store.trained)} trained now, the rest stored), "
+              f"{time.time() - start:.0f} s -> {path}", flush=True)
     print(f"total: {time.time() - total:.0f} s", flush=True)
     return 0
 

@@ -29,7 +29,8 @@ import json
 import os
 import platform
 import subprocess
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
@@ -226,6 +227,10 @@ class ResultStore:
         self.history_path = self.dir / f"{experiment}_history.csv"
         self.runs = self._read(self.runs_path)
         self.history = self._read(self.history_path)
+        self._pending_runs: list[dict] = []
+        self._pending_hist: list[dict] = []
+        self._dirty = False
+        self.trained: list[str] = []
 
     @staticmethod
     def _read(path: Path) -> pd.DataFrame:
@@ -240,28 +245,47 @@ class ResultStore:
         return df
 
     def done(self) -> set[str]:
+        self._merge()
         return set(self.runs["run_id"]) if len(self.runs) else set()
 
     def add(self, results: Sequence[_train.RunResult], prov: dict, scale: str,
-            t_hat: dict[str, list] | None = None) -> None:
-        rows, hist = [], []
+            t_hat: dict[str, list] | None = None, flush: bool = True) -> None:
+        """Add finished runs (replacing stored runs with the same id); write the files unless ``flush=False``."""
         for r in results:
             rid = run_id(r.config)
-            row = {"run_id": rid, "experiment": self.experiment, "scale": scale, **_flat_config(r.config),
-                   "best_epoch": r.best_epoch, "test_acc_best_val": r.test_acc_best_val,
-                   "test_acc_last": r.test_acc_last, "flip_rate_train": r.flip_rate_train,
-                   "flip_rate_val": r.flip_rate_val, "T_used": json.dumps(r.T_used) if r.T_used is not None else "",
-                   "T_hat_estimate": json.dumps((t_hat or {}).get(rid)) if (t_hat or {}).get(rid) else "",
-                   **prov}
-            rows.append(row)
+            self._pending_runs.append({
+                "run_id": rid, "experiment": self.experiment, "scale": scale, **_flat_config(r.config),
+                "best_epoch": r.best_epoch, "test_acc_best_val": r.test_acc_best_val,
+                "test_acc_last": r.test_acc_last, "flip_rate_train": r.flip_rate_train,
+                "flip_rate_val": r.flip_rate_val, "T_used": json.dumps(r.T_used) if r.T_used is not None else "",
+                "T_hat_estimate": json.dumps((t_hat or {}).get(rid)) if (t_hat or {}).get(rid) else "",
+                **prov})
             for e in range(r.epochs):
-                hist.append({"run_id": rid, "epoch": e + 1, **{k: v[e] for k, v in r.history.items()}})
-        new_ids = {row["run_id"] for row in rows}
+                self._pending_hist.append({"run_id": rid, "epoch": e + 1,
+                                           **{k: v[e] for k, v in r.history.items()}})
+        if flush:
+            self.flush()
+
+    def _merge(self) -> None:
+        if not self._pending_runs:
+            return
+        rows, hist = pd.DataFrame(self._pending_runs), pd.DataFrame(self._pending_hist)
+        rows = rows.drop_duplicates("run_id", keep="last")
+        new_ids = set(rows["run_id"])
+        hist = hist[hist["run_id"].isin(new_ids)].drop_duplicates(["run_id", "epoch"], keep="last")
         keep_runs = self.runs[~self.runs["run_id"].isin(new_ids)] if len(self.runs) else self.runs
         keep_hist = self.history[~self.history["run_id"].isin(new_ids)] if len(self.history) else self.history
-        self.runs = pd.concat([keep_runs, pd.DataFrame(rows)], ignore_index=True)
-        self.history = pd.concat([keep_hist, pd.DataFrame(hist)], ignore_index=True)
-        self._write()
+        self.runs = pd.concat([keep_runs, rows], ignore_index=True)
+        self.history = pd.concat([keep_hist, hist], ignore_index=True)
+        self._pending_runs, self._pending_hist = [], []
+        self._dirty = True
+
+    def flush(self) -> None:
+        """Write the tables (atomically: a temporary file, then a rename) if anything was added."""
+        self._merge()
+        if self._dirty:
+            self._write()
+            self._dirty = False
 
     def _write(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -272,6 +296,7 @@ class ResultStore:
 
     def t_hat(self, config: RunConfig) -> list | None:
         """The T-hat estimated from the stored CCE run matching ``config`` (None if not stored)."""
+        self._merge()
         if not len(self.runs) or "T_hat_estimate" not in self.runs:
             return None
         rid = run_id(_cce_twin(config))
@@ -314,8 +339,20 @@ def default_results_dir() -> Path:
 
 
 def run(name: str, scale: str | None = None, *, results: str | os.PathLike | None = None, device=None, root=None,
-        progress: bool = True, max_group: int = 256) -> tuple[Experiment, ResultStore]:
+        progress: bool = True, max_group: int = 256, engine: str = "local", address: str | None = None,
+        gpus_per_run: float = 0.0, on_stored: Callable[[str], None] | None = None
+        ) -> tuple[Experiment, ResultStore]:
     """Train every run of ``spec(name, scale)`` that ``results`` does not hold yet, then return the store.
+
+    ``scale`` defaults to :func:`default_scale` (``$GCE_SCALE``) and
+    ``results`` to :func:`default_results_dir`.  ``engine`` is ``"local"``
+    (this process, batched groups) or ``"ray"`` (one Ray task per run, on the
+    cluster at ``address``, ``gpus_per_run`` GPUs each); see :mod:`gce.runners`.
+    Each run is stored as soon as it finishes, so an interrupted sweep keeps
+    every finished run and the next call trains only the missing ones.  Runs
+    that fail are reported together at the end (a :class:`RuntimeError` naming
+    each config and its error) after all the others have been trained.
+    ``store.trained`` lists the run ids trained by this call.
 
     Runs that need ``T-hat`` (forward correction with an estimated matrix)
     are trained after the CCE run with the same data, noise and seed, whose
@@ -323,47 +360,59 @@ def run(name: str, scale: str | None = None, *, results: str | os.PathLike | Non
     on the un-augmented noisy training images).  The estimate is stored with
     the CCE run.
     """
+    from . import runners
+
     scale = default_scale() if scale is None else scale
     results = default_results_dir() if results is None else results
     exp = spec(name, scale)
     store = ResultStore(results, scale, name)
-    device = torch.device(device) if device is not None else (
-        torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu"))
-    prov = provenance(device)
+    runner = runners.make_engine(engine, device=device, root=root, progress=progress, max_group=max_group,
+                                 address=address, gpus_per_run=gpus_per_run)
+    prov = provenance(getattr(runner, "device", "cpu"))
     done = store.done()
     todo = [c for c in exp.configs if run_id(c) not in done]
     need_hat = {run_id(_cce_twin(c)) for c in exp.configs if c.method == "forward_T_hat"}
-    # a CCE twin that is stored without its estimate must be retrained with keep_models
+    # a CCE twin that is stored without its estimate must be retrained (its model gives T-hat)
     first = [c for c in todo if c.method != "forward_T_hat"]
     for c in exp.configs:
-        if c.method == "forward_T_hat" and run_id(_cce_twin(c)) in done and store.t_hat(c) is None:
-            if _cce_twin(c) not in first:
-                first.append(_cce_twin(c))
+        twin = _cce_twin(c)
+        if c.method == "forward_T_hat" and run_id(twin) in done and store.t_hat(c) is None and twin not in first:
+            first.append(twin)
     second = [c for c in todo if c.method == "forward_T_hat"]
 
-    def save(indices, results_, configs):
-        t_hat = {}
-        for res in results_:
-            rid = run_id(res.config)
-            model = res.extra.pop("model", None)
-            if rid in need_hat and model is not None:
-                probs = _train.predict_proba(model, res.extra["train_images"], res.extra["preprocess_mean"])
-                t_hat[rid] = _train.estimate_transition(probs).tolist()
-            res.extra.clear()
-        store.add(results_, prov, scale, t_hat)
+    last_write = [time.monotonic()]
 
-    if first:
-        _train.train_many(first, device=device, root=root, progress=progress, max_group=max_group,
-                          keep_models=bool(need_hat), on_group_done=lambda i, r: save(i, r, first))
+    def stored(res, t_hat, run_prov):
+        rid = run_id(res.config)
+        store.add([res], run_prov, scale, {rid: t_hat} if t_hat is not None else None, flush=False)
+        store.trained.append(rid)
+        if time.monotonic() - last_write[0] > 2.0:  # write at most every 2 s; the rest at the end
+            store.flush()
+            last_write[0] = time.monotonic()
+        if on_stored is not None:
+            on_stored(rid)
+
+    try:
+        failures = runner.execute(first, {}, need_hat, run_id, stored, prov) if first else []
+    finally:
+        store.flush()  # also on Ctrl-C: every finished run is on disk
     if second:
-        transitions = {}
-        for i, c in enumerate(second):
+        transitions, ready = {}, []
+        for c in second:
             T_hat = store.t_hat(c)
             if T_hat is None:
-                raise RuntimeError(f"no T-hat stored for the CCE twin of run {run_id(c)}; rerun to retrain it")
-            transitions[i] = torch.tensor(T_hat, dtype=torch.float64)
-        _train.train_many(second, transitions=transitions, device=device, root=root, progress=progress,
-                          max_group=max_group, on_group_done=lambda i, r: save(i, r, second))
+                failures.append(runners.Failure(c, "its CCE twin did not finish, so there is no T-hat to use"))
+                continue
+            transitions[len(ready)] = torch.tensor(T_hat, dtype=torch.float64)
+            ready.append(c)
+        try:
+            failures += runner.execute(ready, transitions, set(), run_id, stored, prov)
+        finally:
+            store.flush()
+    if failures:
+        lines = "\n".join(f"- {run_id(f.config)} {f.config}: {f.error}" for f in failures)
+        raise RuntimeError(f"{len(failures)} of {len(first) + len(second)} runs failed (the others are stored "
+                           f"in {store.dir}):\n{lines}")
     return exp, store
 
 

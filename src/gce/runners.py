@@ -1,0 +1,169 @@
+"""Execution engines for experiment grids: in-process (default) or on a Ray cluster.
+
+An engine takes a list of :class:`gce.train.RunConfig` and calls
+``on_result(result, t_hat, provenance)`` once per finished run, as soon as it
+finishes, so that the caller (:func:`gce.experiments.run`) can store it at
+once.  A run that fails is reported (config and error) in the returned list of
+:class:`Failure` and does not stop the others.
+
+- :class:`LocalEngine` trains in this process, batching runs that share a
+  dataset, network and schedule (:func:`gce.train.train_many`).
+- :class:`RayEngine` sends every run to a Ray cluster as one task
+  (``ray.init(address=...)``; a local one when no address is given), with a
+  fractional GPU per run if asked, so that several small runs share a GPU.
+  Ray is an optional dependency (``pip install gce[ray]``).
+
+``t_hat`` is the transition matrix estimated from the run's best-validation
+model (Patrini et al. 2017), computed for the CCE runs whose id is in
+``need_hat``; it is ``None`` otherwise.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from . import train as _train
+from .train import RunConfig, RunResult
+
+__all__ = ["Failure", "LocalEngine", "RayEngine", "ENGINES", "make_engine"]
+
+OnResult = Callable[[RunResult, "list | None", dict], None]
+
+
+@dataclass
+class Failure:
+    """A run that raised: its config and the error's text."""
+
+    config: RunConfig
+    error: str
+
+    def __str__(self) -> str:
+        return f"run {self.config} failed: {self.error}"
+
+
+def _t_hat_of(res: RunResult, want: bool) -> list | None:
+    """Estimate T-hat from the run's kept best-validation model (and drop the model either way)."""
+    model = res.extra.pop("model", None)
+    t_hat = None
+    if want and model is not None:
+        probs = _train.predict_proba(model, res.extra["train_images"], res.extra["preprocess_mean"])
+        t_hat = _train.estimate_transition(probs).tolist()
+    res.extra.clear()
+    return t_hat
+
+
+class LocalEngine:
+    """Train in this process, one batched group after another (the default)."""
+
+    name = "local"
+
+    def __init__(self, device=None, root=None, max_group: int = 256, progress: bool = True):
+        self.device = _default_device(device)
+        self.root, self.max_group, self.progress = root, max_group, progress
+
+    def execute(self, configs: Sequence[RunConfig], transitions: dict[int, torch.Tensor], need_hat: set[str],
+                run_id: Callable[[RunConfig], str], on_result: OnResult, prov: dict) -> list[Failure]:
+        failures: list[Failure] = []
+        for group in _train._split_groups(list(configs), self.max_group):
+            cfgs = [configs[i] for i in group]
+            trans = {j: transitions[i] for j, i in enumerate(group) if i in transitions}
+            try:
+                results = _train.train_many(cfgs, transitions=trans, device=self.device, root=self.root,
+                                            progress=self.progress, max_group=self.max_group,
+                                            keep_models=any(run_id(c) in need_hat for c in cfgs))
+            except Exception:  # noqa: BLE001 - report the group's runs and go on with the others
+                err = traceback.format_exc(limit=3)
+                failures += [Failure(c, err) for c in cfgs]
+                continue
+            for res in results:
+                on_result(res, _t_hat_of(res, run_id(res.config) in need_hat), prov)
+        return failures
+
+
+def _ray_task(config: RunConfig, T: list | None, want_hat: bool, root, use_gpu: bool):
+    """One run inside a Ray worker: train, estimate T-hat if asked, return plain data."""
+    from .experiments import provenance
+
+    torch.set_num_threads(1)
+    device = torch.device("cuda" if use_gpu and torch.cuda.is_available() else "cpu")
+    transitions = {0: torch.tensor(T, dtype=torch.float64)} if T is not None else None
+    res = _train.train_many([config], transitions=transitions, device=device, root=root, keep_models=want_hat)[0]
+    return res, _t_hat_of(res, want_hat), provenance(device)
+
+
+class RayEngine:
+    """Send each run to a Ray cluster as one task; results are handed back as they finish."""
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, gpus_per_run: float = 0.0, root=None, progress: bool = True,
+                 init_kwargs: dict | None = None):
+        try:
+            import ray
+        except ImportError as err:  # pragma: no cover - depends on the environment
+            raise ImportError("the Ray engine needs Ray: pip install 'gce[ray]' (or pip install ray)") from err
+        if gpus_per_run < 0:
+            raise ValueError(f"gpus_per_run must be >= 0, got {gpus_per_run}")
+        self.ray = ray
+        self.gpus_per_run, self.root, self.progress = gpus_per_run, root, progress
+        if not ray.is_initialized():
+            ray.init(address=address, **(init_kwargs or {"log_to_driver": False}))
+
+    def execute(self, configs: Sequence[RunConfig], transitions: dict[int, torch.Tensor], need_hat: set[str],
+                run_id: Callable[[RunConfig], str], on_result: OnResult, prov: dict) -> list[Failure]:
+        ray = self.ray
+        task = ray.remote(_ray_task).options(num_cpus=1, num_gpus=self.gpus_per_run, max_retries=0)
+        pending = {}
+        for i, c in enumerate(configs):
+            T = transitions[i].tolist() if i in transitions else None
+            ref = task.remote(c, T, run_id(c) in need_hat, self.root, self.gpus_per_run > 0)
+            pending[ref] = c
+        failures: list[Failure] = []
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+            bar = tqdm(total=len(pending), desc="runs (ray)", unit="run", leave=False)
+        try:
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                ref = ready[0]
+                config = pending.pop(ref)
+                try:
+                    res, t_hat, run_prov = ray.get(ref)
+                except Exception as err:  # noqa: BLE001 - a failed task is reported, the others go on
+                    failures.append(Failure(config, f"{type(err).__name__}: {err}"))
+                else:
+                    on_result(res, t_hat, run_prov)
+                if bar is not None:
+                    bar.update(1)
+        except BaseException:
+            for ref in pending:  # Ctrl-C: stop what is still queued; what finished is already stored
+                ray.cancel(ref, force=True)
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+        return failures
+
+
+ENGINES = ("local", "ray")
+
+
+def make_engine(engine: str = "local", *, device=None, root=None, progress: bool = True, max_group: int = 256,
+                address: str | None = None, gpus_per_run: float = 0.0):
+    """The engine named ``engine`` (``"local"`` or ``"ray"``)."""
+    if engine == "local":
+        return LocalEngine(device=device, root=root, max_group=max_group, progress=progress)
+    if engine == "ray":
+        return RayEngine(address=address, gpus_per_run=gpus_per_run, root=root, progress=progress)
+    raise ValueError(f"unknown engine={engine!r}; known engines: {', '.join(ENGINES)}")
+
+
+def _default_device(device):
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
