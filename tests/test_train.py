@@ -141,3 +141,21 @@ def test_augmentation_crops_and_flips_within_the_padding():
 def test_group_key_separates_schedules():
     assert group_key(RunConfig(method="cce", seed=0)) == group_key(RunConfig(method="lq", seed=3, eta=0.2))
     assert group_key(RunConfig(epochs=10)) != group_key(RunConfig(epochs=11))
+
+
+def test_bf16_autocast_tracks_the_float32_run():
+    base = RunConfig(method="lq", noise="uniform", eta=0.2, **TINY)
+    fp32, bf16 = train(base), train(RunConfig(**{**base.__dict__, "precision": "bf16"}))
+    assert all(np.isfinite(bf16.history["val_loss"]))
+    np.testing.assert_allclose(bf16.history["val_loss"], fp32.history["val_loss"], rtol=0.05)
+    assert abs(bf16.test_acc_last - fp32.test_acc_last) < 0.05
+    with pytest.raises(ValueError, match="precision"):
+        RunConfig(precision="fp8")
+
+
+def test_channels_last_gives_the_same_batchnorm_run():
+    cfg = RunConfig(method="cce", noise="uniform", eta=0.2, dataset="digits", model="resnet18", epochs=1,
+                    batch_size=256, lr=0.05, track_train_softmax=False)
+    a = train(cfg)
+    b = train(RunConfig(**{**cfg.__dict__, "channels_last": True}))
+    np.testing.assert_allclose(a.history["val_loss"], b.history["val_loss"], rtol=1e-3)

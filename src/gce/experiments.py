@@ -180,9 +180,16 @@ def spec(name: str, scale: str = "pocket") -> Experiment:
 # --------------------------------------------------------------------------- results with provenance
 
 
+_LATER_FIELDS = {"precision": "fp32", "channels_last": False, "compile": False}
+
+
 def run_id(config: RunConfig) -> str:
     """A short stable hash of the config: the key under which a run is stored."""
-    blob = json.dumps(config.to_dict(), sort_keys=True)
+    d = config.to_dict()
+    for key, default in _LATER_FIELDS.items():  # fields added after results were first stored:
+        if d.get(key) == default:                # at their defaults they leave the key unchanged
+            d.pop(key)
+    blob = json.dumps(d, sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 

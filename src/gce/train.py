@@ -58,6 +58,7 @@ pruning does not shrink the step size.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 from collections.abc import Callable, Sequence
@@ -127,6 +128,9 @@ class RunConfig:
     val_fraction: float = 0.1
     track_train_softmax: bool = True
     seed: int = 0
+    precision: str = "fp32"
+    channels_last: bool = False
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -154,6 +158,8 @@ class RunConfig:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         if not (self.lr > 0):
             raise ValueError(f"lr must be positive, got {self.lr!r}")
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
         if not 0 < self.val_fraction < 1:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction!r}")
 
@@ -196,7 +202,8 @@ class RunResult:
 # --------------------------------------------------------------------------- grouping
 
 
-_GROUP_FIELDS = ("dataset", "model", "model_kwargs", "epochs", "optimizer", "lr", "momentum", "weight_decay",
+_GROUP_FIELDS = ("precision", "channels_last", "compile",
+                 "dataset", "model", "model_kwargs", "epochs", "optimizer", "lr", "momentum", "weight_decay",
                  "milestones", "gamma", "batch_size", "augment", "val_fraction", "track_train_softmax", "ood")
 
 
@@ -361,16 +368,28 @@ class _Stacked:
 
 
 class _Single:
-    """One run with its own module (BatchNorm models), behind the same interface as :class:`_Stacked`."""
+    """One run with its own module (BatchNorm models), behind the same interface as :class:`_Stacked`.
 
-    def __init__(self, module: nn.Module, device):
+    ``channels_last`` stores weights and inputs in NHWC order (faster convolutions
+    on GPUs); ``compile`` runs the forward pass through :func:`torch.compile`.
+    """
+
+    def __init__(self, module: nn.Module, device, channels_last: bool = False, compile: bool = False):
         self.m = module.to(device)
+        self.channels_last = channels_last
+        if channels_last:
+            self.m = self.m.to(memory_format=torch.channels_last)
+        self.fwd = torch.compile(self.m) if compile else self.m
+
+    def _x(self, x: Tensor) -> Tensor:
+        x = x[0]
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
 
     def parameters(self) -> list[Tensor]:
         return list(self.m.parameters())
 
     def __call__(self, x: Tensor) -> Tensor:
-        return self.m(x[0]).unsqueeze(0)
+        return self.fwd(self._x(x)).unsqueeze(0)
 
     def train(self) -> None:
         self.m.train()
@@ -385,7 +404,7 @@ class _Single:
         current = self.snapshot()
         self.m.load_state_dict(snap)
         try:
-            return self.m(x[0]).unsqueeze(0)
+            return self.fwd(self._x(x)).unsqueeze(0)
         finally:
             self.m.load_state_dict(current)
 
@@ -606,7 +625,8 @@ def _train_group(configs: list[RunConfig], group_T: dict, device, root, cache, b
         for j, cfg in enumerate(configs):
             out += _train_group([cfg], {0: group_T[j]} if j in group_T else {}, device, root, cache, bar, keep_models)
         return out
-    model = _Stacked(modules, device) if batched else _Single(modules[0], device)
+    model = _Stacked(modules, device) if batched else _Single(modules[0], device, cfg0.channels_last, cfg0.compile)
+    autocast = _autocast(cfg0.precision, device)
     bank, mean = gd.bank.to(device), gd.mean.to(device)
     train_idx, train_y = gd.train_idx.to(device), gd.train_y.to(device)
     train_clean = gd.train_clean.to(device)
@@ -637,7 +657,8 @@ def _train_group(configs: list[RunConfig], group_T: dict, device, root, cache, b
         prune_now = [epoch in p for p in prune_at]
         if any(prune_now):
             model.eval()
-            logits = _forward_chunks(model, train_idx, bank, mean, chunk, snap=best_snap)
+            with autocast():
+                logits = _forward_chunks(model, train_idx, bank, mean, chunk, snap=best_snap)
             fy = F.softmax(logits.float(), -1).gather(-1, train_y.unsqueeze(-1)).squeeze(-1)
             new_w = (fy >= ks[:, None]).float()
             now = torch.tensor(prune_now, device=device)[:, None]
@@ -651,7 +672,9 @@ def _train_group(configs: list[RunConfig], group_T: dict, device, root, cache, b
             pos = perms[:, s:s + B]                              # (R, b)
             x = _preprocess(bank[train_idx[rows, pos]], mean, cfg0.augment, aug_gen)
             y = train_y[rows, pos]
-            per = loss_fn(model(x), y, T_log)                   # (R, b)
+            with autocast():
+                logits_b = model(x)
+            per = loss_fn(logits_b, y, T_log)                   # (R, b), float32
             w = torch.where(pruned[:, None], weights[rows, pos], torch.ones_like(per))
             offset = torch.where(pruned, lq_k, torch.zeros_like(lq_k))[:, None]
             run_loss = ((per - offset) * w).sum(1) / w.sum(1).clamp_min(1.0)  # Eq. 13, weighted mean
@@ -663,7 +686,7 @@ def _train_group(configs: list[RunConfig], group_T: dict, device, root, cache, b
         sched.step()
         # evaluation, eval mode, no augmentation
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), autocast():
             v_logits = _forward_chunks(model, val_idx, bank, mean, chunk)
             val_acc = (v_logits.argmax(-1) == val_y).float().mean(1)
             val_loss = loss_fn(v_logits, val_y, T_log).mean(1)
@@ -712,6 +735,13 @@ def _train_group(configs: list[RunConfig], group_T: dict, device, root, cache, b
             res.extra["train_images"] = gd.bank[gd.train_idx[r]]
         results.append(res)
     return results
+
+
+def _autocast(precision: str, device: torch.device):
+    """bf16 autocast for the forward passes (losses are computed in float32), or nothing."""
+    if precision == "bf16":
+        return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext
 
 
 @torch.no_grad()
