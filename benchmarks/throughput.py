@@ -1,0 +1,153 @@
+"""Training throughput of the paper's ResNet-34 on CIFAR-shaped data: a DataLoader loop against gce's path.
+
+Usage: python benchmarks/throughput.py [--device cuda] [--steps 200] [--batch 128] [--workers 8]
+
+(1) ``dataloader``: what the public implementations do -- a ``torch.utils.data.DataLoader``
+    over PIL images with torchvision transforms (4-pixel pad + random 32x32 crop,
+    horizontal flip, ToTensor, mean subtraction) in worker processes, float32.
+(2) ``gce``: the path of :mod:`gce.train` -- the whole uint8 dataset on the device,
+    mean subtraction, crop and flip done on the device per batch
+    (``gce.train._preprocess``), channels-last, bf16 autocast (``--no-bf16`` to
+    turn off), optionally ``torch.compile`` (``--compile``).
+
+Both train the same network with SGD (momentum 0.9, weight decay 1e-4) at batch
+128 on 50,000 random CIFAR-shaped images, and report training images per second
+after ``--warmup`` steps, their ratio, and on a known GPU the fraction of its
+dense bf16 peak that the gce path reaches (3x the forward FLOPs per image).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from gce import models
+from gce.train import _autocast, _preprocess, _Single
+
+#: Dense bf16 tensor-core peaks (FLOP/s) from the vendors' data sheets, by a substring of the device name.
+BF16_PEAK = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L4": 121e12, "T4": 65e12}
+
+
+def forward_flops(model: torch.nn.Module, device) -> float:
+    x = torch.zeros(1, 3, 32, 32, device=device)
+    with FlopCounterMode(display=False) as counter:
+        model(x)
+    return float(counter.get_total_flops())
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _sgd(model):
+    return torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+
+
+def bench_dataloader(images: np.ndarray, labels: np.ndarray, device, steps, warmup, batch, workers) -> float:
+    from PIL import Image
+    from torchvision import transforms
+
+    class PILDataset(torch.utils.data.Dataset):
+        def __init__(self):
+            self.t = transforms.Compose([transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(),
+                                         transforms.ToTensor(), transforms.Normalize((0.5, 0.5, 0.5), (1, 1, 1))])
+
+        def __len__(self):
+            return len(labels)
+
+        def __getitem__(self, i):
+            return self.t(Image.fromarray(images[i].transpose(1, 2, 0))), int(labels[i])
+
+    loader = torch.utils.data.DataLoader(PILDataset(), batch_size=batch, shuffle=True, num_workers=workers,
+                                         pin_memory=device.type == "cuda", drop_last=True,
+                                         persistent_workers=workers > 0)
+    torch.manual_seed(0)
+    model = models.resnet34(10).to(device).train()
+    opt = _sgd(model)
+    done, start = 0, None
+    while done < steps + warmup:
+        for x, y in loader:
+            if done == warmup:
+                _sync(device)
+                start = time.perf_counter()
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            done += 1
+            if done == steps + warmup:
+                break
+    _sync(device)
+    return steps * batch / (time.perf_counter() - start)
+
+
+def bench_gce(images: np.ndarray, labels: np.ndarray, device, steps, warmup, batch, bf16, compile_) -> float:
+    bank = torch.from_numpy(images).to(device)
+    y_all = torch.from_numpy(labels).to(device)
+    mean = bank.float().mean(0) / 255.0
+    torch.manual_seed(0)
+    model = _Single(models.resnet34(10), device, channels_last=device.type == "cuda", compile=compile_)
+    model.train()
+    opt = _sgd(model.m)
+    autocast = _autocast("bf16" if bf16 else "fp32", device)
+    gen = torch.Generator().manual_seed(0)
+    n = bank.shape[0]
+    perm = torch.randperm(n, generator=gen).to(device)
+    start = None
+    for step in range(steps + warmup):
+        if step == warmup:
+            _sync(device)
+            start = time.perf_counter()
+        s = (step * batch) % (n - batch)
+        idx = perm[s:s + batch]
+        x = _preprocess(bank[idx], mean, True, gen).unsqueeze(0)
+        with autocast():
+            logits = model(x)[0]
+        loss = torch.nn.functional.cross_entropy(logits.float(), y_all[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    _sync(device)
+    return steps * batch / (time.perf_counter() - start)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--warmup", type=int, default=20)
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--workers", type=int, default=8)
+    p.add_argument("--images", type=int, default=50_000)
+    p.add_argument("--no-bf16", action="store_true")
+    p.add_argument("--compile", action="store_true")
+    args = p.parse_args()
+    device = torch.device(args.device)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (args.images, 3, 32, 32), dtype=np.uint8)
+    labels = rng.integers(0, 10, args.images).astype(np.int64)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    print(f"ResNet-34 (CIFAR), batch {args.batch}, {args.steps} timed steps after {args.warmup}, device: {name}")
+    a = bench_dataloader(images, labels, device, args.steps, args.warmup, args.batch, args.workers)
+    print(f"dataloader + transforms (float32, {args.workers} workers): {a:10.0f} images/s")
+    b = bench_gce(images, labels, device, args.steps, args.warmup, args.batch, not args.no_bf16, args.compile)
+    print(f"gce path ({'bf16' if not args.no_bf16 else 'fp32'}{', compiled' if args.compile else ''}):"
+          f"{' ' * 12}{b:10.0f} images/s")
+    print(f"ratio: {b / a:.2f}x")
+    flops = 3 * forward_flops(models.resnet34(10).to(device), device)
+    peak = next((v for k, v in BF16_PEAK.items() if k in name), None)
+    if peak and not args.no_bf16:
+        print(f"gce path: {b * flops / 1e12:.1f} TFLOP/s = {100 * b * flops / peak:.1f}% of the {name} bf16 peak "
+              f"({flops / 1e9:.2f} GFLOP per training image)")
+    else:
+        print(f"{flops / 1e9:.2f} GFLOP per training image; no bf16 peak known for this device")
+
+
+if __name__ == "__main__":
+    main()
