@@ -158,3 +158,31 @@ def test_plot_fig2_one_line_per_q_and_eta():
     bottom_left = fig.axes[2]
     np.testing.assert_allclose(bottom_left.get_lines()[0].get_ydata(), [1.0, 0.5, 1 / 3])
     plt.close("all")
+
+
+# ---- bounds chapter ----
+
+
+def test_theorem1_A_curves_draw_minus_A_for_each_eta_and_c():
+    import pytest
+    from gce import theory
+    qs = np.linspace(0.1, 0.9, 9)
+    fig = plots.theorem1_A_curves(cs=(10, 100), etas=(0.2, 0.8), q_grid=qs)
+    axes = fig.axes
+    assert [ax.get_title() for ax in axes] == ["$c = 10$", "$c = 100$"]
+    for ax, c_ in zip(axes, (10, 100)):
+        lines = [ln for ln in ax.get_lines() if len(ln.get_xdata()) == len(qs)]
+        assert len(lines) == 2 and ax.get_yscale() == "log"
+        for ln, eta_ in zip(lines, (0.2, 0.8)):
+            np.testing.assert_allclose(ln.get_ydata(), -theory.theorem1_A(eta_, qs, c_))
+    with pytest.raises(ValueError):
+        plots.theorem1_A_curves(q_grid=[0.5, 1.0])
+    plt.close("all")
+
+
+def test_theorem1_tightness_worst_case_lies_below_minus_A():
+    qs = np.array([0.2, 0.6, 0.95])
+    fig = plots.theorem1_tightness(3, etas=(0.4,), n=30, q_grid=qs)
+    worst, minus_A = [np.asarray(ln.get_ydata()) for ln in fig.axes[0].get_lines() if len(ln.get_xdata()) == 3]
+    assert np.all(worst <= minus_A) and np.all(worst > 0)
+    plt.close("all")

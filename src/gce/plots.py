@@ -337,3 +337,67 @@ def plot_fig2(runs, history, *, qs: Sequence[float], etas: Sequence[float], capt
 
 
 __all__ += ["plot_fig1", "plot_fig2"]
+
+
+# ---- bounds chapter ----
+
+
+def theorem1_A_curves(cs: Sequence[int] = (10, 100), etas: Sequence[float] = (0.2, 0.4, 0.6, 0.8), *,
+                      q_grid=None, mark_q: float | None = 0.7):
+    """``-A`` of Theorem 1 (Eq. 8) against ``q`` on a log scale: one panel per number of classes, one line per ``eta``.
+
+    ``A`` is negative for ``q < 1`` and 0 at ``q = 1``, so the figure shows its
+    size ``-A`` for ``q`` up to 0.995 (a log axis cannot show 0).  ``mark_q``
+    draws a dashed line at the paper's ``q = 0.7``.
+    """
+    from . import theory
+
+    q_grid = np.linspace(0.02, 0.995, 100) if q_grid is None else np.asarray(q_grid, dtype=float)
+    if np.any(q_grid >= 1):
+        raise ValueError("q_grid must stay below 1: -A = 0 at q = 1 has no place on a log axis")
+    fig, axes = plt.subplots(1, len(cs), figsize=(4.6 * len(cs), 3.8), sharey=True, squeeze=False)
+    colours = sns.color_palette("viridis", len(etas))
+    for ax, c_ in zip(axes[0], cs):
+        for colour, eta_ in zip(colours, etas):
+            ax.plot(q_grid, -theory.theorem1_A(eta_, q_grid, c_), color=colour, label=f"$\\eta = {eta_:g}$")
+        if mark_q is not None:
+            ax.axvline(mark_q, color="0.4", ls="--", lw=1)
+        ax.set_yscale("log")
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("$q$")
+        ax.set_title(f"$c = {c_}$")
+    axes[0, 0].set_ylabel("$-A$ (Eq. 8), log scale")
+    axes[0, -1].legend(loc="upper right", fontsize=8)
+    return fig
+
+
+def theorem1_tightness(c_: int = 3, etas: Sequence[float] = (0.2, 0.4, 0.6), *, n: int = 120, q_grid=None):
+    """How loose Theorem 1 is: ``-A`` (dashed) against the largest ``R(f_hat) - R(f*)`` any problem can have (solid).
+
+    The solid line is minus the minimum of :func:`gce.theory.theorem1_pointwise_gap`
+    over :func:`gce.theory.simplex_grid` ``(c, n)``: the exact worst case for the
+    class of all maps to the closed simplex, up to the grid.  Log y-axis; ``q < 1``.
+    """
+    from . import theory
+
+    q_grid = np.linspace(0.05, 0.99, 48) if q_grid is None else np.asarray(q_grid, dtype=float)
+    if np.any(q_grid >= 1):
+        raise ValueError("q_grid must stay below 1: both curves are 0 at q = 1")
+    grid = theory.simplex_grid(c_, n)
+    fig, ax = plt.subplots(figsize=(5.6, 3.9))
+    colours = sns.color_palette("viridis", len(etas))
+    for colour, eta_ in zip(colours, etas):
+        worst = np.array([-theory.theorem1_pointwise_gap(grid, eta_, q_).min() for q_ in q_grid])
+        ax.plot(q_grid, worst, color=colour, label=f"worst case, $\\eta = {eta_:g}$")
+        ax.plot(q_grid, -theory.theorem1_A(eta_, q_grid, c_), color=colour, ls="--",
+                label=f"$-A$, $\\eta = {eta_:g}$")
+    ax.set_yscale("log")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("$q$")
+    ax.set_ylabel("$R(\\hat f) - R(f^*)$, log scale")
+    ax.set_title(f"Theorem 1 over all maps to the simplex, $c = {c_}$")
+    ax.legend(fontsize=7, ncols=2, loc="lower left")
+    return fig
+
+
+__all__ += ["theorem1_A_curves", "theorem1_tightness"]
