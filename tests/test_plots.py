@@ -186,3 +186,45 @@ def test_theorem1_tightness_worst_case_lies_below_minus_A():
     worst, minus_A = [np.asarray(ln.get_ydata()) for ln in fig.axes[0].get_lines() if len(ln.get_xdata()) == 3]
     assert np.all(worst <= minus_A) and np.all(worst > 0)
     plt.close("all")
+
+
+# ---- truncated ----
+
+
+def test_plot_truncated_lq_is_constant_with_zero_derivative_below_k():
+    ax_loss, ax_grad = plots.plot_truncated_lq(0.7, ks=(0.3, 0.6))
+    assert len(ax_loss.lines) == len(ax_grad.lines) == 3
+    for i, k_ in enumerate((0.3, 0.6), start=1):
+        x, y = ax_loss.lines[i].get_data()
+        np.testing.assert_allclose(y[x <= k_], (1 - k_ ** 0.7) / 0.7)
+        np.testing.assert_allclose(y[x > k_], (1 - x[x > k_] ** 0.7) / 0.7)
+        x, g = ax_grad.lines[i].get_data()
+        assert np.all(g[x <= k_] == 0) and np.all(g[x > k_] > 0)
+    plt.close("all")
+
+
+def test_plot_eq11_region_has_one_panel_per_c_and_the_claimed_ks():
+    axes = plots.plot_eq11_region(cs=(2, 10), n=41)
+    assert [ax.get_title() for ax in axes] == ["$c = 2$", "$c = 10$"]
+    dashed = [ln.get_ydata()[0] for ln in axes[1].lines if ln.get_linestyle() == "--"]
+    assert sorted(dashed) == [0.2, 0.3]
+    plt.close("all")
+
+
+def test_plot_eq11_q_max_draws_the_roots_and_skips_k_below_one_over_c():
+    from gce import theory
+    ax = plots.plot_eq11_q_max(ks=(0.3,), cs=[2, 4, 10, 100], mark_q=None)
+    x, y = ax.lines[0].get_data()
+    assert list(x) == [4, 10, 100]  # c = 2 has k < 1/c
+    np.testing.assert_allclose(y, [theory.eq11_q_max(0.3, float(c), n_grid=801) for c in x])
+    plt.close("all")
+
+
+def test_plot_acs_run_draws_each_method_and_the_pruning_epochs():
+    curves = {"CCE": [0.5, 0.6, 0.7], "Trunc Lq": [0.5, 0.7, 0.8]}
+    ax_acc, ax_obj = plots.plot_acs_run(curves, objective=[0.0, -0.1, -0.2], prune_epochs=[2])
+    assert [ln.get_label() for ln in ax_acc.lines[:2]] == ["CCE", "Trunc Lq"]
+    assert ax_acc.lines[0].get_color().lower() == plots.PALETTE["CCE"].lower()
+    np.testing.assert_allclose(ax_obj.lines[0].get_ydata(), [0.0, -0.1, -0.2])
+    assert ax_acc.lines[-1].get_xdata()[0] == 2  # the pruning marker
+    plt.close("all")

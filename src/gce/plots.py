@@ -401,3 +401,152 @@ def theorem1_tightness(c_: int = 3, etas: Sequence[float] = (0.2, 0.4, 0.6), *, 
 
 
 __all__ += ["theorem1_A_curves", "theorem1_tightness"]
+
+
+# ---- truncated ----
+# Figures of the chapter "Truncated L_q and ACS" (Sec. 3.3: Eq. 9, 11, Algorithm 1).
+
+
+def plot_truncated_lq(q_: float = 0.7, ks: Sequence[float] = (0.2, 0.5, 0.8), axes=None, *,
+                      n_points: int = 801):
+    """Two panels against ``f = f_y``: ``L_q`` and truncated ``L_q`` (Eq. 9) for each ``k``, and ``|dL/df|``.
+
+    Below ``f = k`` the truncated loss is the constant ``L_q(k)`` and its
+    derivative is 0; above it both equal ``L_q`` (derivative ``f**(q-1)``).
+    ``axes`` is a pair of axes (a new figure when None); returns that pair.
+    """
+    from .theory import _lq_num
+
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(9.6, 3.8))
+    ax_loss, ax_grad = axes
+    p = np.linspace(1e-3, 1, n_points)
+    ax_loss.plot(p, _lq_num(p, q_), color=PALETTE["Lq"], lw=2.4, label=f"$\\mathcal{{L}}_q$, $q = {q_:g}$")
+    ax_grad.plot(p, p ** (q_ - 1), color=PALETTE["Lq"], lw=2.4, label=f"$\\mathcal{{L}}_q$, $q = {q_:g}$")
+    cmap = plt.get_cmap("RdPu")
+    for i, k_ in enumerate(ks):
+        colour = cmap(0.45 + 0.5 * i / max(1, len(ks) - 1))
+        lq_k = float(_lq_num(k_, q_))
+        ax_loss.plot(p, np.where(p <= k_, lq_k, _lq_num(p, q_)), color=colour, lw=1.6, ls="--",
+                     label=f"truncated, $k = {k_:g}$")
+        ax_grad.plot(p, np.where(p <= k_, 0.0, p ** (q_ - 1)), color=colour, lw=1.6, ls="--",
+                     label=f"truncated, $k = {k_:g}$")
+    ax_loss.set_xlim(0, 1)
+    ax_loss.set_ylim(0, 1.05 / q_)
+    ax_loss.set_xlabel("$f_y$ (softmax probability of the label)")
+    ax_loss.set_ylabel("loss")
+    ax_loss.set_title("$\\mathcal{L}_q$ and truncated $\\mathcal{L}_q$ (Eq. 9)")
+    ax_grad.set_xlim(0, 1)
+    ax_grad.set_ylim(0, 4)
+    ax_grad.set_xlabel("$f_y$")
+    ax_grad.set_ylabel("$|d\\mathcal{L}/df_y|$")
+    ax_grad.set_title("derivative: 0 below the threshold")
+    ax_loss.legend(fontsize=8, loc="upper right")
+    return axes
+
+
+def plot_eq11_region(cs: Sequence[int] = (2, 10, 100), *, claimed_ks: Sequence[float] = (0.2, 0.3),
+                     n: int = 301, axes=None):
+    """Where Eq. 11 holds in the ``(q, k)`` plane: one panel per number of classes ``c``.
+
+    Green where ``eq11_gap > 0`` (truncation narrows the bound), red where it
+    does not, with the boundary ``eq11_gap = 0`` in black; grey hatching covers
+    ``k < 1/c`` (outside Eq. 10's assumption) and dashed lines mark the ``k`` of
+    the paper's two claims.  Returns the axes.
+    """
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    from .theory import eq11_gap
+
+    if axes is None:
+        _, axes = plt.subplots(1, len(cs), figsize=(4.0 * len(cs), 3.9), sharey=True, squeeze=False)
+        axes = axes[0]
+    qs = np.linspace(0.005, 1.0, n)
+    ks = np.linspace(0.005, 0.995, n)
+    Q, K = np.meshgrid(qs, ks)
+    cmap = ListedColormap(["#f4c7b8", "#cfe8cf"])
+    for ax, c_ in zip(axes, cs):
+        gap = eq11_gap(c_, Q, K)
+        ax.contourf(Q, K, (gap > 0).astype(float), levels=[-0.5, 0.5, 1.5], cmap=cmap)
+        ax.contour(Q, K, gap, levels=[0.0], colors="black", linewidths=1.4)
+        if 1 / c_ > ks[0]:
+            ax.fill_between(qs, 0, 1 / c_, facecolor="none", edgecolor="0.45", hatch="///", lw=0)
+            ax.axhline(1 / c_, color="0.35", lw=0.8)
+        for k_ in claimed_ks:
+            ax.axhline(k_, color="0.15", lw=1.0, ls="--")
+            ax.text(0.02, k_ + 0.01, f"$k = {k_:g}$", fontsize=7, color="0.15")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_title(f"$c = {c_}$")
+        ax.set_xlabel("$q$")
+    axes[0].set_ylabel("$k$")
+    handles = [Patch(facecolor="#cfe8cf", label="Eq. 11 holds"), Patch(facecolor="#f4c7b8", label="Eq. 11 fails"),
+               Patch(facecolor="none", edgecolor="0.45", hatch="///", label="$k < 1/c$")]
+    axes[-1].legend(handles=handles, fontsize=7, loc="upper left", framealpha=0.9)
+    return axes
+
+
+def plot_eq11_q_max(ks: Sequence[float] = (0.2, 0.3, 0.5), cs=None, ax=None, *, mark_q: float | None = 0.7):
+    """``q_max(k, c)``, the largest ``q`` for which Eq. 11 holds, against ``c`` (log scale), one line per ``k``.
+
+    Dotted lines: the large-``c`` approximation ``1 - log(2 - k)/log(c)``.
+    ``mark_q`` draws the paper's ``q = 0.7``.  Points with ``k < 1/c`` (outside
+    Eq. 10's assumption) are left out.  Returns the axes.
+    """
+    from .theory import eq11_q_max
+
+    if cs is None:
+        cs = np.unique(np.round(np.geomspace(2, 1e6, 40)).astype(int))
+    cs = np.asarray(cs)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.6, 3.8))
+    cmap = plt.get_cmap("viridis")
+    for i, k_ in enumerate(ks):
+        colour = cmap(0.1 + 0.75 * i / max(1, len(ks) - 1))
+        ok = cs * k_ >= 1
+        qm = [eq11_q_max(k_, float(c_), n_grid=801) for c_ in cs[ok]]
+        ax.plot(cs[ok], qm, color=colour, lw=1.8, marker="o", ms=2.5, label=f"$k = {k_:g}$")
+        ax.plot(cs[ok], 1 - np.log(2 - k_) / np.log(cs[ok]), color=colour, lw=1.0, ls=":")
+    if mark_q is not None:
+        ax.axhline(mark_q, color=PALETTE["Lq"], lw=1.0, ls="--", label=f"$q = {mark_q:g}$ (paper)")
+    ax.set_xscale("log")
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("number of classes $c$ (log scale)")
+    ax.set_ylabel("$q_{\\max}(k, c)$")
+    ax.set_title("Eq. 11 holds exactly for $q < q_{\\max}$")
+    ax.legend(fontsize=8, loc="lower right")
+    return ax
+
+
+def plot_acs_run(test_curves: dict, objective: Sequence[float] | None = None,
+                 prune_epochs: Sequence[int] = (), axes=None):
+    """Two panels for a run of Algorithm 1: clean test accuracy per epoch for each loss, and the Eq. 13 objective.
+
+    ``test_curves`` maps a method name (a key of :data:`PALETTE` gets its
+    colour) to its per-epoch test accuracy; ``objective`` is the truncated run's
+    Eq. 13 objective per epoch (the right panel is left empty when None);
+    dotted vertical lines mark the pruning epochs.  Returns the axes.
+    """
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(9.6, 3.6))
+    ax_acc, ax_obj = axes
+    for name, curve in test_curves.items():
+        curve = np.asarray(curve, dtype=float)
+        ax_acc.plot(np.arange(1, len(curve) + 1), curve, color=PALETTE.get(name), lw=1.6, label=name)
+    if objective is not None:
+        objective = np.asarray(objective, dtype=float)
+        ax_obj.plot(np.arange(1, len(objective) + 1), objective, color=PALETTE["Trunc Lq"], lw=1.6)
+    for ax in axes:
+        for e in prune_epochs:
+            ax.axvline(e, color="0.5", lw=0.8, ls=":")
+        ax.set_xlabel("epoch")
+    ax_acc.set_ylabel("clean test accuracy")
+    ax_acc.set_title("test accuracy (dotted: pruning steps)")
+    ax_acc.legend(fontsize=8, loc="lower right")
+    ax_obj.set_ylabel("Eq. 13 objective / $n$")
+    ax_obj.set_title("truncated $\\mathcal{L}_q$: objective after each epoch")
+    return axes
+
+
+__all__ += ["plot_truncated_lq", "plot_eq11_region", "plot_eq11_q_max", "plot_acs_run"]
