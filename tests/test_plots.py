@@ -228,3 +228,107 @@ def test_plot_acs_run_draws_each_method_and_the_pruning_epochs():
     np.testing.assert_allclose(ax_obj.lines[0].get_ydata(), [0.0, -0.1, -0.2])
     assert ax_acc.lines[-1].get_xdata()[0] == 2  # the pruning marker
     plt.close("all")
+
+
+# ---- cce_vs_mae and dynamics ----
+
+
+def test_plot_fig1_ab_one_panel_per_dataset_with_threshold_lines():
+    runs, hist = _fake_results()
+    fig = plots.plot_fig1_ab(runs, hist, datasets=("digits",), thresholds=(0.9,), log_x=True)
+    (ax,) = fig.axes
+    lines = {ln.get_label(): ln for ln in ax.get_lines()}
+    np.testing.assert_allclose(lines["CCE"].get_ydata(), [100 * (0.1 * e + 0.005) for e in (1, 2, 3)])
+    assert "MAE" in lines and ax.get_xscale() == "log"
+    flat = [ln for ln in ax.get_lines() if not ln.get_label() in ("CCE", "MAE")]
+    assert len(flat) == 1 and np.allclose(flat[0].get_ydata(), 90)
+    custom = {"only lq": ({"method": "lq"}, "k")}
+    fig = plots.plot_fig1_ab(runs, hist, datasets=("digits",), curves=custom, titles=["Adam"])
+    assert [ln.get_label() for ln in fig.axes[0].get_lines()] == ["only lq"]
+    assert fig.axes[0].get_title() == "Adam"
+    plt.close("all")
+
+
+def test_plot_fig1c_skips_clean_runs_and_draws_k():
+    runs, hist = _fake_results()
+    ax = plots.plot_fig1c(runs, hist, k=0.5)
+    labels = [ln.get_label() for ln in ax.get_lines()]
+    assert labels[:4] == ["CCE, right labels", "CCE, wrong labels", "$\\mathcal{L}_q$ (q = 0.7), right labels",
+                          "$\\mathcal{L}_q$ (q = 0.7), wrong labels"]
+    assert labels[4] == "k = 0.5 (truncation)"
+    np.testing.assert_allclose(ax.get_lines()[1].get_ydata(), [0.05, 0.10, 0.15])
+    plt.close("all")
+
+
+def test_plot_peak_drop_one_line_per_eta_in_points():
+    import pandas as pd
+    table = pd.DataFrame({"eta": [0.2, 0.2, 0.6, 0.6], "q": [0.0, 1.0, 0.0, 1.0], "drop": [0.04, 0.0, 0.2, 0.05],
+                          "drop_min": [0.03, 0.0, 0.1, 0.04], "drop_max": [0.05, 0.01, 0.3, 0.06]})
+    ax = plots.plot_peak_drop(table, tol=0.01)
+    assert [c.get_label() for c in ax.containers] == ["eta = 0.2", "eta = 0.6"]
+    np.testing.assert_allclose(ax.containers[1].lines[0].get_ydata(), [20.0, 5.0])
+    assert any(np.allclose(ln.get_ydata(), 1.0) for ln in ax.get_lines())
+    plt.close("all")
+
+
+# ---- closed_set ----
+
+
+def _table_runs():
+    import pandas as pd
+    rows = []
+    for noise_kind, etas in (("uniform", (0.2, 0.4)), ("class_dependent", (0.1,))):
+        for eta in etas:
+            for method in ("cce", "lq"):
+                for seed in range(3):
+                    rows.append(dict(run_id=f"{noise_kind}{eta}{method}{seed}", dataset="digits", noise=noise_kind,
+                                     eta=eta, method=method, seed=seed, flip_rate_train=eta,
+                                     test_acc_best_val=0.9 - eta + 0.01 * seed + (0.05 if method == "lq" else 0)))
+    return pd.DataFrame(rows)
+
+
+def test_plot_accuracy_vs_eta_draws_seed_means_and_the_papers_lines():
+    from gce import experiments
+    runs = _table_runs()
+    fig = plots.plot_accuracy_vs_eta(runs, experiments.paper_table1(), methods=("cce", "lq"))
+    uni, cd = fig.axes[:2]
+    assert [a.get_title() for a in (uni, cd)] == ["uniform noise", "class-dependent noise"]
+    solid = [ln for ln in uni.get_lines() if ln.get_linestyle() == "-" and len(ln.get_xdata()) == 2]
+    np.testing.assert_allclose(solid[0].get_ydata(), [100 * (0.9 - e + 0.01) for e in (0.2, 0.4)])
+    np.testing.assert_allclose(solid[1].get_ydata(), [100 * (0.95 - e + 0.01) for e in (0.2, 0.4)])
+    dashed = [ln for ln in uni.get_lines() if ln.get_linestyle() == "--"]
+    np.testing.assert_allclose(dashed[0].get_ydata(), [86.98, 81.88, 74.14, 53.82])  # the paper's CIFAR-10 CCE
+    assert all(ln.get_alpha() < 1 for ln in dashed)
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == ["CCE", "Lq", "ours (mean ± std)", "paper (cifar10)"]
+    plt.close("all")
+
+
+def test_plot_accuracy_curves_draws_methods_and_the_kept_fraction():
+    import pandas as pd
+    runs = pd.DataFrame([dict(run_id=f"{k}{m}{s}", noise=k, method=m, seed=s, flip_rate_train=0.4)
+                         for k in ("open_set", "uniform") for m in ("cce", "trunc_lq") for s in (0, 1)])
+    hist = pd.DataFrame([dict(run_id=r, epoch=e, test_acc=0.5 + 0.1 * e, kept=1.0 if e < 2 else 0.45)
+                         for r in runs.run_id for e in (1, 2, 3)])
+    fig = plots.plot_accuracy_curves(runs, hist)
+    a_open, a_uni, a_kept = fig.axes[:3]
+    assert [ln.get_label() for ln in a_open.get_lines()] == ["CCE", "Trunc Lq"]
+    np.testing.assert_allclose(a_uni.get_lines()[0].get_ydata(), [60, 70, 80])
+    kept_lines = [ln for ln in a_kept.get_lines() if len(ln.get_xdata()) == 3]
+    np.testing.assert_allclose(kept_lines[0].get_ydata(), [1.0, 0.45, 0.45])
+    horizontal = [ln for ln in a_kept.get_lines() if ln.get_label().startswith("right labels")]
+    np.testing.assert_allclose(horizontal[0].get_ydata(), [0.6, 0.6])
+    plt.close("all")
+
+
+def test_plot_kept_by_class_bars_are_per_class_means_over_runs():
+    import pandas as pd
+    s = pd.DataFrame({"run": [0, 0, 0, 1, 1, 1], "noise": "uniform", "label": [0, 0, 1, 0, 1, 1],
+                      "clean": [True, True, True, True, True, False], "kept": [1, 0, 1, 1, 0, 1]})
+    fig = plots.plot_kept_by_class(s)
+    ax = fig.axes[0]
+    heights = [p.get_height() for p in ax.patches]
+    np.testing.assert_allclose(heights, [(0.5 + 1.0) / 2, (1.0 + 0.0) / 2])
+    wrong = [ln for ln in ax.get_lines() if ln.get_label().startswith("wrong")]
+    np.testing.assert_allclose(wrong[0].get_ydata(), [1.0, 1.0])
+    plt.close("all")

@@ -550,3 +550,246 @@ def plot_acs_run(test_curves: dict, objective: Sequence[float] | None = None,
 
 
 __all__ += ["plot_truncated_lq", "plot_eq11_region", "plot_eq11_q_max", "plot_acs_run"]
+
+
+# ---- cce_vs_mae ----
+# Figures of the chapter "CCE vs MAE in practice" (Fig. 1a, b; Sec. 3.2).
+
+#: Fig. 1(a, b)'s two curves: label -> (runs selected, colour).
+FIG1_AB_CURVES = {"CCE": ({"method": "cce", "noise": "none"}, PALETTE["CCE"]),
+                  "MAE": ({"method": "mae", "noise": "none"}, PALETTE["MAE"])}
+
+
+def plot_fig1_ab(runs, history, *, datasets: Sequence[str], curves: dict | None = None,
+                 thresholds: Sequence[float] = (), log_x: bool = False, axes=None, titles: Sequence[str] | None = None,
+                 caption: str | None = None):
+    """Fig. 1(a, b) of the paper alone: test accuracy (%) against epochs on clean labels, one panel per dataset.
+
+    ``curves`` maps a legend label to ``(select, colour)``, where ``select`` is a
+    dict of column values picking the runs of that curve (default
+    :data:`FIG1_AB_CURVES`: CCE and MAE on clean labels); each line is the mean
+    over the selected runs (seeds) with a +-1 std band.  ``thresholds``
+    (fractions, e.g. ``(0.9, 0.95)``) are drawn as dotted horizontal lines;
+    ``log_x`` puts the epochs on a log scale, which spreads out the first
+    epochs where the two losses differ.  ``titles`` replaces the panel titles
+    (default ``"(a) <dataset>, clean labels"``).  Returns the figure.
+    """
+    curves = FIG1_AB_CURVES if curves is None else curves
+    if axes is None:
+        fig, axes = plt.subplots(1, len(datasets), figsize=(4.6 * len(datasets), 3.5), squeeze=False)
+        axes = axes[0]
+    else:
+        axes = np.atleast_1d(axes)
+        fig = axes[0].figure
+    titles = [f"({letter}) {d}, clean labels" for d, letter in zip(datasets, "ab")] if titles is None else titles
+    for ax, dataset, title in zip(axes, datasets, titles):
+        for label, (select, color) in curves.items():
+            _line(ax, runs, history, {**select, "dataset": dataset}, "test_acc", label, color, scale=100)
+        for t in thresholds:
+            ax.axhline(100 * t, color="0.45", ls=":", lw=1.0)
+            ax.annotate(f"{100 * t:g}%", xy=(1.0, 100 * t), xycoords=("axes fraction", "data"), xytext=(2, 0),
+                        textcoords="offset points", va="center", fontsize=7, color="0.35")
+        if log_x:
+            ax.set_xscale("log")
+        ax.set_xlabel("epoch" + (" (log scale)" if log_x else ""))
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(title)
+        ax.legend(fontsize=8, loc="lower right")
+    if caption:
+        fig.suptitle(caption, fontsize=9)
+    return fig
+
+
+__all__ += ["FIG1_AB_CURVES", "plot_fig1_ab"]
+
+
+# ---- dynamics ----
+# Figures of the chapter "Training dynamics" (Fig. 1c and Fig. 2, Sec. 4.1).
+
+
+def plot_fig1c(runs, history, *, k: float | None = None, ax=None, title: str | None = None):
+    """Fig. 1(c) of the paper alone: mean softmax at the given label on training samples whose label is
+    right (solid) or wrong (dashed), against epochs, for CCE and ``L_q`` (the ``"lq"`` runs, q = 0.7 there).
+
+    Lines are means over seeds with a +-1 std band.  ``k`` draws the pruning
+    threshold of truncated ``L_q`` (Eq. 9) as a dotted line.  Returns the axes.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.4, 3.7))
+    if "noise" in runs:
+        runs = runs[runs["noise"] != "none"]  # clean runs track no softmax
+    for method, label in (("cce", "CCE"), ("lq", "$\\mathcal{L}_q$")):
+        sel, color = {"method": method}, PALETTE["CCE" if method == "cce" else "Lq"]
+        qs = runs.loc[runs["method"] == method, "q"].unique() if method == "lq" else []
+        if len(qs) == 1:
+            label = f"$\\mathcal{{L}}_q$ (q = {qs[0]:g})"
+        _line(ax, runs, history, sel, "softmax_clean", f"{label}, right labels", color)
+        _line(ax, runs, history, sel, "softmax_noisy", f"{label}, wrong labels", color, "--")
+    if k is not None:
+        ax.axhline(k, color="0.45", ls=":", lw=1.0, label=f"k = {k:g} (truncation)")
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("mean softmax $f_{\\tilde y}(x)$ at the given label")
+    ax.set_title(title or "(c) softmax at the given label, training set")
+    ax.legend(fontsize=7)
+    return ax
+
+
+def plot_peak_drop(table, *, tol: float | None = None, ax=None):
+    """Test accuracy lost between the peak epoch and the last epoch (percentage points) against ``q``,
+    one line per noise rate ``eta``; ``table`` is :func:`gce.experiments.overfitting_table`'s output
+    (mean ``drop``, with ``drop_min``/``drop_max`` over seeds as error bars).  ``tol`` draws the tolerance
+    used for "no overfitting" (Sec. 4.1).  Returns the axes."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.2, 3.6))
+    etas = sorted(table["eta"].unique())
+    colors = sns.color_palette("rocket", len(etas) + 1)
+    for eta, color in zip(etas, colors):
+        g = table[table["eta"] == eta].sort_values("q")
+        mean = 100 * g["drop"].to_numpy()
+        err = np.vstack([mean - 100 * g["drop_min"].to_numpy(), 100 * g["drop_max"].to_numpy() - mean])
+        ax.errorbar(g["q"], mean, yerr=err, color=color, marker="o", ms=4, lw=1.6, capsize=3,
+                    label=f"eta = {eta:g}")
+    if tol is not None:
+        ax.axhline(100 * tol, color="0.45", ls=":", lw=1.0, label=f"tolerance {100 * tol:g} pp")
+    ax.set_xlabel("q (0 = CCE)")
+    ax.set_ylabel("peak - last test accuracy (pp)")
+    ax.set_title("accuracy lost after the peak")
+    ax.legend(fontsize=8)
+    return ax
+
+
+__all__ += ["plot_fig1c", "plot_peak_drop"]
+
+
+# ---- closed_set ----
+# Figures of the chapters "Closed-set noise" (Table 1) and "Open-set noise" (Table 2).
+
+_NOISE_TITLES = {"uniform": "uniform noise", "class_dependent": "class-dependent noise",
+                 "open_set": "open-set noise", "none": "clean labels"}
+
+
+def plot_accuracy_vs_eta(runs, paper=None, *, methods: Sequence[str] | None = None,
+                         noises: Sequence[str] = ("uniform", "class_dependent"), paper_dataset: str = "cifar10",
+                         metric: str = "test_acc_best_val", caption: str | None = None):
+    """Table 1 as a figure: test accuracy (%) against the noise rate ``eta``, one line per method.
+
+    One panel per noise kind.  Ours: the mean over seeds of ``metric`` (the
+    best-noisy-validation epoch's test accuracy) with +-1 std error bars.
+    ``paper`` (e.g. :func:`gce.experiments.paper_table1`) adds the paper's
+    means for ``paper_dataset`` as faint dashed lines in the same colours.
+    """
+    from .experiments import METHOD_LABELS, TABLE1_METHODS
+
+    methods = list(TABLE1_METHODS if methods is None else methods)
+    fig, axes = plt.subplots(1, len(noises), figsize=(4.4 * len(noises) + 1.6, 3.9), squeeze=False, sharey=True)
+    for ax, kind in zip(axes[0], noises):
+        for m in methods:
+            label = METHOD_LABELS.get(m, m)
+            color = PALETTE.get(label, None)
+            sel = runs[(runs["noise"] == kind) & (runs["method"] == m)]
+            if len(sel):
+                g = sel.groupby("eta")[metric]
+                mean, std = 100 * g.mean(), 100 * g.std(ddof=1).fillna(0.0)
+                ax.errorbar(mean.index, mean.values, yerr=std.values, color=color, marker="o", ms=4, lw=1.6,
+                            capsize=2.5, label=label)
+            if paper is not None:
+                ref = paper[(paper["dataset"] == paper_dataset) & (paper["noise"] == kind) & (paper["method"] == m)]
+                ref = ref.sort_values("eta")
+                if len(ref):
+                    ax.plot(ref["eta"], ref["mean"], ls="--", color=color, alpha=0.4, lw=1.2)
+        ax.set_title(_NOISE_TITLES.get(kind, kind))
+        ax.set_xlabel("noise rate $\\eta$")
+    axes[0, 0].set_ylabel("test accuracy (%)")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    if paper is not None:
+        from matplotlib.lines import Line2D
+        handles += [Line2D([], [], color="0.3", marker="o", ms=4), Line2D([], [], color="0.3", ls="--", alpha=0.5)]
+        labels += ["ours (mean ± std)", f"paper ({paper_dataset})"]
+    fig.legend(handles, labels, fontsize=7, loc="outside right center")
+    if caption:
+        fig.suptitle(caption, fontsize=9)
+    return fig
+
+
+def plot_accuracy_curves(runs, history, *, methods: Sequence[str] | None = None,
+                         noises: Sequence[str] = ("open_set", "uniform"), metric: str = "test_acc",
+                         kept: bool = True, caption: str | None = None):
+    """Test accuracy (%) against epochs, one panel per noise kind, one line per method (Table 2's runs).
+
+    Lines are means over seeds with a +-1 std band.  With ``kept`` a last panel
+    shows the fraction of training samples that truncated ``L_q``'s pruning
+    keeps (Algorithm 1) per noise kind, with the share of samples whose label
+    is right (``1 - flip_rate_train``; for open-set noise, the in-set images)
+    as a dotted line.
+    """
+    from .experiments import METHOD_LABELS, TABLE2_METHODS
+
+    methods = list(TABLE2_METHODS if methods is None else methods)
+    n_panels = len(noises) + int(kept)
+    fig, axes = plt.subplots(1, n_panels, figsize=(4.4 * n_panels, 3.6), squeeze=False)
+    for ax, kind in zip(axes[0], noises):
+        for m in methods:
+            label = METHOD_LABELS.get(m, m)
+            _line(ax, runs, history, {"noise": kind, "method": m}, metric, label, PALETTE.get(label), scale=100)
+        ax.set_title(_NOISE_TITLES.get(kind, kind))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("test accuracy (%)")
+        ax.legend(fontsize=7, loc="lower right")
+    if kept:
+        ax = axes[0, -1]
+        styles = ["-", "--", "-.", ":"]
+        for kind, style in zip(noises, styles):
+            n = _line(ax, runs, history, {"noise": kind, "method": "trunc_lq"}, "kept",
+                      f"kept, {_NOISE_TITLES.get(kind, kind)}", PALETTE["Trunc Lq"], style)
+            if n:
+                clean = 1 - runs.loc[(runs["noise"] == kind) & (runs["method"] == "trunc_lq"),
+                                     "flip_rate_train"].mean()
+                ax.axhline(clean, color="0.4", ls=style, lw=0.9, label=f"right labels, {kind.replace('_', '-')}")
+        ax.set_ylim(0, 1.05)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("fraction of training samples")
+        ax.set_title("Trunc Lq: samples kept by pruning")
+        ax.legend(fontsize=7, loc="lower right")
+    if caption:
+        fig.suptitle(caption, fontsize=9)
+    return fig
+
+
+def plot_kept_by_class(samples, *, class_names: Sequence[str] | None = None, caption: str | None = None):
+    """Per true class, the fraction of correctly labelled training samples kept by the first pruning step.
+
+    ``samples`` is :func:`gce.experiments.first_pruning_step`'s table (Algorithm 1,
+    ``w_i = 1[f_{y_i} >= k]``).  One panel per noise kind: bars are means over
+    the runs, dots single runs; the dashed line is the fraction of *wrongly*
+    labelled samples (for open-set noise: outside images) kept, over all classes.
+    """
+    kinds = list(dict.fromkeys(samples["noise"]))
+    fig, axes = plt.subplots(1, len(kinds), figsize=(5.0 * len(kinds), 3.4), squeeze=False, sharey=True)
+    for ax, kind in zip(axes[0], kinds):
+        s = samples[samples["noise"] == kind]
+        right = s[s["clean"].astype(bool)]
+        classes = np.sort(right["label"].unique())
+        x = np.arange(len(classes))
+        per_run = right.groupby(["run", "label"])["kept"].mean().unstack().reindex(columns=classes)
+        ax.bar(x, per_run.mean(axis=0).values, width=0.7, color="#009E73", alpha=0.8, label="right labels kept")
+        for _, row in per_run.iterrows():
+            ax.plot(x, row.values, "o", color="0.2", ms=2.2, alpha=0.6)
+        wrong = s[~s["clean"].astype(bool)]
+        if len(wrong):
+            ax.axhline(float(wrong["kept"].mean()), color="#D55E00", ls="--", lw=1.4,
+                       label="wrong labels kept (all classes)")
+        names = [str(c) for c in classes] if class_names is None else [class_names[int(c)] for c in classes]
+        ax.set_xticks(x, names)
+        ax.set_ylim(0, 1.05)
+        ax.set_xlabel("true class")
+        ax.set_title(_NOISE_TITLES.get(kind, kind))
+    axes[0, 0].set_ylabel("fraction kept (first pruning)")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, loc="outside lower center", ncols=2)
+    if caption:
+        fig.suptitle(caption, fontsize=9)
+    return fig
+
+
+__all__ += ["plot_accuracy_vs_eta", "plot_accuracy_curves", "plot_kept_by_class"]
