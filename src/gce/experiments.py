@@ -1,21 +1,21 @@
 """The paper's figures and tables as grids of runs, at three scales, with resumable stored results.
 
-=========  ==================================================================
-scale      what it runs
-=========  ==================================================================
-``pocket`` offline, CPU, minutes: scikit-learn's digits, BatchNorm-free small
-           networks (batched with vmap), the paper's epoch counts and
-           schedules, 5 seeds.  What CI and the rendered book run.
-``lite``   the real datasets (FASHION-MNIST, CIFAR-10/100), the paper's
-           networks, schedules shortened to a quarter, one seed: one GPU,
-           an afternoon (what a Colab student runs).
-``paper``  the paper's protocol exactly (Sec. 4, 4.1, 4.2), 5 seeds.
-=========  ==================================================================
+==========  =================================================================
+scale       what it runs
+==========  =================================================================
+``pocket``  offline, CPU, minutes: scikit-learn's digits, BatchNorm-free small
+            networks (batched with vmap), the paper's epoch counts and
+            schedules, 5 seeds.  What CI and the rendered book run.
+``lite``    the real datasets (FASHION-MNIST, CIFAR-10/100), the paper's
+            networks, schedules shortened to a quarter, one seed, one GPU
+            (what a Colab student runs; its run time is not measured yet).
+``paper``   the paper's protocol exactly (Sec. 3.2, 4, 4.1, 4.2), 5 seeds.
+==========  =================================================================
 
 Each experiment (:data:`EXPERIMENTS`: ``fig1``, ``fig2``, ``table1``,
 ``table2``) is a grid of :class:`gce.train.RunConfig` built by :func:`spec`.
 :func:`run` trains what is not yet in the :class:`ResultStore` (so an
-interrupted sweep loses nothing: finished runs are saved group by group and
+interrupted sweep loses nothing: finished runs are saved as they finish and
 skipped on the next call) and returns the stored results.  The paper's own
 numbers for Table 1 and Table 2 are kept as data (:func:`paper_table1`,
 :func:`paper_table2`) so that every table shows ours beside theirs.
