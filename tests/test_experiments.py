@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from gce import __main__ as cli
-from gce import experiments, train
+from gce import analysis, experiments, train
 from gce.experiments import Experiment, ResultStore, run_id
 from gce.train import RunConfig
 
@@ -110,7 +110,7 @@ def test_tables_put_ours_beside_the_papers(tmp_path, monkeypatch):
     cfgs = [RunConfig(**FAST, noise="uniform", eta=0.4, method=m, seed=s) for m in ("cce", "lq") for s in (0, 1)]
     _tiny(monkeypatch, cfgs)
     _, store = experiments.run("table1", "pocket", results=tmp_path, progress=False)
-    wide = experiments.table1_wide(store.runs)
+    wide = analysis.table1_wide(store.runs)
     assert ("ours (digits)", "CCE") in wide.index and ("paper (cifar10)", "Trunc Lq") in wide.index
     assert wide.loc[("paper (cifar10)", "CCE"), "uniform 0.4"] == "81.88 ± 0.29"
     mean = 100 * store.runs[store.runs.method == "lq"]["test_acc_best_val"].mean()
@@ -148,17 +148,17 @@ def test_convergence_table_counts_first_epochs_reaching_each_threshold():
         "a1": (dict(dataset="d", method="cce", seed=1), [0.5, 0.8, 0.92, 0.97], [1, 1, 1, 1]),
         "b0": (dict(dataset="d", method="mae", seed=0), [0.2, 0.3, 0.5, 0.91], [1, 1, 1, 1]),
     })
-    t = experiments.convergence_table(runs, hist, thresholds=(0.9, 0.95)).set_index("method")
+    t = analysis.convergence_table(runs, hist, thresholds=(0.9, 0.95)).set_index("method")
     assert t.loc["cce", "seeds"] == 2 and t.loc["mae", "seeds"] == 1
     assert t.loc["cce", "epoch_to_90%"] == 2.5 and t.loc["cce", "epoch_to_90%_min"] == 2
     assert t.loc["cce", "epoch_to_95%"] == 3.5 and t.loc["cce", "reached_95%"] == 2
     assert t.loc["mae", "epoch_to_90%"] == 4 and t.loc["mae", "reached_95%"] == 0
     assert np.isnan(t.loc["mae", "epoch_to_95%"])
     np.testing.assert_allclose(t.loc["cce", ["best", "best_epoch", "last"]].astype(float), [0.965, 3.5, 0.96])
-    per = experiments.convergence_table(runs, hist, per_run=True).set_index("run_id")
+    per = analysis.convergence_table(runs, hist, per_run=True).set_index("run_id")
     assert per.loc["a0", "best_epoch"] == 3 and per.loc["b0", "last"] == 0.91
     with pytest.raises(ValueError, match="no column"):
-        experiments.convergence_table(runs, hist, by=("eta",))
+        analysis.convergence_table(runs, hist, by=("eta",))
 
 
 def test_format_convergence_reads_the_table():
@@ -168,7 +168,7 @@ def test_format_convergence_reads_the_table():
         "b0": (dict(dataset="d", method="mae", seed=0), [0.2, 0.3, 0.5, 0.91], [1, 1, 1, 1]),
         "b1": (dict(dataset="d", method="mae", seed=1), [0.2, 0.3, 0.5, 0.6], [1, 1, 1, 1]),
     })
-    t = experiments.format_convergence(experiments.convergence_table(runs, hist, thresholds=(0.9, 0.95)))
+    t = analysis.format_convergence(analysis.convergence_table(runs, hist, thresholds=(0.9, 0.95)))
     assert t.loc["CCE", "epochs to 90%"] == "2.5 (2-3)" and t.loc["CCE", "best (%)"] == "96.50"
     assert t.loc["MAE", "epochs to 90%"] == "1 of 2 runs: 4.0 (4-4)" and t.loc["MAE", "epochs to 95%"] == "never"
     assert t.loc["MAE", "last epoch (%)"] == "75.50"
@@ -181,22 +181,22 @@ def test_paper_fig1b_numbers_are_the_papers():
 
 
 def test_mae_is_unhinged_at_twice_the_sgd_rate_and_the_same_adam_rate():
-    mae_sgd = experiments.short_trajectory("mae", "sgd", 0.05)
+    mae_sgd = analysis.short_trajectory("mae", "sgd", 0.05)
     assert mae_sgd.shape == (5, 9 * 4)
-    np.testing.assert_allclose(mae_sgd, experiments.short_trajectory("unhinged", "sgd", 0.1), atol=1e-12)
-    assert np.abs(mae_sgd - experiments.short_trajectory("unhinged", "sgd", 0.05)).max() > 1e-3
-    np.testing.assert_allclose(experiments.short_trajectory("mae", "adam", 0.01),
-                               experiments.short_trajectory("unhinged", "adam", 0.01), atol=1e-5)
+    np.testing.assert_allclose(mae_sgd, analysis.short_trajectory("unhinged", "sgd", 0.1), atol=1e-12)
+    assert np.abs(mae_sgd - analysis.short_trajectory("unhinged", "sgd", 0.05)).max() > 1e-3
+    np.testing.assert_allclose(analysis.short_trajectory("mae", "adam", 0.01),
+                               analysis.short_trajectory("unhinged", "adam", 0.01), atol=1e-5)
     # weight decay is not scaled with the loss: the SGD equivalence then needs half the decay
-    np.testing.assert_allclose(experiments.short_trajectory("mae", "sgd", 0.05, weight_decay=1e-2),
-                               experiments.short_trajectory("unhinged", "sgd", 0.1, weight_decay=5e-3), atol=1e-12)
+    np.testing.assert_allclose(analysis.short_trajectory("mae", "sgd", 0.05, weight_decay=1e-2),
+                               analysis.short_trajectory("unhinged", "sgd", 0.1, weight_decay=5e-3), atol=1e-12)
     with pytest.raises(ValueError):
-        experiments.short_trajectory("lq", "sgd", 0.1)
+        analysis.short_trajectory("lq", "sgd", 0.1)
 
 
 def test_fig2_q_is_zero_for_cce():
     runs = pd.DataFrame({"method": ["cce", "lq", "lq"], "q": [0.7, 0.2, 1.0]})
-    assert experiments.fig2_q(runs).tolist() == [0.0, 0.2, 1.0]
+    assert analysis.fig2_q(runs).tolist() == [0.0, 0.2, 1.0]
 
 
 def test_overfitting_table_and_threshold():
@@ -208,17 +208,17 @@ def test_overfitting_table_and_threshold():
         "n0": (dict(eta=0.6, method="cce", q=0.7, seed=0), [0.5, 0.6, 0.5, 0.5], [2, 1, 3, 4]),
         "n1": (dict(eta=0.6, method="lq", q=1.0, seed=0), [0.5, 0.6, 0.5, 0.5], [2, 1, 3, 4]),
     })
-    t = experiments.overfitting_table(runs, hist)
+    t = analysis.overfitting_table(runs, hist)
     row = t[(t.eta == 0.2) & (t.q == 0.0)].iloc[0]
     assert row["seeds"] == 2 and row["peak_epoch"] == 2 and row["val_loss_min_epoch"] == 2
     np.testing.assert_allclose([row["peak"], row["last"], row["drop"], row["drop_min"], row["drop_max"]],
                                [0.9, 0.75, 0.15, 0.1, 0.2])
     lq_row = t[(t.eta == 0.2) & (t.q == 0.5)].iloc[0]
     np.testing.assert_allclose(lq_row["drop"], 0.005)
-    thr = experiments.overfitting_threshold(t, tol=0.01)
+    thr = analysis.overfitting_threshold(t, tol=0.01)
     assert thr[0.2] == 0.5 and np.isnan(thr[0.6])
-    assert experiments.overfitting_threshold(t, tol=0.001)[0.2] == 1.0
-    per = experiments.overfitting_table(runs, hist, per_run=True)
+    assert analysis.overfitting_threshold(t, tol=0.001)[0.2] == 1.0
+    per = analysis.overfitting_table(runs, hist, per_run=True)
     assert len(per) == 6 and set(per.columns) >= {"run_id", "eta", "q", "drop"}
 
 
@@ -228,7 +228,7 @@ def test_label_softmax_table_means_and_gap():
         "c1": (dict(method="cce", seed=1), [0.5, 0.6, 0.7], [1, 1, 1]),
     })
     hist.loc[hist.run_id == "c1", "softmax_noisy"] += 0.2
-    t = experiments.label_softmax_table(runs, hist, epochs=[1, 3])
+    t = analysis.label_softmax_table(runs, hist, epochs=[1, 3])
     assert t["epoch"].tolist() == [1, 3]
     np.testing.assert_allclose(t["softmax_noisy"], [0.1, 0.3])
     np.testing.assert_allclose(t["gap"], [0.4, 0.4])
@@ -242,7 +242,7 @@ def test_best_mask_finds_the_papers_bold_cells_and_its_three_slips():
     t1["setting"] = t1["noise"] + " " + t1["eta"].astype(str)
     means = t1.pivot_table(index=["dataset", "method"], columns="setting", values="mean", sort=False)
     bold = t1.pivot_table(index=["dataset", "method"], columns="setting", values="bold", sort=False).astype(bool)
-    mask = experiments.best_mask(means, 2, by="dataset")
+    mask = analysis.best_mask(means, 2, by="dataset")
     differ = sorted((d, m, s) for (d, m), row in (mask != bold).iterrows() for s, v in row.items() if v)
     # FASHION-MNIST: the paper bolds 91.16 (Forward T) over 91.30 (Lq) and 93.66 (T-hat) over 93.72 (CCE);
     # CIFAR-100: Lq and Trunc Lq tie at 66.59, the paper bolds one of them
@@ -257,16 +257,16 @@ def test_best_mask_on_text_cells_groups_ties_and_gaps():
                                     names=["source", "method"])
     t = pd.DataFrame({"x": ["90.00 ± 1.00", "95.50 ± 0.20", "95.50 ± 3.00", "10.00 ± 0.10", "nan"],
                       "y": ["1.00", "3.00", "2.00", None, "5.00 ± 1.00"]}, index=idx)
-    np.testing.assert_allclose(experiments.cell_means(t)["x"], [90, 95.5, 95.5, 10, np.nan])
-    m = experiments.best_mask(t, 1)
+    np.testing.assert_allclose(analysis.cell_means(t)["x"], [90, 95.5, 95.5, 10, np.nan])
+    m = analysis.best_mask(t, 1)
     assert m["x"].tolist() == [False, True, True, True, False]  # a tie at the top: both marked
     assert m["y"].tolist() == [False, True, False, False, True]
-    m_all = experiments.best_mask(t, 2, by=None)
+    m_all = analysis.best_mask(t, 2, by=None)
     assert m_all["y"].tolist() == [False, True, False, False, True]
-    assert experiments.best_mask(t, 3)["x"].tolist() == [True, True, True, True, False]
+    assert analysis.best_mask(t, 3)["x"].tolist() == [True, True, True, True, False]
     with pytest.raises(ValueError):
-        experiments.best_mask(t, 0)
-    styler = experiments.style_best(t, 1, caption="demo")
+        analysis.best_mask(t, 0)
+    styler = analysis.style_best(t, 1, caption="demo")
     styler._compute()
     bold = {k for k, v in styler.ctx.items() if ("font-weight", "bold") in v}
     assert bold == {(1, 0), (2, 0), (3, 0), (1, 1), (4, 1)}
@@ -286,7 +286,7 @@ def test_flip_rate_table_expects_eta_over_two_for_class_dependent_digits():
                              flip_rate_val=0.25),
                         dict(run_id="c", noise="uniform", eta=0.6, method="cce", seed=0, flip_rate_train=0.6),
                         dict(run_id="d", noise="open_set", eta=0.4, method="cce", seed=0)])
-    t = experiments.flip_rate_table(runs).set_index("noise")
+    t = analysis.flip_rate_table(runs).set_index("noise")
     assert set(t.index) == {"class_dependent", "uniform"}
     cols = ["expected", "train", "val", "val_min", "val_max"]
     np.testing.assert_allclose(t.loc["class_dependent", cols].astype(float), [0.2, 0.2, 0.2, 0.15, 0.25])
@@ -301,7 +301,7 @@ def test_transition_estimate_errors_against_the_true_T():
     runs = _runs_frame([dict(run_id="a", noise="class_dependent", eta=0.3, method="cce", seed=0,
                              T_hat_estimate=json.dumps(T_hat.tolist())),
                         dict(run_id="b", noise="class_dependent", eta=0.3, method="lq", seed=0)])
-    e = experiments.transition_estimate_errors(runs)
+    e = analysis.transition_estimate_errors(runs)
     assert len(e) == 1
     np.testing.assert_allclose(e[["mean_abs_error", "diag_abs_error", "max_abs_error"]].iloc[0],
                                [0.4 / 100, 0.2 / 10, 0.2])
@@ -316,7 +316,7 @@ def test_pruning_summary_reads_the_first_pruning_epoch_and_bounds_precision():
                         dict(run_id="l1", noise="uniform", eta=0.4, method="lq", seed=1, best_epoch=1)])
     kept = {"t0": [1, 1, 0.5, 0.55], "t1": [1, 1, 0.8, 0.8], "l0": [1] * 4, "l1": [1] * 4}
     hist = pd.DataFrame([dict(run_id=r, epoch=e + 1, kept=k) for r, ks in kept.items() for e, k in enumerate(ks)])
-    s = experiments.pruning_summary(runs, hist).set_index("seed")
+    s = analysis.pruning_summary(runs, hist).set_index("seed")
     assert s.loc[0, "pruned_before_best"] and not s.loc[1, "pruned_before_best"]
     np.testing.assert_allclose(s.loc[0, ["kept_first", "kept_best", "kept_last"]].astype(float), [0.5, 0.55, 0.55])
     np.testing.assert_allclose(s.loc[1, ["kept_first", "kept_best"]].astype(float), [0.8, 1.0])
@@ -329,7 +329,7 @@ def test_pruning_summary_reads_the_first_pruning_epoch_and_bounds_precision():
 def test_first_pruning_step_matches_the_engines_pruning():
     cfgs = [RunConfig(**{**FAST, "epochs": 5}, noise="uniform", eta=0.4, method="trunc_lq", k=0.3, prune_start=3,
                       seed=s) for s in (0, 1)]
-    samples = experiments.first_pruning_step(cfgs)
+    samples = analysis.first_pruning_step(cfgs)
     assert set(samples["run"]) == {0, 1} and (samples["kept"] == (samples["f_y"] >= 0.3)).all()
     assert (samples["clean"] == (samples["label"] == samples["noisy_label"])).all()
     # the engine kept the same fraction during epoch prune_start (history epoch prune_start + 1)
@@ -338,13 +338,13 @@ def test_first_pruning_step_matches_the_engines_pruning():
         np.testing.assert_allclose(samples[samples.run == i]["kept"].mean(), res.history["kept"][3], atol=1e-6)
         assert res.history["kept"][2] == 1.0
     with pytest.raises(ValueError, match="trunc_lq"):
-        experiments.first_pruning_step([RunConfig(**FAST, method="lq")])
+        analysis.first_pruning_step([RunConfig(**FAST, method="lq")])
 
 
 def test_first_pruning_step_open_set_marks_outside_images_as_wrong():
     cfg = RunConfig(**{**FAST, "epochs": 2}, noise="open_set", ood="photo_patches", eta=0.4, method="trunc_lq",
                     prune_start=2, seed=0)
-    s = experiments.first_pruning_step([cfg])
+    s = analysis.first_pruning_step([cfg])
     from gce import data
     ds = data.load("digits")
     n_train = round(len(ds.train) * 0.9)
@@ -362,9 +362,9 @@ def test_ood_separability_is_half_for_alike_and_one_for_separable_images():
     g = torch.Generator().manual_seed(0)
     a = torch.randint(0, 256, (200, 1, 4, 4), generator=g, dtype=torch.uint8)
     alike = torch.randint(0, 256, (300, 1, 4, 4), generator=g, dtype=torch.uint8)
-    assert abs(experiments.ood_separability(a, alike) - 0.5) < 0.1
+    assert abs(analysis.ood_separability(a, alike) - 0.5) < 0.1
     bright = (torch.randint(0, 256, (150, 1, 4, 4), generator=g) // 4 + 190).to(torch.uint8)
     dark = (torch.randint(0, 256, (150, 1, 4, 4), generator=g) // 4).to(torch.uint8)
-    assert experiments.ood_separability(dark, bright) > 0.99
+    assert analysis.ood_separability(dark, bright) > 0.99
     with pytest.raises(ValueError, match="pixels"):
-        experiments.ood_separability(a, torch.zeros(10, 1, 2, 2, dtype=torch.uint8))
+        analysis.ood_separability(a, torch.zeros(10, 1, 2, 2, dtype=torch.uint8))

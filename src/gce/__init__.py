@@ -14,6 +14,10 @@ Entropy Loss for Training Deep Neural Networks with Noisy Labels* (NeurIPS
   CNN of Table 2) and BatchNorm-free small models for CPU runs.
 - :mod:`gce.train` -- one training run as a dataclass config; many runs
   trained together (vmap), Algorithm 1's pruning, Patrini's T-hat.
+- :mod:`gce.experiments` -- the paper's figures and tables as grids of runs
+  at three scales; the resumable result store; the paper's numbers.
+- :mod:`gce.runners` -- where a grid runs: in process, or on Ray.
+- :mod:`gce.analysis` -- the summaries the experiment chapters print.
 - :mod:`gce.theory` -- the mathematics of Sec. 3 in sympy, with numeric twins.
 - :mod:`gce.classes` -- class names of the datasets.
 - :mod:`gce.plots` -- the book's figures.
@@ -21,7 +25,7 @@ Entropy Loss for Training Deep Neural Networks with Noisy Labels* (NeurIPS
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import classes, data, losses, models, noise, theory, train
+from . import analysis, classes, data, experiments, losses, models, noise, runners, theory, train
 from .losses import (
     CCELoss,
     ForwardCorrectedLoss,
@@ -43,7 +47,7 @@ except PackageNotFoundError:  # running from a source tree
     __version__ = "0+unknown"
 
 __all__ = [
-    "classes", "data", "losses", "models", "noise", "theory", "train",
+    "analysis", "classes", "data", "experiments", "losses", "models", "noise", "runners", "theory", "train",
     "cce", "mae", "lq", "truncated_lq", "acs_lq", "prune_weights", "forward_corrected",
     "CCELoss", "MAELoss", "LqLoss", "TruncatedLqLoss", "ForwardCorrectedLoss",
 ]

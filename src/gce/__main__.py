@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import experiments
+from . import analysis, experiments
 
 
 def _draw(name: str, scale: str, exp, store, out: Path) -> str:
@@ -30,7 +30,7 @@ def _draw(name: str, scale: str, exp, store, out: Path) -> str:
         fig = plots.plot_fig2(runs, history, qs=experiments.FIG2_QS, etas=experiments.FIG2_ETAS,
                               caption=f"Figure 2 rebuilt ({where})")
     else:
-        table = experiments.table1_wide(runs) if name == "table1" else experiments.table2_wide(runs)
+        table = analysis.table1_wide(runs) if name == "table1" else analysis.table2_wide(runs)
         path = out / f"{name}.md"
         path.write_text(f"# {exp.title} ({where})\n\n{exp.note}\n\n" + table.to_markdown() + "\n")
         return str(path)

@@ -637,7 +637,7 @@ def plot_fig1c(runs, history, *, k: float | None = None, ax=None, title: str | N
 
 def plot_peak_drop(table, *, tol: float | None = None, ax=None):
     """Test accuracy lost between the peak epoch and the last epoch (percentage points) against ``q``,
-    one line per noise rate ``eta``; ``table`` is :func:`gce.experiments.overfitting_table`'s output
+    one line per noise rate ``eta``; ``table`` is :func:`gce.analysis.overfitting_table`'s output
     (mean ``drop``, with ``drop_min``/``drop_max`` over seeds as error bars).  ``tol`` draws the tolerance
     used for "no overfitting" (Sec. 4.1).  Returns the axes."""
     if ax is None:
@@ -759,7 +759,7 @@ def plot_accuracy_curves(runs, history, *, methods: Sequence[str] | None = None,
 def plot_kept_by_class(samples, *, class_names: Sequence[str] | None = None, caption: str | None = None):
     """Per true class, the fraction of correctly labelled training samples kept by the first pruning step.
 
-    ``samples`` is :func:`gce.experiments.first_pruning_step`'s table (Algorithm 1,
+    ``samples`` is :func:`gce.analysis.first_pruning_step`'s table (Algorithm 1,
     ``w_i = 1[f_{y_i} >= k]``).  One panel per noise kind: bars are means over
     the runs, dots single runs; the dashed line is the fraction of *wrongly*
     labelled samples (for open-set noise: outside images) kept, over all classes.

@@ -1,0 +1,536 @@
+"""Summaries of stored results: the numbers and tables the experiment chapters print.
+
+Every function here reads the tables of a :class:`gce.experiments.ResultStore`
+(``store.runs``: one row per run; ``store.history``: one row per run and
+epoch) and returns a :class:`pandas.DataFrame` (or a Styler), so a number in
+the book can be traced from its cell to one function:
+
+- Table 1 and Table 2 beside the paper's (:func:`table1_wide`,
+  :func:`table2_wide`, :func:`style_best` for the paper's bold "best two");
+- Fig. 1(a, b): epochs to a given accuracy (:func:`convergence_table`), and the
+  learning-rate equivalence of MAE and the unhinged loss (:func:`short_trajectory`);
+- Fig. 1(c) and Fig. 2: the drop from peak accuracy (:func:`overfitting_table`,
+  :func:`overfitting_threshold`) and the softmax at right and wrong labels
+  (:func:`label_softmax_table`);
+- Table 1's side results: realised noise rates (:func:`flip_rate_table`), the
+  error of Patrini's T-hat (:func:`transition_estimate_errors`), what pruning
+  kept (:func:`pruning_summary`, :func:`first_pruning_step`);
+- Table 2: how separable the outside images are (:func:`ood_separability`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as _np
+import pandas as pd
+import torch
+
+from . import train as _train
+from .experiments import METHOD_LABELS, paper_table1, paper_table2
+from .train import RunConfig
+
+__all__: list[str] = []
+
+
+# --------------------------------------------------------------------------- summaries
+
+
+def _pm(values: pd.Series) -> str:
+    return f"{100 * values.mean():.2f} ± {100 * values.std(ddof=1):.2f}" if len(values) > 1 else f"{100 * values.mean():.2f}"
+
+
+def summarize_table1(runs: pd.DataFrame) -> pd.DataFrame:
+    """Our Table 1: mean and std (%) of the best-validation-epoch test accuracy over seeds.
+
+    One row per (dataset, noise, eta, method) with ``mean``, ``std``, the number
+    of ``seeds`` and the mean realised training flip rate.
+    """
+    g = runs.groupby(["dataset", "noise", "eta", "method"], sort=False)
+    out = g.agg(mean=("test_acc_best_val", lambda s: 100 * s.mean()),
+                std=("test_acc_best_val", lambda s: 100 * s.std(ddof=1) if len(s) > 1 else float("nan")),
+                seeds=("seed", "nunique"), realised_rate=("flip_rate_train", "mean")).reset_index()
+    return out
+
+
+def table1_wide(runs: pd.DataFrame, with_paper: bool = True) -> pd.DataFrame:
+    """Table 1 laid out as in the paper: methods as rows, noise settings as columns, ``mean ± std``.
+
+    With ``with_paper`` each dataset's block is followed by the paper's rows for
+    the corresponding real dataset (pocket digits have no counterpart: the
+    paper's CIFAR-10 rows are shown for reference).
+    """
+    ours = summarize_table1(runs)
+    ours["cell"] = [f"{m:.2f} ± {s:.2f}" if s == s else f"{m:.2f}" for m, s in zip(ours["mean"], ours["std"])]
+    ours["source"] = "ours (" + ours["dataset"] + ")"
+    frames = [ours]
+    if with_paper:
+        paper = paper_table1()
+        keep = ["cifar10"] if set(ours["dataset"]) == {"digits"} else sorted(set(ours["dataset"]))
+        paper = paper[paper["dataset"].isin(keep)].copy()
+        paper["cell"] = [f"{m:.2f} ± {s:.2f}" for m, s in zip(paper["mean"], paper["std"])]
+        paper["source"] = "paper (" + paper["dataset"] + ")"
+        frames.append(paper)
+    both = pd.concat(frames, ignore_index=True)
+    both["method"] = both["method"].map(METHOD_LABELS)
+    both["setting"] = both["noise"].map({"uniform": "uniform", "class_dependent": "class-dep."}) + \
+        " " + both["eta"].map(lambda e: f"{e:g}")
+    wide = both.pivot_table(index=["source", "method"], columns="setting", values="cell", aggfunc="first", sort=False)
+    cols = [f"uniform {e:g}" for e in (0.2, 0.4, 0.6, 0.8)] + [f"class-dep. {e:g}" for e in (0.1, 0.2, 0.3, 0.4)]
+    return wide[[c for c in cols if c in wide.columns]]
+
+
+def table2_wide(runs: pd.DataFrame) -> pd.DataFrame:
+    """Table 2 as in the paper, ours (mean ± std over seeds, last epoch) beside the paper's numbers."""
+    g = runs.groupby(["noise", "method"], sort=False)["test_acc_last"]
+    ours = g.agg(lambda s: _pm(s)).rename("ours").reset_index()
+    paper = paper_table2().rename(columns={"accuracy": "paper"})
+    both = ours.merge(paper, on=["noise", "method"], how="outer")
+    both["method"] = both["method"].map({**METHOD_LABELS, "wang2018": "Wang et al."})
+    both["noise"] = both["noise"].map({"open_set": "open-set", "uniform": "closed-set (uniform)"})
+    return both.set_index(["noise", "method"])
+
+
+__all__ += ["summarize_table1", "table1_wide", "table2_wide"]
+
+
+# ---- cce_vs_mae ----
+# Summaries of the chapter "CCE vs MAE in practice" (Fig. 1a, b and Eq. 5 of Sec. 3.2).
+
+
+
+def _pct(threshold: float) -> str:
+    return f"{100 * threshold:g}%"
+
+
+def _select(runs: pd.DataFrame, select: dict | None) -> pd.DataFrame:
+    if not select:
+        return runs
+    mask = _np.ones(len(runs), dtype=bool)
+    for key, value in select.items():
+        mask &= (runs[key] == value).to_numpy()
+    return runs[mask]
+
+
+def convergence_table(runs: pd.DataFrame, history: pd.DataFrame, *, by: Sequence[str] = ("dataset", "method"),
+                      thresholds: Sequence[float] = (0.9, 0.95), metric: str = "test_acc",
+                      per_run: bool = False) -> pd.DataFrame:
+    """How fast and how far each group of runs learns: the numbers behind Fig. 1(a, b) (Sec. 3.2).
+
+    For every run: the first epoch (1-based) at which ``metric`` reaches each
+    threshold (NaN if it never does), the best value of ``metric`` and the
+    first epoch at which it is attained, and the value at the last epoch.
+    With ``per_run`` those rows are returned; otherwise one row per group of
+    ``by`` holds their means over the group's runs (the seeds), with
+    ``seeds`` (the number of runs), ``epoch_to_<t>_min``/``_max`` (the
+    spread over seeds) and ``reached_<t>`` (how many runs reach ``t``; the
+    mean ``epoch_to_<t>`` is over those runs only).  Accuracies stay fractions.
+    """
+    by = list(by)
+    if not len(runs):
+        raise ValueError("no runs to summarise")
+    missing = [k for k in by if k not in runs.columns]
+    if missing:
+        raise ValueError(f"runs has no column(s) {missing}")
+    h = history[history["run_id"].isin(runs["run_id"])].sort_values(["run_id", "epoch"])
+    rows = []
+    for rid, g in h.groupby("run_id", sort=False):
+        values, epochs = g[metric].to_numpy(dtype=float), g["epoch"].to_numpy()
+        row = {"run_id": rid}
+        for t in thresholds:
+            hit = values >= t
+            row[f"epoch_to_{_pct(t)}"] = float(epochs[hit.argmax()]) if hit.any() else _np.nan
+        best = int(_np.nanargmax(values))
+        row.update(best=float(values[best]), best_epoch=int(epochs[best]), last=float(values[-1]))
+        rows.append(row)
+    per = runs[["run_id", *by]].merge(pd.DataFrame(rows), on="run_id")
+    if per_run:
+        return per.reset_index(drop=True)
+    g = per.groupby(by, sort=False)
+    out = g.agg(seeds=("run_id", "size")).reset_index()
+    for t in thresholds:
+        col = f"epoch_to_{_pct(t)}"
+        stats = g[col].agg(["mean", "min", "max", "count"]).reset_index(drop=True)
+        out[col] = stats["mean"].to_numpy()
+        out[f"{col}_min"] = stats["min"].to_numpy()
+        out[f"{col}_max"] = stats["max"].to_numpy()
+        out[f"reached_{_pct(t)}"] = stats["count"].to_numpy().astype(int)
+    means = g[["best", "best_epoch", "last"]].mean().reset_index(drop=True)
+    for col in ("best", "best_epoch", "last"):
+        out[col] = means[col].to_numpy()
+    return out
+
+
+def short_trajectory(loss: str, optimizer: str, lr: float, *, steps: int = 5, seed: int = 0, n: int = 64,
+                     dim: int = 8, num_classes: int = 4, momentum: float = 0.9,
+                     weight_decay: float = 0.0) -> _np.ndarray:
+    """Parameters of a linear softmax classifier after each of ``steps`` full-batch steps (float64).
+
+    ``loss`` is ``"cce"`` (Eq. 2), ``"mae"`` (Eq. 4, ``2 - 2 f_y``) or
+    ``"unhinged"`` (``1 - f_y``, i.e. ``L_q`` at ``q = 1``, Eq. 6);
+    ``optimizer`` is ``"sgd"`` (with ``momentum``) or ``"adam"`` (PyTorch's
+    defaults otherwise).  Data and initial weights come from ``seed`` only, so
+    two calls differ only in the loss and the optimiser.  Used to show that
+    MAE at learning rate ``a`` follows the unhinged loss at ``2a`` under SGD,
+    and at the same ``a`` under Adam (which divides out a constant factor).
+    Returns an array of shape ``(steps, (dim + 1) * num_classes)``.
+    """
+    from . import losses as _losses
+
+    if loss not in ("cce", "mae", "unhinged"):
+        raise ValueError(f"loss must be 'cce', 'mae' or 'unhinged', got {loss!r}")
+    if optimizer not in ("sgd", "adam"):
+        raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, dim, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, num_classes, (n,), generator=gen)
+    w = (0.1 * torch.randn(dim, num_classes, generator=gen, dtype=torch.float64)).requires_grad_()
+    b = torch.zeros(num_classes, dtype=torch.float64, requires_grad=True)
+    if optimizer == "sgd":
+        opt = torch.optim.SGD([w, b], lr=lr, momentum=momentum, weight_decay=weight_decay)
+    else:
+        opt = torch.optim.Adam([w, b], lr=lr, weight_decay=weight_decay)
+    fn = {"cce": _losses.cce, "mae": _losses.mae, "unhinged": lambda z, t: _losses.lq(z, t, 1.0)}[loss]
+    out = []
+    for _ in range(steps):
+        opt.zero_grad()
+        fn(x @ w + b, y).backward()
+        opt.step()
+        out.append(torch.cat([w.detach().flatten(), b.detach()]).numpy().copy())
+    return _np.stack(out)
+
+
+def format_convergence(table: pd.DataFrame, *, index: str = "method") -> pd.DataFrame:
+    """:func:`convergence_table` for reading: accuracies in %, ``"mean (min-max)"`` epochs per threshold
+    (``"never"`` where no run reaches it, ``"k of n runs: ..."`` where only some do), indexed by ``index``."""
+    out = pd.DataFrame(index=table[index].map(lambda m: METHOD_LABELS.get(m, m)).rename(index))
+    out["seeds"] = table["seeds"].to_numpy()
+    for col in [c for c in table.columns if c.startswith("epoch_to_") and c.endswith("%")]:
+        cells = []
+        for _, row in table.iterrows():
+            reached, n = int(row[col.replace("epoch_to_", "reached_")]), int(row["seeds"])
+            if reached == 0:
+                cells.append("never")
+                continue
+            cell = f"{row[col]:.1f} ({row[col + '_min']:.0f}-{row[col + '_max']:.0f})"
+            cells.append(cell if reached == n else f"{reached} of {n} runs: {cell}")
+        out[col.replace("epoch_to_", "epochs to ")] = cells
+    out["best (%)"] = [f"{100 * v:.2f}" for v in table["best"]]
+    out["epoch of best"] = [f"{v:.1f}" for v in table["best_epoch"]]
+    out["last epoch (%)"] = [f"{100 * v:.2f}" for v in table["last"]]
+    return out
+
+
+__all__ += ["convergence_table", "short_trajectory", "format_convergence"]
+
+
+# ---- dynamics ----
+# Summaries of the chapter "Training dynamics" (Fig. 1c and Fig. 2, Sec. 4.1).
+
+
+def fig2_q(runs: pd.DataFrame) -> pd.Series:
+    """The ``q`` of each run as Fig. 2 labels it: 0 for CCE (whose stored ``q`` is unused), else ``q``."""
+    return pd.Series(_np.where(runs["method"] == "cce", 0.0, runs["q"].astype(float)), index=runs.index, name="q")
+
+
+def overfitting_table(runs: pd.DataFrame, history: pd.DataFrame, *, by: Sequence[str] = ("eta",),
+                      metric: str = "test_acc", per_run: bool = False) -> pd.DataFrame:
+    """How much each run loses after its peak: the check of Sec. 4.1's "no overfitting above a threshold q".
+
+    For every run: ``peak`` (the highest ``metric`` over the epochs),
+    ``peak_epoch`` (its first epoch), ``last`` (the last epoch's value),
+    ``drop = peak - last`` and ``val_loss_min_epoch`` (the epoch of the
+    lowest validation loss, the run's own loss on the noisy validation set).
+    One row per group of ``by`` plus ``q`` (Fig. 2's ``q``, 0 for CCE; see
+    :func:`fig2_q`) with the means over seeds and the spread of ``drop``
+    (``drop_min``, ``drop_max``), unless ``per_run``.  Accuracies stay fractions.
+    """
+    by = list(by)
+    runs = runs.assign(q=fig2_q(runs))
+    h = history[history["run_id"].isin(runs["run_id"])].sort_values(["run_id", "epoch"])
+    rows = []
+    for rid, g in h.groupby("run_id", sort=False):
+        values, epochs = g[metric].to_numpy(dtype=float), g["epoch"].to_numpy()
+        peak = int(_np.nanargmax(values))
+        row = {"run_id": rid, "peak": float(values[peak]), "peak_epoch": int(epochs[peak]),
+               "last": float(values[-1]), "drop": float(values[peak] - values[-1])}
+        if "val_loss" in g:
+            row["val_loss_min_epoch"] = int(epochs[int(_np.nanargmin(g["val_loss"].to_numpy(dtype=float)))])
+        rows.append(row)
+    keys = [*by, "q"]
+    per = runs[["run_id", *keys]].merge(pd.DataFrame(rows), on="run_id")
+    if per_run:
+        return per.reset_index(drop=True)
+    g = per.groupby(keys, sort=True)
+    cols = [c for c in ("peak", "peak_epoch", "last", "drop", "val_loss_min_epoch") if c in per]
+    out = g[cols].mean()
+    out.insert(0, "seeds", g.size())
+    out["drop_min"], out["drop_max"] = g["drop"].min(), g["drop"].max()
+    return out.reset_index()
+
+
+def overfitting_threshold(table: pd.DataFrame, tol: float = 0.01, *, by: str = "eta") -> pd.Series:
+    """For each value of ``by``: the smallest ``q`` from which on every larger ``q`` too has a mean ``drop``
+    of at most ``tol`` (Sec. 4.1's threshold of ``q``); NaN where even the largest ``q`` drops more.
+
+    ``table`` is the output of :func:`overfitting_table` (one row per ``by`` and ``q``).
+    """
+    out = {}
+    for key, g in table.groupby(by, sort=True):
+        g = g.sort_values("q")
+        ok = (g["drop"] <= tol).to_numpy()
+        # how many of the largest q's are all overfitting-free
+        trailing = len(ok) if ok.all() else int(_np.argmin(ok[::-1]))
+        out[key] = float(g["q"].iloc[len(ok) - trailing]) if trailing else _np.nan
+    return pd.Series(out, name=f"smallest q with drop <= {tol:g}").rename_axis(by)
+
+
+def label_softmax_table(runs: pd.DataFrame, history: pd.DataFrame, epochs: Sequence[int], *,
+                        by: Sequence[str] = ("method",)) -> pd.DataFrame:
+    """Mean softmax at the given label on training samples whose label is right (``softmax_clean``) or
+    wrong (``softmax_noisy``) at the chosen epochs, averaged over seeds, and their ``gap`` (Fig. 1c)."""
+    by = list(by)
+    h = history[history["run_id"].isin(runs["run_id"]) & history["epoch"].isin(list(epochs))]
+    m = h.merge(runs[["run_id", *by]], on="run_id")
+    out = m.groupby([*by, "epoch"], sort=False)[["softmax_clean", "softmax_noisy"]].mean()
+    out["gap"] = out["softmax_clean"] - out["softmax_noisy"]
+    return out.reset_index()
+
+
+__all__ += ["fig2_q", "overfitting_table", "overfitting_threshold", "label_softmax_table"]
+
+
+# ---- closed_set ----
+# Helpers of the chapters "Closed-set noise" (Table 1) and "Open-set noise" (Table 2).
+
+
+def cell_means(table: pd.DataFrame) -> pd.DataFrame:
+    """The means of a table of ``"mean ± std"`` strings (or plain numbers) as floats; NaN where empty."""
+    def parse(v) -> float:
+        if isinstance(v, str):
+            head = v.split("±")[0].strip()
+            try:
+                return float(head)
+            except ValueError:
+                return float("nan")
+        try:
+            return float(v)
+        except (TypeError, ValueError):
+            return float("nan")
+    return table.apply(lambda col: col.map(parse))
+
+
+def best_mask(table: pd.DataFrame, n: int = 2, by: str | None = "source") -> pd.DataFrame:
+    """True at the ``n`` best means of each column, within each group of rows (Table 1 bolds the best 2).
+
+    ``table`` holds ``"mean ± std"`` strings or numbers (:func:`table1_wide`,
+    :func:`table2_wide`); ``by`` is the index level whose groups are ranked
+    separately (``"source"``: ours and the paper's blocks; ``None``: all rows
+    together).  Means are compared as printed, so ties at the ``n``-th value
+    are all marked, as the paper does (CIFAR-100, class-dependent 0.2).
+    """
+    if not (isinstance(n, int) and n >= 1):
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    means = cell_means(table)
+    if by is None:
+        groups = [means.index]
+    else:
+        level = means.index.get_level_values(by)
+        groups = [means.index[level == g] for g in pd.unique(level)]
+    mask = pd.DataFrame(False, index=table.index, columns=table.columns)
+    for rows in groups:
+        block = means.loc[rows]
+        for col in block.columns:
+            vals = block[col].dropna()
+            if not len(vals):
+                continue
+            cutoff = vals.sort_values(ascending=False).iloc[min(n, len(vals)) - 1]
+            mask.loc[vals.index[vals >= cutoff], col] = True
+    return mask
+
+
+def style_best(table: pd.DataFrame, n: int = 2, by: str | None = "source", caption: str | None = None):
+    """A :class:`pandas.io.formats.style.Styler` of ``table`` with the cells of :func:`best_mask` in bold."""
+    mask = best_mask(table, n, by)
+    styler = table.style.apply(lambda _: mask.map(lambda b: "font-weight: bold" if b else ""), axis=None)
+    styler = styler.set_table_styles([{"selector": "td", "props": "text-align: right; white-space: nowrap"}])
+    if caption:
+        styler = styler.set_caption(caption)
+    return styler
+
+
+def flip_rate_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Realised noise rates against the nominal ``eta`` (Sec. 4.2), one row per (dataset, noise, eta).
+
+    ``expected`` is :func:`gce.noise.expected_flip_rate` of the noise's ``T``
+    with a uniform class prior: ``eta`` for uniform noise, ``eta`` times the
+    share of source classes for class-dependent noise (5 of 10 classes, so
+    ``eta / 2``).  ``train``/``val`` are the mean realised flip rates over the
+    stored runs, ``val_min``/``val_max`` their range on the (small) validation split.
+    """
+    from . import noise as _noise
+
+    rows = runs[runs["noise"].isin(["uniform", "class_dependent"])]
+    g = rows.groupby(["dataset", "noise", "eta"], sort=False)
+    out = g.agg(train=("flip_rate_train", "mean"), val=("flip_rate_val", "mean"),
+                val_min=("flip_rate_val", "min"), val_max=("flip_rate_val", "max")).reset_index()
+    out.insert(3, "expected", [_noise.expected_flip_rate(_noise.transition_matrix(k, d, e))
+                               for d, k, e in zip(out["dataset"], out["noise"], out["eta"])])
+    return out
+
+
+def transition_estimate_errors(runs: pd.DataFrame) -> pd.DataFrame:
+    """How far Patrini et al.'s ``T-hat`` (stored with the CCE runs) lies from the true ``T`` of Eq. 1.
+
+    One row per run with a ``T_hat_estimate``: ``mean_abs_error`` over all
+    ``c * c`` entries, ``diag_abs_error`` over the diagonal (the probabilities
+    of keeping a label), and ``max_abs_error``.  The true ``T`` is
+    :func:`gce.noise.transition_matrix` of the run's noise, dataset and ``eta``.
+    """
+    import numpy as np
+
+    from . import noise as _noise
+
+    if "T_hat_estimate" not in runs:
+        return pd.DataFrame(columns=["dataset", "noise", "eta", "seed", "mean_abs_error", "diag_abs_error",
+                                     "max_abs_error"])
+    has = runs["T_hat_estimate"].map(lambda s: isinstance(s, str) and s.startswith("["))
+    out = []
+    for _, row in runs[has].iterrows():
+        T_hat = np.asarray(json.loads(row["T_hat_estimate"]), dtype=float)
+        T = _noise.transition_matrix(row["noise"], row["dataset"], float(row["eta"])).numpy()
+        err = np.abs(T_hat - T)
+        out.append({"dataset": row["dataset"], "noise": row["noise"], "eta": row["eta"], "seed": row["seed"],
+                    "mean_abs_error": err.mean(), "diag_abs_error": np.diag(err).mean(),
+                    "max_abs_error": err.max()})
+    return pd.DataFrame(out)
+
+
+def pruning_summary(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
+    """What Algorithm 1's pruning did in the stored truncated-``L_q`` runs, one row per run.
+
+    From the stored tables: ``kept_first`` (the fraction kept after the first
+    pruning step, epoch ``prune_start``), ``kept_best`` (during the epoch whose
+    model is reported by Table 1: ``best_epoch``), ``kept_last``, the share of
+    samples with a wrong label ``noisy`` (``flip_rate_train``; for open-set
+    noise, the outside images), and bounds on the *precision* of the kept set
+    (the share of kept samples whose label is right) that follow from these
+    numbers alone: at least ``(kept - noisy) / kept``, at most
+    ``(1 - noisy) / kept``.  Which samples were kept is not stored, so the
+    precision itself is not (see :func:`first_pruning_step`).
+    ``pruned_before_best`` is True when the reported epoch came after the first
+    pruning step (``best_epoch >= prune_start``, epochs counted from 0);
+    otherwise the reported model is the plain ``L_q`` model.  ``lq_acc`` is the
+    test accuracy at the best-validation epoch of the matching ``L_q`` run (same
+    noise and seed), ``acc`` that of the truncated run, and ``*_last`` the same
+    at the last epoch.
+    """
+    import numpy as np
+
+    keys = ["dataset", "noise", "eta", "seed"]
+    trunc = runs[runs["method"] == "trunc_lq"]
+    lq = runs[runs["method"] == "lq"][keys + ["test_acc_best_val", "test_acc_last", "best_epoch"]]
+    lq = lq.rename(columns={"test_acc_best_val": "lq_acc", "test_acc_last": "lq_acc_last",
+                            "best_epoch": "lq_best_epoch"})
+    out = []
+    hist = history.set_index(["run_id", "epoch"])["kept"]
+    for _, row in trunc.iterrows():
+        h = hist.loc[row["run_id"]]
+        start, best = int(row["prune_start"]), int(row["best_epoch"])
+        kept_first = float(h.get(start + 1, np.nan))  # history epochs count from 1
+        kept_best, kept_last = float(h.get(best + 1, np.nan)), float(h.iloc[-1])
+        noisy = float(row["flip_rate_train"])
+        out.append({**{k: row[k] for k in keys}, "prune_start": start, "best_epoch": best,
+                    "pruned_before_best": best >= start, "kept_first": kept_first, "kept_best": kept_best,
+                    "kept_last": kept_last, "noisy": noisy,
+                    "precision_low": max(0.0, (kept_first - noisy) / kept_first) if kept_first > 0 else np.nan,
+                    "precision_high": min(1.0, (1 - noisy) / kept_first) if kept_first > 0 else np.nan,
+                    "acc": row["test_acc_best_val"], "acc_last": row["test_acc_last"]})
+    out = pd.DataFrame(out)
+    if not len(out):
+        return out
+    return out.merge(lq, on=keys, how="left")
+
+
+def first_pruning_step(configs: Sequence[RunConfig], *, device=None, root=None) -> pd.DataFrame:
+    """Redo the first pruning step of Algorithm 1 for truncated-``L_q`` runs and say which samples it keeps.
+
+    Each run is retrained up to ``prune_start`` only (before it, truncated
+    ``L_q`` is plain ``L_q``, so this is the same training as the stored run's
+    first epochs, up to floating-point rounding); the parameters of its best
+    noisy-validation epoch then give ``f_{y~}(x)`` on every training sample,
+    and the sample is kept when ``f_{y~}(x) >= k`` (Eq. 13).  Returns one row
+    per run and training sample: ``run`` (index into ``configs``), ``noise``,
+    ``eta``, ``seed``, ``label`` (the true class of the image, or of the image
+    an outside image replaced), ``noisy_label``, ``clean`` (the label is right
+    and, for open-set noise, the image is in-set), ``f_y`` and ``kept``.
+    Precision of the kept set = ``clean`` mean over kept rows; recall = ``kept``
+    mean over clean rows.
+    """
+    from . import data as _data
+
+    configs = list(configs)
+    for c in configs:
+        if c.method != "trunc_lq":
+            raise ValueError(f"first_pruning_step needs truncated L_q runs (method='trunc_lq'), got {c.method!r}")
+    short = [replace(c, epochs=c.prune_start) for c in configs]
+    results = _train.train_many(short, keep_models=True, device=device, root=root)
+    out = []
+    cache: dict = {}
+    for i, (cfg, res) in enumerate(zip(short, results)):
+        gd = _train._build_group_data([cfg], root, cache)
+        y = gd.train_y[0]
+        probs = _train.predict_proba(res.extra["model"], res.extra["train_images"], res.extra["preprocess_mean"])
+        f_y = probs.gather(1, y[:, None]).squeeze(1).numpy()
+        ds = cache[cfg.dataset]
+        if cfg.noise == "open_set":
+            ood = cache[("ood", cfg.ood, tuple(ds.train.images.shape[1:]))]
+            splits = _data.open_set_splits(ds, ood, cfg.eta, cfg.val_fraction, cfg.seed)
+        else:
+            kind = ("uniform", 0.0) if cfg.noise == "none" else (cfg.noise, cfg.eta)
+            splits = _data.noisy_splits(ds, kind, cfg.val_fraction, cfg.seed)
+        if not torch.equal(splits.train.noisy_labels, y):
+            raise RuntimeError("the recomputed noisy labels differ from the training run's; cannot match samples")
+        true = splits.train.labels.numpy()
+        out.append(pd.DataFrame({"run": i, "noise": cfg.noise, "eta": cfg.eta, "seed": cfg.seed,
+                                 "label": true, "noisy_label": y.numpy(), "clean": gd.train_clean[0].numpy(),
+                                 "f_y": f_y, "kept": f_y >= cfg.k}))
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
+
+
+__all__ += ["cell_means", "best_mask", "style_best", "flip_rate_table", "transition_estimate_errors",
+            "pruning_summary", "first_pruning_step"]
+
+
+# ---- open_set ----
+
+
+def ood_separability(images: torch.Tensor, ood_images: torch.Tensor, *, folds: int = 5, seed: int = 0) -> float:
+    """How easily outside images are told from in-set images: the cross-validated accuracy of a
+    logistic regression on raw pixels (open-set noise, Table 2).
+
+    Equal numbers of each (the larger set is subsampled with ``seed``), so 0.5
+    means the two sets look alike to a linear model and 1.0 means they are
+    linearly separable.  ``images`` and ``ood_images`` are ``uint8`` ``(N, C, H, W)``.
+    """
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+    a = torch.as_tensor(images).reshape(len(images), -1).float().numpy() / 255.0
+    b = torch.as_tensor(ood_images).reshape(len(ood_images), -1).float().numpy() / 255.0
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"images have {a.shape[1]} pixels, ood_images {b.shape[1]}: the shapes must agree")
+    n = min(len(a), len(b))
+    if n < folds:
+        raise ValueError(f"need at least {folds} images of each kind, got {n}")
+    rng = np.random.default_rng(seed)
+    a, b = a[rng.permutation(len(a))[:n]], b[rng.permutation(len(b))[:n]]
+    X, y = np.concatenate([a, b]), np.repeat([0, 1], n)
+    cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    return float(cross_val_score(LogisticRegression(max_iter=2000), X, y, cv=cv).mean())
+
+
+__all__ += ["ood_separability"]
