@@ -222,10 +222,10 @@ def test_plot_eq11_q_max_draws_the_roots_and_skips_k_below_one_over_c():
 
 def test_plot_acs_run_draws_each_method_and_the_pruning_epochs():
     curves = {"CCE": [0.5, 0.6, 0.7], "Trunc Lq": [0.5, 0.7, 0.8]}
-    ax_acc, ax_obj = plots.plot_acs_run(curves, objective=[0.0, -0.1, -0.2], prune_epochs=[2])
+    ax_acc, ax_kept = plots.plot_acs_run(curves, kept=[1.0, 0.6, 0.55], prune_epochs=[2])
     assert [ln.get_label() for ln in ax_acc.lines[:2]] == ["CCE", "Trunc Lq"]
     assert ax_acc.lines[0].get_color().lower() == plots.PALETTE["CCE"].lower()
-    np.testing.assert_allclose(ax_obj.lines[0].get_ydata(), [0.0, -0.1, -0.2])
+    np.testing.assert_allclose(ax_kept.lines[0].get_ydata(), [1.0, 0.6, 0.55])
     assert ax_acc.lines[-1].get_xdata()[0] == 2  # the pruning marker
     plt.close("all")
 

@@ -105,15 +105,6 @@ def _pct(threshold: float) -> str:
     return f"{100 * threshold:g}%"
 
 
-def _select(runs: pd.DataFrame, select: dict | None) -> pd.DataFrame:
-    if not select:
-        return runs
-    mask = _np.ones(len(runs), dtype=bool)
-    for key, value in select.items():
-        mask &= (runs[key] == value).to_numpy()
-    return runs[mask]
-
-
 def convergence_table(runs: pd.DataFrame, history: pd.DataFrame, *, by: Sequence[str] = ("dataset", "method"),
                       thresholds: Sequence[float] = (0.9, 0.95), metric: str = "test_acc",
                       per_run: bool = False) -> pd.DataFrame:

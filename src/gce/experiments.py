@@ -119,10 +119,9 @@ def _seeds(scale: str) -> range:
     return range(1) if scale == "lite" else range(5)
 
 
-def _adam(base: dict, scale: str) -> dict:
-    """Sec. 4.1 trains with Adam's defaults (lr 1e-3), no schedule, no weight decay."""
-    out = dict(base, optimizer="adam", lr=1e-3, weight_decay=0.0, milestones=())
-    return out
+def _adam(base: dict) -> dict:
+    """Sec. 3.2 and 4.1 train with Adam's defaults (lr 1e-3), no schedule, no weight decay."""
+    return dict(base, optimizer="adam", lr=1e-3, weight_decay=0.0, milestones=())
 
 
 def spec(name: str, scale: str = "pocket") -> Experiment:
@@ -140,11 +139,11 @@ def spec(name: str, scale: str = "pocket") -> Experiment:
         datasets = _datasets(scale, ("cifar10", "cifar100"))
         fig_seeds = seeds if scale == "pocket" else range(1)
         # Sec. 3.2 trains Fig. 1(a, b) with Adam's defaults, as Sec. 4.1 does Fig. 1(c) and Fig. 2
-        cfgs = [RunConfig(**_adam(_base(d, scale), scale), noise="none", eta=0.0, method=m, seed=s,
+        cfgs = [RunConfig(**_adam(_base(d, scale)), noise="none", eta=0.0, method=m, seed=s,
                           track_train_softmax=False)
                 for d in datasets for m in ("cce", "mae") for s in fig_seeds]
         d10 = datasets[0]
-        cfgs += [RunConfig(**_adam(_base(d10, scale), scale), noise="uniform", eta=0.4, method=m, q=0.7, seed=s)
+        cfgs += [RunConfig(**_adam(_base(d10, scale)), noise="uniform", eta=0.4, method=m, q=0.7, seed=s)
                  for m in ("cce", "lq") for s in fig_seeds]
         return Experiment(name, scale, "Figure 1: CCE vs MAE on clean data; softmax on right and wrong labels",
                           tuple(cfgs), datasets,
@@ -156,7 +155,7 @@ def spec(name: str, scale: str = "pocket") -> Experiment:
         for eta in FIG2_ETAS:
             for qv in FIG2_QS:
                 method = "cce" if qv == 0 else "lq"
-                cfgs += [RunConfig(**_adam(_base(d10, scale), scale), noise="none" if eta == 0 else "uniform",
+                cfgs += [RunConfig(**_adam(_base(d10, scale)), noise="none" if eta == 0 else "uniform",
                                    eta=eta, method=method, q=qv if qv > 0 else 0.7, seed=s,
                                    track_train_softmax=False) for s in fig_seeds]
         return Experiment(name, scale, "Figure 2: test accuracy and validation loss for several q", tuple(cfgs),

@@ -519,24 +519,25 @@ def plot_eq11_q_max(ks: Sequence[float] = (0.2, 0.3, 0.5), cs=None, ax=None, *, 
     return ax
 
 
-def plot_acs_run(test_curves: dict, objective: Sequence[float] | None = None,
+def plot_acs_run(test_curves: dict, kept: Sequence[float] | None = None,
                  prune_epochs: Sequence[int] = (), axes=None):
-    """Two panels for a run of Algorithm 1: clean test accuracy per epoch for each loss, and the Eq. 13 objective.
+    """Two panels for a run of Algorithm 1: clean test accuracy per epoch for each loss, and the kept fraction.
 
     ``test_curves`` maps a method name (a key of :data:`PALETTE` gets its
-    colour) to its per-epoch test accuracy; ``objective`` is the truncated run's
-    Eq. 13 objective per epoch (the right panel is left empty when None);
-    dotted vertical lines mark the pruning epochs.  Returns the axes.
+    colour) to its per-epoch test accuracy; ``kept`` is the truncated run's
+    fraction of training samples kept by pruning per epoch (the ``kept``
+    history of :func:`gce.train.train_many`; the right panel is left empty when
+    None); dotted vertical lines mark the pruning epochs.  Returns the axes.
     """
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(9.6, 3.6))
-    ax_acc, ax_obj = axes
+    ax_acc, ax_kept = axes
     for name, curve in test_curves.items():
         curve = np.asarray(curve, dtype=float)
         ax_acc.plot(np.arange(1, len(curve) + 1), curve, color=PALETTE.get(name), lw=1.6, label=name)
-    if objective is not None:
-        objective = np.asarray(objective, dtype=float)
-        ax_obj.plot(np.arange(1, len(objective) + 1), objective, color=PALETTE["Trunc Lq"], lw=1.6)
+    if kept is not None:
+        kept = np.asarray(kept, dtype=float)
+        ax_kept.plot(np.arange(1, len(kept) + 1), kept, color=PALETTE["Trunc Lq"], lw=1.6)
     for ax in axes:
         for e in prune_epochs:
             ax.axvline(e, color="0.5", lw=0.8, ls=":")
@@ -544,8 +545,8 @@ def plot_acs_run(test_curves: dict, objective: Sequence[float] | None = None,
     ax_acc.set_ylabel("clean test accuracy")
     ax_acc.set_title("test accuracy (dotted: pruning steps)")
     ax_acc.legend(fontsize=8, loc="lower right")
-    ax_obj.set_ylabel("Eq. 13 objective / $n$")
-    ax_obj.set_title("truncated $\\mathcal{L}_q$: objective after each epoch")
+    ax_kept.set_ylabel("fraction of samples kept")
+    ax_kept.set_title("truncated $\\mathcal{L}_q$: kept fraction")
     return axes
 
 

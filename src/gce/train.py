@@ -418,33 +418,16 @@ class _Single:
 # --------------------------------------------------------------------------- losses of a group
 
 
-def run_losses(logits: Tensor, y: Tensor, configs: Sequence[RunConfig], T_log: Tensor | None) -> Tensor:
-    """Per-sample losses ``(R, B)`` of R runs, each with its own method (Eq. 1, 2, 4, 6).
-
-    ``logits`` ``(R, B, c)``, ``y`` ``(R, B)``; ``T_log`` ``(R, c, c)`` holds
-    ``log T`` of the forward-corrected runs.  Truncated ``L_q`` gives plain
-    ``L_q`` here; its weights are applied by the caller (Eq. 13).  Each row
-    equals the corresponding function of :mod:`gce.losses` (tested).
-    """
-    R, B, c = logits.shape
-    logp = F.log_softmax(logits.float(), dim=-1)
-    log_fy = logp.gather(-1, y.unsqueeze(-1)).squeeze(-1)  # (R, B)
-    out = torch.empty(R, B, dtype=logp.dtype, device=logp.device)
-    for r, cfg in enumerate(configs):
-        lf = log_fy[r]
-        if cfg.method == "cce":
-            out[r] = -lf
-        elif cfg.method == "mae":
-            out[r] = 2 - 2 * lf.exp()
-        elif cfg.method in ("lq", "trunc_lq"):
-            out[r] = -torch.expm1(cfg.q * lf) / cfg.q
-        else:  # forward_T / forward_T_hat: -log sum_i f_i T[i, y]
-            out[r] = -torch.logsumexp(logp[r] + T_log[r][:, y[r]].T, dim=-1)
-    return out
-
-
 def _vectorised_losses(configs: Sequence[RunConfig]) -> Callable[[Tensor, Tensor, Tensor | None], Tensor]:
-    """A loop-free equivalent of :func:`run_losses` for a fixed list of configs (used in training)."""
+    """Per-sample losses ``(R, B)`` of R runs, each with its own method, without a loop over runs.
+
+    Returns ``f(logits, y, T_log)`` for ``logits`` ``(R, B, c)``, ``y`` ``(R, B)``
+    and ``T_log`` ``(R, c, c)`` = ``log T`` of the forward-corrected runs.
+    CCE (Eq. 2), MAE (Eq. 4), ``L_q`` (Eq. 6, via :mod:`gce.losses`' log-space
+    form) and forward correction (Eq. 1); truncated ``L_q`` gives plain ``L_q``
+    here, its weights are applied by the caller (Eq. 13).  Each row equals the
+    corresponding function of :mod:`gce.losses` (tested).
+    """
     methods = [c.method for c in configs]
     q = torch.tensor([c.q if c.method in ("lq", "trunc_lq") else 1.0 for c in configs])
     masks = {m: torch.tensor([x == m for x in methods]) for m in set(methods)}
@@ -455,22 +438,24 @@ def _vectorised_losses(configs: Sequence[RunConfig]) -> Callable[[Tensor, Tensor
         log_fy = logp.gather(-1, y.unsqueeze(-1)).squeeze(-1)
         out = torch.zeros_like(log_fy)
         for m, mask in masks.items():
-            sel = mask.to(dev)[:, None]
             if m == "cce":
                 val = -log_fy
             elif m == "mae":
                 val = 2 - 2 * log_fy.exp()
             elif m in ("lq", "trunc_lq"):
-                qq = q.to(dev)[:, None]
-                val = -torch.expm1(qq * log_fy) / qq
-            else:
-                # log T[i, y_b] for every run: (R, B, c)
+                val = _losses._lq_from_log(log_fy, q.to(dev)[:, None])
+            else:  # forward_T / forward_T_hat: -log sum_i f_i T[i, y], with log T[i, y_b] gathered per run
                 cols = T_log.gather(2, y[:, None, :].expand(-1, T_log.shape[1], -1)).transpose(1, 2)
                 val = -torch.logsumexp(logp + cols, dim=-1)
-            out = torch.where(sel, val, out)
+            out = torch.where(mask.to(dev)[:, None], val, out)
         return out
 
     return f
+
+
+def run_losses(logits: Tensor, y: Tensor, configs: Sequence[RunConfig], T_log: Tensor | None) -> Tensor:
+    """Per-sample losses ``(R, B)`` of R runs with their own methods (see :func:`_vectorised_losses`)."""
+    return _vectorised_losses(configs)(logits, y, T_log)
 
 
 # --------------------------------------------------------------------------- T-hat (Patrini et al. 2017)
@@ -544,8 +529,6 @@ def train_many(configs: Sequence[RunConfig], *, transitions: dict[int, Tensor] |
     for i, c in enumerate(configs):
         if c.method == "forward_T_hat" and i not in transitions:
             raise ValueError(f"run {i} uses forward_T_hat but no estimated T was given in transitions[{i}]")
-        if c.method == "forward_T" and c.noise in ("open_set", "none"):
-            pass  # forward with T = identity-like; allowed, T is built below
     device = torch.device(device) if device is not None else torch.device("cpu")
     results: list[RunResult | None] = [None] * len(configs)
     cache: dict = {}
