@@ -471,7 +471,7 @@ def first_pruning_step(configs: Sequence[RunConfig], *, device=None, root=None) 
     out = []
     cache: dict = {}
     for i, (cfg, res) in enumerate(zip(short, results)):
-        gd = _train._build_group_data([cfg], root, cache)
+        gd = _train.build_group_data([cfg], root, cache)
         y = gd.train_y[0]
         probs = _train.predict_proba(res.extra["model"], res.extra["train_images"], res.extra["preprocess_mean"])
         f_y = probs.gather(1, y[:, None]).squeeze(1).numpy()

@@ -46,6 +46,7 @@ __all__ = [
     "mae",
     "lq",
     "lq_of_probability",
+    "lq_from_log",
     "truncated_lq",
     "acs_lq",
     "prune_weights",
@@ -190,8 +191,9 @@ def _reduce(per_sample: Tensor, weight: Tensor | None, reduction: str) -> Tensor
     return per_sample.mean()
 
 
-def _lq_from_log(log_f: Tensor, q: float) -> Tensor:
-    # (1 - f^q) / q = -expm1(q log f) / q: exact for small q, finite as f -> 0.
+def lq_from_log(log_f: Tensor, q: float | Tensor) -> Tensor:
+    """``L_q`` of Eq. 6 from ``log f``: ``(1 - f^q) / q = -expm1(q log f) / q``, exact for small ``q`` and
+    finite as ``f -> 0`` (no argument checks; ``q`` may be a tensor that broadcasts against ``log_f``)."""
     return -torch.expm1(q * log_f) / q
 
 
@@ -237,7 +239,7 @@ def lq(logits: Tensor, y: Tensor, q: float, *, weight: Tensor | None = None,
     _check_reduction(reduction)
     _check_inputs(logits, y, validate)
     _check_weight(weight, logits.shape[0], False, validate)
-    return _reduce(_lq_from_log(_log_fy(logits, y), q), weight, reduction)
+    return _reduce(lq_from_log(_log_fy(logits, y), q), weight, reduction)
 
 
 def truncated_lq(logits: Tensor, y: Tensor, q: float, k: float, *,
@@ -255,7 +257,7 @@ def truncated_lq(logits: Tensor, y: Tensor, q: float, k: float, *,
     _check_weight(weight, logits.shape[0], False, validate)
     log_f = _log_fy(logits, y)
     above = log_f > math.log(k)
-    per_sample = torch.where(above, _lq_from_log(log_f, q),
+    per_sample = torch.where(above, lq_from_log(log_f, q),
                              torch.full_like(log_f, lq_of_probability(k, q)))
     return _reduce(per_sample, weight, reduction)
 
@@ -291,7 +293,7 @@ def acs_lq(logits: Tensor, y: Tensor, q: float, k: float, weight: Tensor, *,
     if weight is None:
         raise ValueError("acs_lq needs the per-sample weight vector w of Eq. 13")
     _check_weight(weight, logits.shape[0], True, validate)
-    per_sample = _lq_from_log(_log_fy(logits, y), q) - lq_of_probability(k, q)
+    per_sample = lq_from_log(_log_fy(logits, y), q) - lq_of_probability(k, q)
     return _reduce(per_sample, weight, reduction)
 
 

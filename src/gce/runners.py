@@ -68,7 +68,7 @@ class LocalEngine:
     def execute(self, configs: Sequence[RunConfig], transitions: dict[int, torch.Tensor], need_hat: set[str],
                 run_id: Callable[[RunConfig], str], on_result: OnResult, prov: dict) -> list[Failure]:
         failures: list[Failure] = []
-        for group in _train._split_groups(list(configs), self.max_group):
+        for group in _train.split_groups(list(configs), self.max_group):
             cfgs = [configs[i] for i in group]
             trans = {j: transitions[i] for j, i in enumerate(group) if i in transitions}
             try:

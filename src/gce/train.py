@@ -240,7 +240,7 @@ def _ood_images(name: str, shape: tuple, n: int, root) -> Tensor:
     return images
 
 
-def _build_group_data(configs: Sequence[RunConfig], root=None, dataset_cache: dict | None = None) -> _GroupData:
+def build_group_data(configs: Sequence[RunConfig], root=None, dataset_cache: dict | None = None) -> _GroupData:
     cfg0 = configs[0]
     cache = {} if dataset_cache is None else dataset_cache
     if cfg0.dataset not in cache:
@@ -443,7 +443,7 @@ def _vectorised_losses(configs: Sequence[RunConfig]) -> Callable[[Tensor, Tensor
             elif m == "mae":
                 val = 2 - 2 * log_fy.exp()
             elif m in ("lq", "trunc_lq"):
-                val = _losses._lq_from_log(log_fy, q.to(dev)[:, None])
+                val = _losses.lq_from_log(log_fy, q.to(dev)[:, None])
             else:  # forward_T / forward_T_hat: -log sum_i f_i T[i, y], with log T[i, y_b] gathered per run
                 cols = T_log.gather(2, y[:, None, :].expand(-1, T_log.shape[1], -1)).transpose(1, 2)
                 val = -torch.logsumexp(logp + cols, dim=-1)
@@ -496,7 +496,7 @@ def _check_group(configs: Sequence[RunConfig]) -> None:
                          f"{len(keys)} different settings")
 
 
-def _split_groups(configs: Sequence[RunConfig], max_group: int) -> list[list[int]]:
+def split_groups(configs: Sequence[RunConfig], max_group: int) -> list[list[int]]:
     groups: dict[tuple, list[int]] = {}
     for i, c in enumerate(configs):
         groups.setdefault(group_key(c), []).append(i)
@@ -532,7 +532,7 @@ def train_many(configs: Sequence[RunConfig], *, transitions: dict[int, Tensor] |
     device = torch.device(device) if device is not None else torch.device("cpu")
     results: list[RunResult | None] = [None] * len(configs)
     cache: dict = {}
-    groups = _split_groups(configs, max_group)
+    groups = split_groups(configs, max_group)
     bar = _progress(sum(configs[g[0]].epochs for g in groups), progress)
     for g in groups:
         group_cfgs = [configs[i] for i in g]
@@ -595,7 +595,7 @@ def _forward_chunks(model, x_uint8_idx: Tensor, bank: Tensor, mean: Tensor, chun
 def _train_group(configs: list[RunConfig], group_T: dict, device, root, cache, bar, keep_models) -> list[RunResult]:
     _check_group(configs)
     cfg0 = configs[0]
-    gd = _build_group_data(configs, root, cache)
+    gd = build_group_data(configs, root, cache)
     R, N = gd.train_idx.shape
     c = gd.num_classes
     image_shape = tuple(gd.bank.shape[1:])
@@ -735,4 +735,4 @@ def predict_proba(model: nn.Module, images: Tensor, mean: Tensor, batch: int = 1
     return torch.cat(out)
 
 
-__all__ += ["predict_proba"]
+__all__ += ["predict_proba", "split_groups", "build_group_data"]
