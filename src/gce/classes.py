@@ -35,6 +35,9 @@ DIGITS = tuple(str(d) for d in range(10))
 
 CLASSES: dict[str, tuple[str, ...]] = {
     "digits": DIGITS,
+    "digit_pairs": tuple(f"{a}{b}" for a in range(10) for b in range(10)),
+    "digits_0to4": DIGITS[:5],
+    "digits_5to9": DIGITS[5:],
     "fashionmnist": FASHIONMNIST,
     "cifar10": CIFAR10,
     "cifar100": CIFAR100,

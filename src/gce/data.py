@@ -8,6 +8,9 @@ labels, and the class names in label order.
 name                images                  source
 ==================  ======================  =========================================================
 ``"digits"``        ``(N, 1, 8, 8)``        scikit-learn's bundled 1,797 handwritten digits (offline)
+``"digit_pairs"``   ``(N, 1, 8, 16)``       100 classes: ordered pairs of real digits side by side (offline)
+``"digits_0to4"``   ``(N, 1, 8, 8)``        the digits 0-4 of ``"digits"`` (offline; Table 2's in-set task)
+``"digits_5to9"``   ``(N, 1, 8, 8)``        the digits 5-9 of ``"digits"`` (offline; its outside images)
 ``"fashionmnist"``  ``(N, 1, 28, 28)``      ``torchvision.datasets.FashionMNIST``
 ``"cifar10"``       ``(N, 3, 32, 32)``      ``torchvision.datasets.CIFAR10``
 ``"cifar100"``      ``(N, 3, 32, 32)``      ``torchvision.datasets.CIFAR100`` (fine labels)
@@ -50,6 +53,9 @@ __all__ = [
     "DATASETS",
     "DIGITS_TEST_FRACTION",
     "DIGITS_SPLIT_SEED",
+    "DIGIT_PAIRS_SEED",
+    "DIGIT_PAIRS_TRAIN_PER_CLASS",
+    "DIGIT_PAIRS_TEST_PER_CLASS",
     "DatasetUnavailable",
     "DatasetCorrupt",
     "Split",
@@ -344,6 +350,85 @@ def _load_digits(root: Path | None, download: bool) -> Dataset:
     train, test = stratified_split(labels, DIGITS_TEST_FRACTION, DIGITS_SPLIT_SEED)
     return Dataset("digits", Split(images[train], labels[train]), Split(images[test], labels[test]),
                    class_names("digits"))
+
+
+# --------------------------------------------------------------------------- pocket tasks built from the digits
+
+#: Seed and per-class counts of ``"digit_pairs"`` (fixed: the dataset is the same on every machine).
+DIGIT_PAIRS_SEED = 0
+DIGIT_PAIRS_TRAIN_PER_CLASS = 20
+DIGIT_PAIRS_TEST_PER_CLASS = 10
+
+
+def _pairs(split: Split, per_class: int, g: torch.Generator) -> Split:
+    """``per_class`` images ``[a | b]`` (two digit images side by side, ``(1, 8, 16)``) for each ordered pair
+    ``(a, b)`` of digits, labelled ``10 * a + b``; each half drawn at random from ``split``'s images of that digit."""
+    members = [torch.nonzero(split.labels == d).squeeze(1) for d in range(10)]
+    images, labels = [], []
+    for a in range(10):
+        for b in range(10):
+            left = members[a][torch.randint(len(members[a]), (per_class,), generator=g)]
+            right = members[b][torch.randint(len(members[b]), (per_class,), generator=g)]
+            images.append(torch.cat([split.images[left], split.images[right]], dim=3))
+            labels.append(torch.full((per_class,), 10 * a + b, dtype=torch.int64))
+    return Split(torch.cat(images), torch.cat(labels))
+
+
+@_register("digit_pairs")
+def _load_digit_pairs(root: Path | None, download: bool) -> Dataset:
+    """A 100-class pocket task made only of real digits: ordered pairs of ``"digits"`` images side by side.
+
+    The pocket stand-in for CIFAR-100 (Fig. 1(b) and the CIFAR-100 block of
+    Table 1, with its "next class circularly" flips, :func:`gce.noise.flip_map`).
+    Class ``10 * a + b`` (named ``"ab"``, e.g. ``"07"``) is an ``(1, 8, 16)``
+    image whose left half is a real image of digit ``a`` and whose right half a
+    real image of digit ``b``.  Training pairs are drawn from the training
+    images of ``"digits"`` only and test pairs from its test images only, so no
+    digit image is in both splits: :data:`DIGIT_PAIRS_TRAIN_PER_CLASS` (20) pairs
+    per class for training (2,000) and :data:`DIGIT_PAIRS_TEST_PER_CLASS` (10) for
+    testing (1,000).  The halves are drawn at random (with replacement across
+    pairs) with the fixed seed :data:`DIGIT_PAIRS_SEED`, so the dataset is the
+    same on every load.  A classifier must recognise both digits, and a
+    label error moves an image to a class that shares a digit with it (flips
+    to the next class change the right-hand digit).
+    """
+    digits = _load_digits(root, download)
+    g = torch.Generator().manual_seed(DIGIT_PAIRS_SEED)
+    train = _pairs(digits.train, DIGIT_PAIRS_TRAIN_PER_CLASS, g)
+    test = _pairs(digits.test, DIGIT_PAIRS_TEST_PER_CLASS, g)
+    return Dataset("digit_pairs", train, test, class_names("digit_pairs"))
+
+
+def _digit_subset(name: str, low: int, high: int) -> Dataset:
+    digits = _load_digits(None, False)
+    parts = []
+    for split in (digits.train, digits.test):
+        keep = (split.labels >= low) & (split.labels <= high)
+        parts.append(Split(split.images[keep], split.labels[keep] - low))
+    return Dataset(name, parts[0], parts[1], class_names(name))
+
+
+@_register("digits_0to4")
+def _load_digits_0to4(root: Path | None, download: bool) -> Dataset:
+    """The images of digits 0-4 of ``"digits"`` (same train/test split), labels 0-4: Table 2's pocket in-set task.
+
+    With ``"digits_5to9"`` as the outside images (``RunConfig(ood="digits_5to9")``),
+    open-set noise replaces training images by images of digits that belong to
+    no class of the label set but come from the same domain, as CIFAR-100 images
+    do for CIFAR-10 in Table 2.
+    """
+    return _digit_subset("digits_0to4", 0, 4)
+
+
+@_register("digits_5to9")
+def _load_digits_5to9(root: Path | None, download: bool) -> Dataset:
+    """The images of digits 5-9 of ``"digits"`` (same train/test split), labels 0-4 standing for 5-9.
+
+    Table 2's pocket outside images for ``"digits_0to4"``: only the training
+    images are used as outside images (the test images stay unused), so they
+    share no image with ``"digits_0to4"``'s test set.
+    """
+    return _digit_subset("digits_5to9", 5, 9)
 
 
 # --------------------------------------------------------------------------- file checks
@@ -648,7 +733,8 @@ def _load_imagefolder(root: Path | None, download: bool) -> Dataset:
 
 
 #: The names :func:`load` knows.
-DATASETS: tuple[str, ...] = ("digits", "fashionmnist", "cifar10", "cifar100", "imagefolder")
+DATASETS: tuple[str, ...] = ("digits", "digit_pairs", "digits_0to4", "digits_5to9", "fashionmnist", "cifar10",
+                              "cifar100", "imagefolder")
 
 
 # --------------------------------------------------------------------------- noisy splits

@@ -27,6 +27,7 @@ from .losses import check_transition_matrix
 
 __all__ = [
     "FLIP_MAPS",
+    "CIRCULAR_FLIPS",
     "NOISE_KINDS",
     "check_eta",
     "uniform",
@@ -48,7 +49,8 @@ NOISE_KINDS = ("uniform", "class_dependent")
 #: Class-dependent flips by class name, each ``source -> target`` with probability eta.
 #: CIFAR-10 and the digits map follow Patrini et al. (2017) (the digits map is
 #: their MNIST map); FASHION-MNIST's follows Sec. 4.2 of the paper.  CIFAR-100
-#: flips every class to the next one, circularly, and is built in code.
+#: flips every class to the next one, circularly, and is built in code; so does its pocket
+#: stand-in ``digit_pairs`` (:data:`CIRCULAR_FLIPS`).
 FLIP_MAPS: dict[str, dict[str, str]] = {
     "cifar10": {"truck": "automobile", "bird": "airplane", "deer": "horse",
                 "cat": "dog", "dog": "cat"},
@@ -56,6 +58,9 @@ FLIP_MAPS: dict[str, dict[str, str]] = {
                      "Coat": "Dress", "Dress": "Coat"},
     "digits": {"2": "7", "3": "8", "7": "1", "5": "6", "6": "5"},
 }
+
+#: Datasets whose class-dependent noise flips every class to the next one, circularly (CIFAR-100, Sec. 4.2).
+CIRCULAR_FLIPS = ("cifar100", "digit_pairs")
 
 
 def check_eta(eta) -> float:
@@ -84,11 +89,11 @@ def uniform(c: int, eta: float) -> Tensor:
 
 def flip_map(dataset: str) -> dict[int, int]:
     """The class-dependent flips of ``dataset`` as ``{source label: target label}``."""
-    if dataset == "cifar100":
-        c = len(class_names("cifar100"))
+    if dataset in CIRCULAR_FLIPS:
+        c = len(class_names(dataset))
         return {i: (i + 1) % c for i in range(c)}
     if dataset not in FLIP_MAPS:
-        known = sorted([*FLIP_MAPS, "cifar100"])
+        known = sorted([*FLIP_MAPS, *CIRCULAR_FLIPS])
         raise ValueError(f"no class-dependent flip map for {dataset!r}; known: {', '.join(known)}")
     return {class_index(dataset, s): class_index(dataset, t) for s, t in FLIP_MAPS[dataset].items()}
 
@@ -102,7 +107,7 @@ def class_dependent(flips: str | dict[int, int], eta: float, c: int | None = Non
     """
     eta = check_eta(eta)
     if isinstance(flips, str):
-        c_data = len(class_names(flips)) if flips in ("cifar100", *FLIP_MAPS) else None
+        c_data = len(class_names(flips)) if flips in (*CIRCULAR_FLIPS, *FLIP_MAPS) else None
         flips = flip_map(flips)
         c = c_data if c is None else c
         if c != c_data:
