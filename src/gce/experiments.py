@@ -38,6 +38,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from . import schedule as _schedule
 from . import train as _train
 from .train import RunConfig
 
@@ -58,7 +59,7 @@ __all__ = [
 ]
 
 SCALES = ("pocket", "lite", "paper")
-EXPERIMENTS = ("fig1", "fig2", "table1", "table2")
+EXPERIMENTS = ("schedule", "fig1", "fig2", "table1", "table2")
 METHOD_LABELS = {"cce": "CCE", "mae": "MAE", "forward_T": "Forward T", "forward_T_hat": "Forward T_hat",
                  "lq": "Lq", "trunc_lq": "Trunc Lq"}
 TABLE1_METHODS = ("cce", "mae", "forward_T", "forward_T_hat", "lq", "trunc_lq")
@@ -67,6 +68,35 @@ TABLE1_NOISE = tuple([("uniform", e) for e in (0.2, 0.4, 0.6, 0.8)] +
 TABLE2_METHODS = ("cce", "forward_T_hat", "mae", "lq", "trunc_lq")
 FIG2_QS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 FIG2_ETAS = (0.0, 0.2, 0.6)
+
+#: The paper's dataset(s) each pocket dataset stands for.  ``digits`` stands for both 10-class datasets
+#: of Table 1 (FASHION-MNIST and CIFAR-10: no second 10-class task is bundled offline, so the pocket
+#: Table 1 has one 10-class block shown beside both); ``digit_pairs`` (100 classes, "next class
+#: circularly" flips) for CIFAR-100; ``digits_0to4`` with outside images ``digits_5to9`` for Table 2's
+#: CIFAR-10 with CIFAR-100 images.
+PAPER_ANALOGUE: dict[str, tuple[str, ...]] = {
+    "digits": ("fashionmnist", "cifar10"),
+    "digit_pairs": ("cifar100",),
+    "digits_0to4": ("cifar10",),
+    "digits_5to9": ("cifar100",),
+}
+
+#: Where CCE starts to memorise the noise (:func:`gce.schedule.memorisation_onset`, ``rise`` =
+#: :data:`ONSET_RISE`), in epochs, measured by the pocket ``"schedule"`` experiment: seed-averaged
+#: ``softmax_noisy`` of CCE under uniform noise eta = 0.4 (Fig. 1(c)'s setting) with Table 1's
+#: optimiser for the Table 1 datasets, and under open-set noise eta = 0.4 with Table 2's optimiser for
+#: ``digits_0to4``.  :func:`measured_onsets` recomputes them from the stored runs (tests/test_grids.py
+#: retrains the digits probe and checks its value); the pocket schedules are derived from them by
+#: :func:`gce.schedule.schedule_from_onset`.
+MEMORISATION_ONSET: dict[str, int] = {"digits": 13, "digit_pairs": 12, "digits_0to4": 5}
+ONSET_RISE = 0.02
+#: The noise under which the onset is read, per pocket dataset (the rule above).
+ONSET_NOISE: dict[str, tuple[str, float]] = {"digits": ("uniform", 0.4), "digit_pairs": ("uniform", 0.4),
+                                             "digits_0to4": ("open_set", 0.4)}
+#: Length (epochs) of the pocket probe runs: long enough to see the noisy-label softmax rise.
+PROBE_EPOCHS = {"table1": 60, "table2": 40}
+#: Seeds of each pocket Table 1 block (the many-class block costs about 5x a digits run per epoch).
+POCKET_TABLE1_SEEDS = {"digits": 5, "digit_pairs": 5}
 
 
 @dataclass(frozen=True)
@@ -92,16 +122,33 @@ def _check_scale(scale: str) -> str:
 
 def _paper_schedule(dataset: str) -> dict:
     """Sec. 4.2: SGD, momentum 0.9, weight decay 1e-4, lr 0.01 divided by 10 twice; pruning from the first drop."""
-    if dataset == "cifar100":
-        return dict(epochs=150, milestones=(80, 120), prune_start=80, prune_every=10)
-    return dict(epochs=120, milestones=(40, 80), prune_start=40, prune_every=10)
+    paper = PAPER_ANALOGUE.get(dataset, (dataset,))[-1]
+    return dict(_schedule.PAPER_SCHEDULES["cifar100" if paper == "cifar100" else "cifar10"])
+
+
+def pocket_schedule(dataset: str) -> dict:
+    """Table 1's pocket schedule for ``dataset``: the paper's schedule of its analogue
+    (:data:`PAPER_ANALOGUE`) with the first learning-rate drop and the pruning start at the measured
+    memorisation onset (:data:`MEMORISATION_ONSET`; rule: :func:`gce.schedule.schedule_from_onset`)."""
+    if dataset not in MEMORISATION_ONSET:
+        raise ValueError(f"no measured memorisation onset for dataset={dataset!r}; known: "
+                         f"{', '.join(MEMORISATION_ONSET)}")
+    if dataset == "digits_0to4":
+        return _schedule.schedule_from_onset(MEMORISATION_ONSET[dataset], "table2")
+    paper = "cifar100" if PAPER_ANALOGUE[dataset] == ("cifar100",) else "cifar10"
+    return _schedule.schedule_from_onset(MEMORISATION_ONSET[dataset], paper)
+
+
+def _pocket_model(dataset: str) -> dict:
+    """The pocket network: an MLP with one hidden layer of 256 ReLUs, batches of 128, no augmentation."""
+    return dict(dataset=dataset, model="mlp", model_kwargs=(("hidden", (256,)),), batch_size=128, augment=False)
 
 
 def _base(dataset: str, scale: str) -> dict:
     """Dataset, model, optimiser and schedule of Table 1's runs at ``scale``."""
     if scale == "pocket":
-        return dict(dataset="digits", model="mlp", model_kwargs=(("hidden", (256,)),), optimizer="sgd", lr=0.1,
-                    momentum=0.9, weight_decay=1e-4, batch_size=128, augment=False, **_paper_schedule("digits"))
+        return dict(**_pocket_model(dataset), optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4,
+                    **pocket_schedule(dataset))
     model = {"cifar10": "resnet34", "cifar100": "resnet34", "fashionmnist": "resnet18"}[dataset]
     sched = _paper_schedule(dataset)
     if scale == "lite":
@@ -111,12 +158,49 @@ def _base(dataset: str, scale: str) -> dict:
                 batch_size=128, augment=True, **sched)
 
 
+def _fig_base(dataset: str, scale: str) -> dict:
+    """Fig. 1 and Fig. 2's runs before :func:`_adam`: at the pocket scale the pocket network for the
+    paper's own epoch count of the analogue dataset (120, or 150 for the 100-class task), not Table 1's
+    pocket schedule; at the other scales Table 1's base."""
+    if scale == "pocket":
+        return dict(**_pocket_model(dataset), optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4,
+                    **_paper_schedule(dataset))
+    return _base(dataset, scale)
+
+
+def _table2_base(scale: str) -> tuple[dict, dict]:
+    """Table 2's data and schedule at ``scale`` (SGD, momentum 0.9, weight decay 1e-4, no learning-rate drop)."""
+    if scale == "pocket":  # the pocket MLP stands in for Wang et al.'s shallow CNN
+        base = dict(dataset="digits_0to4", model="mlp", model_kwargs=(("hidden", (256,)),), ood="digits_5to9")
+        sched = dict(pocket_schedule("digits_0to4"), lr=0.1)
+    else:
+        base = dict(dataset="cifar10", model="wang_cnn", ood="cifar100")
+        sched = dict(_schedule.PAPER_SCHEDULES["table2"], lr=0.01)
+        if scale == "lite":
+            sched.update(epochs=25, prune_start=3, prune_every=3)
+    sched.update(optimizer="sgd", momentum=0.9, weight_decay=1e-4, milestones=(), batch_size=128, augment=False)
+    return base, sched
+
+
 def _datasets(scale: str, paper: Sequence[str]) -> tuple[str, ...]:
-    return ("digits",) if scale == "pocket" else tuple(paper)
+    """The datasets of an experiment at ``scale``: the paper's, or at the pocket scale their pocket analogues."""
+    if scale != "pocket":
+        return tuple(paper)
+    out = []
+    for pocket, papers in PAPER_ANALOGUE.items():
+        if pocket in ("digits_0to4", "digits_5to9"):
+            continue
+        if any(p in paper for p in papers) and pocket not in out:
+            out.append(pocket)
+    return tuple(out)
 
 
-def _seeds(scale: str) -> range:
-    return range(1) if scale == "lite" else range(5)
+def _seeds(scale: str, dataset: str | None = None) -> range:
+    if scale == "lite":
+        return range(1)
+    if scale == "pocket" and dataset in POCKET_TABLE1_SEEDS:
+        return range(POCKET_TABLE1_SEEDS[dataset])
+    return range(5)
 
 
 def _adam(base: dict) -> dict:
@@ -124,26 +208,51 @@ def _adam(base: dict) -> dict:
     return dict(base, optimizer="adam", lr=1e-3, weight_decay=0.0, milestones=())
 
 
+def _probe(scale: str) -> list[RunConfig]:
+    """The runs that locate the memorisation onset: CCE, no learning-rate drop, softmax tracked (Fig. 1(c))."""
+    seeds = range(2) if scale == "pocket" else range(1)
+    etas = [e for kind, e in TABLE1_NOISE if kind == "uniform"] if scale == "pocket" else [0.4]
+    cfgs = []
+    for d in _datasets(scale, ("fashionmnist", "cifar10", "cifar100")):
+        base = dict(_base(d, scale), milestones=())
+        if scale == "pocket":
+            base["epochs"] = PROBE_EPOCHS["table1"]
+        cfgs += [RunConfig(**base, noise="uniform", eta=e, method="cce", seed=s, track_train_softmax=True)
+                 for e in etas for s in seeds]
+    data, sched = _table2_base(scale)
+    if scale == "pocket":
+        sched["epochs"] = PROBE_EPOCHS["table2"]
+    cfgs += [RunConfig(**data, **sched, noise="open_set", eta=0.4, method="cce", seed=s, track_train_softmax=True)
+             for s in seeds]
+    return cfgs
+
+
 def spec(name: str, scale: str = "pocket") -> Experiment:
     """The grid of runs of figure or table ``name`` at ``scale`` (see the module docstring)."""
     _check_scale(scale)
     seeds = _seeds(scale)
+    if name == "schedule":
+        cfgs = _probe(scale)
+        return Experiment(name, scale, "Where CCE starts to memorise the noise (the schedule probe)", tuple(cfgs),
+                          tuple(dict.fromkeys(c.dataset for c in cfgs)),
+                          "CCE without learning-rate drops, softmax on right and wrong training labels tracked; "
+                          "Table 1 optimiser under uniform noise, Table 2 optimiser under open-set noise")
     if name == "table1":
         datasets = _datasets(scale, ("fashionmnist", "cifar10", "cifar100"))
         cfgs = [RunConfig(**_base(d, scale), noise=kind, eta=eta, method=m, q=0.7, k=0.5, seed=s,
                           track_train_softmax=False)
-                for d in datasets for kind, eta in TABLE1_NOISE for m in TABLE1_METHODS for s in seeds]
+                for d in datasets for kind, eta in TABLE1_NOISE for m in TABLE1_METHODS for s in _seeds(scale, d)]
         return Experiment(name, scale, "Table 1: closed-set noise", tuple(cfgs), datasets,
                           "test accuracy at the epoch of best noisy-validation accuracy; q = 0.7, k = 0.5")
     if name == "fig1":
         datasets = _datasets(scale, ("cifar10", "cifar100"))
         fig_seeds = seeds if scale == "pocket" else range(1)
         # Sec. 3.2 trains Fig. 1(a, b) with Adam's defaults, as Sec. 4.1 does Fig. 1(c) and Fig. 2
-        cfgs = [RunConfig(**_adam(_base(d, scale)), noise="none", eta=0.0, method=m, seed=s,
+        cfgs = [RunConfig(**_adam(_fig_base(d, scale)), noise="none", eta=0.0, method=m, seed=s,
                           track_train_softmax=False)
                 for d in datasets for m in ("cce", "mae") for s in fig_seeds]
         d10 = datasets[0]
-        cfgs += [RunConfig(**_adam(_base(d10, scale)), noise="uniform", eta=0.4, method=m, q=0.7, seed=s)
+        cfgs += [RunConfig(**_adam(_fig_base(d10, scale)), noise="uniform", eta=0.4, method=m, q=0.7, seed=s)
                  for m in ("cce", "lq") for s in fig_seeds]
         return Experiment(name, scale, "Figure 1: CCE vs MAE on clean data; softmax on right and wrong labels",
                           tuple(cfgs), datasets,
@@ -155,27 +264,95 @@ def spec(name: str, scale: str = "pocket") -> Experiment:
         for eta in FIG2_ETAS:
             for qv in FIG2_QS:
                 method = "cce" if qv == 0 else "lq"
-                cfgs += [RunConfig(**_adam(_base(d10, scale)), noise="none" if eta == 0 else "uniform",
+                cfgs += [RunConfig(**_adam(_fig_base(d10, scale)), noise="none" if eta == 0 else "uniform",
                                    eta=eta, method=method, q=qv if qv > 0 else 0.7, seed=s,
                                    track_train_softmax=False) for s in fig_seeds]
         return Experiment(name, scale, "Figure 2: test accuracy and validation loss for several q", tuple(cfgs),
                           (d10,), "Adam (Sec. 4.1), uniform noise eta in {0, 0.2, 0.6}, q = 0 is CCE")
     if name == "table2":
-        if scale == "pocket":  # the pocket MLP stands in for Wang et al.'s shallow CNN
-            base = dict(dataset="digits", model="mlp", model_kwargs=(("hidden", (256,)),), ood="photo_patches")
-        else:
-            base = dict(dataset="cifar10", model="wang_cnn", ood="cifar100")
-        epochs = 100 if scale != "lite" else 25
-        sched = dict(epochs=epochs, optimizer="sgd", lr=0.01 if scale != "pocket" else 0.1, momentum=0.9,
-                     weight_decay=1e-4, milestones=(), batch_size=128, augment=False,
-                     prune_start=10 if scale != "lite" else 3, prune_every=10 if scale != "lite" else 3,
-                     track_train_softmax=False)
-        cfgs = [RunConfig(**base, **sched, noise=kind, eta=0.4, method=m, q=0.7, k=0.5, seed=s)
+        base, sched = _table2_base(scale)
+        cfgs = [RunConfig(**base, **sched, noise=kind, eta=0.4, method=m, q=0.7, k=0.5, seed=s,
+                          track_train_softmax=False)
                 for kind in ("open_set", "uniform") for m in TABLE2_METHODS for s in seeds]
         return Experiment(name, scale, "Table 2: open-set noise", tuple(cfgs), (base["dataset"],),
-                          f"eta = 0.4, last-epoch test accuracy after {epochs} epochs, no augmentation; "
+                          f"eta = 0.4, last-epoch test accuracy after {sched['epochs']} epochs, no augmentation; "
                           f"outside images: {base['ood']}")
     raise ValueError(f"unknown experiment name={name!r}; known experiments: {', '.join(EXPERIMENTS)}")
+
+
+def measured_onsets(runs: pd.DataFrame, history: pd.DataFrame, rise: float = ONSET_RISE) -> pd.DataFrame:
+    """The memorisation onset (:func:`gce.schedule.memorisation_onset`) of each dataset and noise of the
+    ``"schedule"`` experiment's stored runs: one row per ``(dataset, noise, eta)`` with ``onset`` (epochs,
+    read from the seed-averaged ``softmax_noisy``), ``seeds`` and ``rule`` (True for the setting
+    :data:`ONSET_NOISE` names, whose onset sets the schedule)."""
+    need = {"run_id", "dataset", "noise", "eta"}
+    if not need <= set(runs.columns) or not {"run_id", "epoch", "softmax_noisy"} <= set(history.columns):
+        raise ValueError(f"runs need columns {sorted(need)} and history run_id, epoch, softmax_noisy")
+    h = history.merge(runs[list(need)], on="run_id")
+    rows = []
+    for (d, kind, eta), g in h.groupby(["dataset", "noise", "eta"], sort=True):
+        curve = g.groupby("epoch")["softmax_noisy"].mean().sort_index()
+        rows.append({"dataset": d, "noise": kind, "eta": float(eta), "seeds": g["run_id"].nunique(),
+                     "onset": _schedule.memorisation_onset(curve.to_numpy(), rise),
+                     "rule": ONSET_NOISE.get(d) == (kind, float(eta))})
+    return pd.DataFrame(rows)
+
+
+def kept_by_class(pruning: pd.DataFrame) -> pd.DataFrame:
+    """Per run and class, what a pruning step of truncated L_q kept (Algorithm 1, Sec. 4.3; Table 2's check
+    that pruning does not drop whole classes).
+
+    ``pruning`` is the per-sample frame of :func:`gce.analysis.first_pruning_step`
+    (columns ``run``, ``noise``, ``eta``, ``seed``, ``noisy_label``, ``clean``,
+    ``kept``).  One row per ``(run, noisy_label)``: ``n`` samples carrying that
+    label, ``kept`` the fraction of them kept, ``clean_kept`` the fraction of
+    its *clean* samples kept (right label, in-set image; NaN if none).  A class
+    whose ``clean_kept`` is 0 has been dropped whole.
+    """
+    need = {"run", "noise", "eta", "seed", "noisy_label", "clean", "kept"}
+    if not need <= set(pruning.columns):
+        raise ValueError(f"pruning frame lacks columns {sorted(need - set(pruning.columns))}: "
+                         f"pass the frame of gce.analysis.first_pruning_step")
+    df = pruning.assign(clean_and_kept=pruning["clean"] & pruning["kept"])
+    g = df.groupby(["run", "noise", "eta", "seed", "noisy_label"], sort=True)
+    out = g.agg(n=("kept", "size"), kept=("kept", "mean"), n_clean=("clean", "sum"),
+                clean_and_kept=("clean_and_kept", "sum")).reset_index()
+    out["clean_kept"] = (out["clean_and_kept"] / out["n_clean"].where(out["n_clean"] > 0)).astype(float)
+    return out.drop(columns=["clean_and_kept"])
+
+
+def _mlp_layer_sizes(cfg: RunConfig, in_features: int, num_classes: int) -> list[tuple[int, int]]:
+    if cfg.model != "mlp":
+        raise ValueError(f"grid_flops counts MLP runs only, got model={cfg.model!r}")
+    hidden = tuple(dict(cfg.model_kwargs).get("hidden", (128,)))
+    widths = (in_features, *hidden, num_classes)
+    return list(zip(widths[:-1], widths[1:]))
+
+
+def grid_flops(configs: Sequence[RunConfig]) -> float:
+    """Floating-point operations of training ``configs`` (pocket MLP runs), counted from the configs.
+
+    A forward pass costs ``2 * in * out`` per layer and sample; a training
+    step three forward passes (forward and backward).  Per epoch: training on
+    the ``(1 - val_fraction)`` training split, one forward pass over the
+    validation and the test split, one over the training split when the
+    softmax is tracked, and one per pruning step of truncated ``L_q``.
+    """
+    from . import data as _data
+
+    total, cache = 0.0, {}
+    for cfg in configs:
+        if cfg.dataset not in cache:
+            ds = _data.load(cfg.dataset)
+            cache[cfg.dataset] = (len(ds.train), len(ds.test), int(torch.tensor(ds.train.images.shape[1:]).prod()),
+                                  ds.num_classes)
+        n_train_all, n_test, in_features, c = cache[cfg.dataset]
+        n_val = round(cfg.val_fraction * n_train_all)
+        n_train = n_train_all - n_val
+        fwd = sum(2 * i * o for i, o in _mlp_layer_sizes(cfg, in_features, c))
+        per_epoch = 3 * n_train + n_val + n_test + (n_train if cfg.track_train_softmax else 0)
+        total += fwd * (cfg.epochs * per_epoch + len(cfg.prune_epochs()) * n_train)
+    return total
 
 
 # --------------------------------------------------------------------------- results with provenance
@@ -450,4 +627,6 @@ def paper_fig1b() -> pd.DataFrame:
                          "note": ["after 7 epochs", "best within 2000 epochs"]})
 
 
-__all__ += ["paper_fig1b", "TABLE1_METHODS", "TABLE1_NOISE", "FIG2_QS", "FIG2_ETAS", "TABLE2_METHODS"]
+__all__ += ["paper_fig1b", "TABLE1_METHODS", "TABLE1_NOISE", "FIG2_QS", "FIG2_ETAS", "TABLE2_METHODS",
+            "PAPER_ANALOGUE", "MEMORISATION_ONSET", "ONSET_RISE", "ONSET_NOISE", "PROBE_EPOCHS",
+            "POCKET_TABLE1_SEEDS", "pocket_schedule", "measured_onsets", "kept_by_class", "grid_flops"]

@@ -1,0 +1,211 @@
+"""The pocket grids: the many-class and open-set tasks, the memorisation-onset rule and the schedules it gives."""
+
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+from gce import data, experiments, noise, schedule
+from gce.train import RunConfig, train_many
+
+
+def _rows(images):
+    return {bytes(x.flatten().tolist()) for x in images}
+
+
+# --------------------------------------------------------------------------- digit_pairs
+
+
+def test_digit_pairs_shapes_classes_and_counts():
+    ds = data.load("digit_pairs")
+    assert ds.num_classes == 100 and ds.classes[7] == "07" and ds.classes[42] == "42"
+    assert ds.train.images.shape == (100 * data.DIGIT_PAIRS_TRAIN_PER_CLASS, 1, 8, 16)
+    assert ds.test.images.shape == (100 * data.DIGIT_PAIRS_TEST_PER_CLASS, 1, 8, 16)
+    assert ds.train.images.dtype == torch.uint8
+    assert torch.equal(torch.bincount(ds.train.labels, minlength=100),
+                       torch.full((100,), data.DIGIT_PAIRS_TRAIN_PER_CLASS))
+    assert torch.equal(torch.bincount(ds.test.labels, minlength=100),
+                       torch.full((100,), data.DIGIT_PAIRS_TEST_PER_CLASS))
+
+
+def test_digit_pairs_halves_are_real_digits_of_the_label_from_the_same_split_only():
+    digits, pairs = data.load("digits"), data.load("digit_pairs")
+    for part in ("train", "test"):
+        src, split = getattr(digits, part), getattr(pairs, part)
+        by_digit = [_rows(src.images[src.labels == d]) for d in range(10)]
+        for img, y in zip(split.images, split.labels.tolist()):
+            a, b = divmod(y, 10)
+            assert bytes(img[:, :, :8].flatten().tolist()) in by_digit[a]
+            assert bytes(img[:, :, 8:].flatten().tolist()) in by_digit[b]
+    # the two splits are built from disjoint digit images
+    halves = {part: _rows(torch.cat([getattr(pairs, part).images[:, :, :, :8],
+                                     getattr(pairs, part).images[:, :, :, 8:]]))
+              for part in ("train", "test")}
+    assert not halves["train"] & halves["test"]
+
+
+def test_digit_pairs_is_deterministic():
+    a, b = data.load("digit_pairs"), data.load("digit_pairs")
+    assert torch.equal(a.train.images, b.train.images) and torch.equal(a.test.labels, b.test.labels)
+
+
+def test_digit_pairs_class_dependent_noise_flips_to_the_next_class_circularly():
+    T = noise.transition_matrix("class_dependent", "digit_pairs", 0.3)
+    assert T.shape == (100, 100)
+    assert T[99, 0] == pytest.approx(0.3) and T[41, 42] == pytest.approx(0.3) and T[5, 5] == pytest.approx(0.7)
+    assert noise.flip_map("digit_pairs")[9] == 10
+
+
+# --------------------------------------------------------------------------- open-set split
+
+
+def test_open_set_split_labels_and_outside_images():
+    digits, inset, outside = data.load("digits"), data.load("digits_0to4"), data.load("digits_5to9")
+    assert inset.num_classes == outside.num_classes == 5
+    assert inset.classes == ("0", "1", "2", "3", "4") and outside.classes == ("5", "6", "7", "8", "9")
+    for part in ("train", "test"):
+        d, i, o = (getattr(x, part) for x in (digits, inset, outside))
+        assert len(i) + len(o) == len(d)
+        assert torch.equal(i.images, d.images[d.labels < 5]) and torch.equal(i.labels, d.labels[d.labels < 5])
+        assert torch.equal(o.images, d.images[d.labels >= 5]) and torch.equal(o.labels, d.labels[d.labels >= 5] - 5)
+    splits = data.open_set_splits(inset, outside.train.images, 0.4, seed=3)
+    replaced = splits.train.ood_index >= 0
+    assert 0.35 < replaced.float().mean() < 0.45
+    outside_rows = _rows(outside.train.images)
+    assert all(bytes(x.flatten().tolist()) in outside_rows for x in splits.train.images[replaced])
+    assert set(splits.train.noisy_labels.tolist()) <= set(range(5))
+    # no outside image is an image of the in-set test split
+    assert not _rows(splits.train.images[replaced]) & _rows(inset.test.images)
+
+
+def test_table2_pocket_uses_the_same_domain_outside_images():
+    exp = experiments.spec("table2", "pocket")
+    assert {c.dataset for c in exp.configs} == {"digits_0to4"}
+    assert {c.ood for c in exp.configs} == {"digits_5to9"}
+    assert {c.noise for c in exp.configs} == {"open_set", "uniform"}
+
+
+# --------------------------------------------------------------------------- memorisation onset
+
+
+def test_onset_is_the_last_epoch_before_the_first_rise_above_the_running_minimum():
+    curve = [0.10, 0.08, 0.06, 0.05, 0.05, 0.06, 0.08, 0.11, 0.20]
+    assert schedule.memorisation_onset(curve, rise=0.05) == 7        # 0.11 >= 0.05 + 0.05 after 8 epochs
+    assert schedule.memorisation_onset(curve, rise=0.02) == 6        # 0.08 >= 0.05 + 0.02 after 7 epochs
+    assert schedule.memorisation_onset(curve, rise=0.2) == len(curve)  # never rises that much
+    assert schedule.memorisation_onset([0.01, 0.02, 0.04, 0.1], rise=0.02) == 2  # 100 classes: rises from 1/c
+
+
+def test_onset_ignores_wiggles_smaller_than_rise():
+    curve = [0.3, 0.2, 0.23, 0.15, 0.18, 0.1, 0.16, 0.3, 0.01, 0.5]
+    assert schedule.memorisation_onset(curve, rise=0.05) == 6  # low 0.1, then 0.16
+    assert schedule.memorisation_onset(curve, rise=0.1) == 7   # 0.3 >= 0.1 + 0.1; 0.03 and 0.06 wiggles ignored
+
+
+@pytest.mark.parametrize("bad, err", [([], "empty"), ([0.1, math.nan], "NaN")])
+def test_onset_rejects_bad_histories(bad, err):
+    with pytest.raises(ValueError, match=err):
+        schedule.memorisation_onset(bad)
+
+
+def test_schedule_from_onset_reproduces_the_papers_schedules():
+    for paper, p in schedule.PAPER_SCHEDULES.items():
+        assert schedule.schedule_from_onset(p["prune_start"], paper) == p
+    assert schedule.schedule_from_onset(5, "cifar10") == dict(epochs=15, milestones=(5, 10), prune_start=5,
+                                                              prune_every=1)
+    assert schedule.schedule_from_onset(8, "cifar100") == dict(epochs=15, milestones=(8, 12), prune_start=8,
+                                                               prune_every=1)
+    with pytest.raises(ValueError, match="onset"):
+        schedule.schedule_from_onset(0, "cifar10")
+    with pytest.raises(ValueError, match="svhn"):
+        schedule.schedule_from_onset(5, "svhn")
+
+
+def test_measured_onsets_reads_the_seed_averaged_curve():
+    runs = pd.DataFrame({"run_id": ["a", "b"], "dataset": "digits", "noise": "uniform", "eta": 0.4})
+    a = [0.1, 0.05, 0.04, 0.2]
+    b = [0.1, 0.05, 0.06, 0.0]   # mean curve: 0.1, 0.05, 0.05, 0.1 -> low 0.05, rise of 0.05 at index 3
+    hist = pd.DataFrame({"run_id": ["a"] * 4 + ["b"] * 4, "epoch": [1, 2, 3, 4] * 2, "softmax_noisy": a + b})
+    out = experiments.measured_onsets(runs, hist, rise=0.04)
+    assert out.to_dict("records") == [{"dataset": "digits", "noise": "uniform", "eta": 0.4, "seeds": 2,
+                                       "onset": 3, "rule": True}]
+
+
+def test_digits_probe_reproduces_the_stored_onset():
+    """Retrain the digits probe of the rule (CCE, uniform eta = 0.4) and read its onset again."""
+    d = "digits"
+    kind, eta = experiments.ONSET_NOISE[d]
+    cfgs = [c for c in experiments.spec("schedule", "pocket").configs
+            if c.dataset == d and (c.noise, c.eta) == (kind, eta)]
+    assert len(cfgs) >= 2
+    res = train_many(cfgs)
+    curve = torch.tensor([r.history["softmax_noisy"] for r in res]).mean(0).tolist()
+    # the stored curve crosses the threshold by about 0.001 (0.085 >= 0.064 + 0.02 after 13 epochs, 0.082 after
+    # 12), so a change of floating-point rounding in the engine may move the crossing by one epoch, not more
+    onset = schedule.memorisation_onset(curve, experiments.ONSET_RISE)
+    assert abs(onset - experiments.MEMORISATION_ONSET[d]) <= 1
+
+
+# --------------------------------------------------------------------------- grids
+
+
+def test_every_paper_table1_block_has_a_pocket_block():
+    exp = experiments.spec("table1", "pocket")
+    covered = {p for d in exp.datasets for p in experiments.PAPER_ANALOGUE[d]}
+    assert covered == {"fashionmnist", "cifar10", "cifar100"}
+    assert set(exp.datasets) == {"digits", "digit_pairs"}
+    for d in exp.datasets:
+        n = sum(c.dataset == d for c in exp.configs)
+        assert n == len(experiments.TABLE1_NOISE) * len(experiments.TABLE1_METHODS) * \
+            experiments.POCKET_TABLE1_SEEDS[d]
+
+
+def test_pocket_schedules_come_from_the_measured_onsets_by_the_rule():
+    t1 = experiments.spec("table1", "pocket")
+    for d, paper in (("digits", "cifar10"), ("digit_pairs", "cifar100")):
+        want = schedule.schedule_from_onset(experiments.MEMORISATION_ONSET[d], paper)
+        got = {(c.epochs, c.milestones, c.prune_start, c.prune_every) for c in t1.configs if c.dataset == d}
+        assert got == {(want["epochs"], want["milestones"], want["prune_start"], want["prune_every"])}
+    want = schedule.schedule_from_onset(experiments.MEMORISATION_ONSET["digits_0to4"], "table2")
+    t2 = experiments.spec("table2", "pocket")
+    assert {(c.epochs, c.prune_start, c.prune_every) for c in t2.configs} == \
+        {(want["epochs"], want["prune_start"], want["prune_every"])}
+
+
+def test_grid_sizes_and_unchanged_figure_designs():
+    sizes = {n: len(experiments.spec(n, "pocket").configs) for n in experiments.EXPERIMENTS}
+    assert sizes == {"schedule": 18, "fig1": 30, "fig2": 90, "table1": 480, "table2": 50}
+    fig1 = experiments.spec("fig1", "pocket")
+    assert {(c.dataset, c.epochs) for c in fig1.configs} == {("digits", 120), ("digit_pairs", 150)}
+    assert {c.optimizer for c in fig1.configs} == {"adam"}
+    assert {c.epochs for c in experiments.spec("fig2", "pocket").configs} == {120}
+
+
+def test_the_schedule_probe_has_no_learning_rate_drop_and_tracks_the_softmax():
+    exp = experiments.spec("schedule", "pocket")
+    assert all(c.method == "cce" and c.milestones == () and c.track_train_softmax for c in exp.configs)
+    for d, (kind, eta) in experiments.ONSET_NOISE.items():
+        assert any(c.dataset == d and (c.noise, c.eta) == (kind, eta) for c in exp.configs)
+
+
+def test_grid_flops_counts_an_mlp_run_by_hand():
+    cfg = RunConfig(dataset="digits", model="mlp", model_kwargs=(("hidden", (256,)),), epochs=2,
+                    track_train_softmax=False, method="cce")
+    n_val = round(0.1 * 1198)
+    fwd = 2 * (64 * 256 + 256 * 10)
+    assert experiments.grid_flops([cfg]) == fwd * 2 * (3 * (1198 - n_val) + n_val + 599)
+    with pytest.raises(ValueError, match="resnet34"):
+        experiments.grid_flops([RunConfig(dataset="digits", model="resnet34")])
+
+
+def test_kept_by_class_finds_a_class_dropped_whole():
+    frame = pd.DataFrame({"run": 0, "noise": "open_set", "eta": 0.4, "seed": 0,
+                          "noisy_label": [0, 0, 0, 1, 1, 1],
+                          "clean": [True, True, False, True, True, False],
+                          "kept": [True, False, False, False, False, True]})
+    out = experiments.kept_by_class(frame).set_index("noisy_label")
+    assert out.loc[0, "n"] == 3 and out.loc[0, "kept"] == pytest.approx(1 / 3)
+    assert out.loc[0, "clean_kept"] == pytest.approx(0.5) and out.loc[1, "clean_kept"] == 0.0
+    with pytest.raises(ValueError, match="clean"):
+        experiments.kept_by_class(frame.drop(columns=["clean"]))
