@@ -16,6 +16,8 @@ Entropy Loss for Training Deep Neural Networks with Noisy Labels* (NeurIPS
   trained together (vmap), Algorithm 1's pruning, Patrini's T-hat.
 - :mod:`gce.experiments` -- the paper's figures and tables as grids of runs
   at three scales; the resumable result store; the paper's numbers.
+- :mod:`gce.schedule` -- the pocket schedules, derived from where CCE starts
+  to memorise the noise (Fig. 1(c), Sec. 4.2).
 - :mod:`gce.runners` -- where a grid runs: in process, or on Ray.
 - :mod:`gce.analysis` -- the summaries the experiment chapters print.
 - :mod:`gce.theory` -- the mathematics of Sec. 3 in sympy, with numeric twins.
@@ -25,7 +27,7 @@ Entropy Loss for Training Deep Neural Networks with Noisy Labels* (NeurIPS
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import analysis, classes, data, experiments, losses, models, noise, runners, theory, train
+from . import analysis, classes, data, experiments, losses, models, noise, runners, schedule, theory, train
 from .losses import (
     CCELoss,
     ForwardCorrectedLoss,
@@ -47,7 +49,8 @@ except PackageNotFoundError:  # running from a source tree
     __version__ = "0+unknown"
 
 __all__ = [
-    "analysis", "classes", "data", "experiments", "losses", "models", "noise", "runners", "theory", "train",
+    "analysis", "classes", "data", "experiments", "losses", "models", "noise", "runners", "schedule", "theory",
+    "train",
     "cce", "mae", "lq", "truncated_lq", "acs_lq", "prune_weights", "forward_corrected",
     "CCELoss", "MAELoss", "LqLoss", "TruncatedLqLoss", "ForwardCorrectedLoss",
 ]

@@ -3,17 +3,21 @@
 ==========  =================================================================
 scale       what it runs
 ==========  =================================================================
-``pocket``  offline, CPU, minutes: scikit-learn's digits, BatchNorm-free small
-            networks (batched with vmap), the paper's epoch counts and
-            schedules, 5 seeds.  What CI and the rendered book run.
+``pocket``  offline, CPU, minutes: scikit-learn's digits and tasks built
+            from them (:data:`PAPER_ANALOGUE`), BatchNorm-free small
+            networks (batched with vmap), schedules derived from where CCE
+            starts to memorise the noise (:func:`pocket_schedule`), 5 seeds.
+            What CI and the rendered book run.
 ``lite``    the real datasets (FASHION-MNIST, CIFAR-10/100), the paper's
             networks, schedules shortened to a quarter, one seed, one GPU
             (what a Colab student runs; its run time is not measured yet).
 ``paper``   the paper's protocol exactly (Sec. 3.2, 4, 4.1, 4.2), 5 seeds.
 ==========  =================================================================
 
-Each experiment (:data:`EXPERIMENTS`: ``fig1``, ``fig2``, ``table1``,
-``table2``) is a grid of :class:`gce.train.RunConfig` built by :func:`spec`.
+Each experiment (:data:`EXPERIMENTS`: ``schedule``, ``fig1``, ``fig2``,
+``table1``, ``table2``) is a grid of :class:`gce.train.RunConfig` built by
+:func:`spec`; ``schedule`` is the probe that locates the memorisation onset
+the pocket schedules are derived from (:mod:`gce.schedule`).
 :func:`run` trains what is not yet in the :class:`ResultStore` (so an
 interrupted sweep loses nothing: finished runs are saved as they finish and
 skipped on the next call) and returns the stored results.  The paper's own
