@@ -209,3 +209,17 @@ def test_kept_by_class_finds_a_class_dropped_whole():
     assert out.loc[0, "clean_kept"] == pytest.approx(0.5) and out.loc[1, "clean_kept"] == 0.0
     with pytest.raises(ValueError, match="clean"):
         experiments.kept_by_class(frame.drop(columns=["clean"]))
+
+
+def test_plot_memorisation_onset_draws_one_panel_per_rule_dataset():
+    import matplotlib
+    matplotlib.use("Agg")
+    from gce import plots
+    runs = pd.DataFrame({"run_id": ["a", "b", "c"], "dataset": ["digits", "digits", "digit_pairs"],
+                         "noise": "uniform", "eta": [0.4, 0.2, 0.4]})
+    hist = pd.DataFrame({"run_id": [r for r in "abc" for _ in range(4)], "epoch": [1, 2, 3, 4] * 3,
+                         "softmax_clean": 0.5, "softmax_noisy": [0.1, 0.05, 0.06, 0.2] * 3})
+    onsets = experiments.measured_onsets(runs, hist)
+    fig = plots.plot_memorisation_onset(runs, hist, onsets)
+    titles = sorted(ax.get_title() for ax in fig.axes)
+    assert titles == ["digit_pairs", "digits"]

@@ -794,3 +794,39 @@ def plot_kept_by_class(samples, *, class_names: Sequence[str] | None = None, cap
 
 
 __all__ += ["plot_accuracy_vs_eta", "plot_accuracy_curves", "plot_kept_by_class"]
+
+
+def plot_memorisation_onset(runs, history, onsets, *, caption: str | None = None):
+    """Where CCE starts to memorise the noise, the point the pocket schedules start from (Fig. 1(c), Sec. 4.2).
+
+    ``runs``/``history`` are the stored tables of the ``"schedule"`` experiment
+    and ``onsets`` the frame of :func:`gce.experiments.measured_onsets`.  One
+    panel per dataset: the mean softmax at the given label on right (solid) and
+    wrong (dashed) training labels for the noise setting that sets the schedule
+    (``rule`` rows), the wrong-label curves of the other settings thin, and a
+    vertical line at the onset (the first learning-rate drop and pruning start).
+    """
+    rows = onsets[onsets["rule"].astype(bool)]
+    fig, axes = plt.subplots(1, len(rows), figsize=(4.6 * len(rows), 3.4), squeeze=False)
+    for ax, (_, row) in zip(axes[0], rows.iterrows()):
+        sel = {"dataset": row["dataset"], "noise": row["noise"], "eta": row["eta"]}
+        label = f"{row['noise'].replace('_', '-')} $\\eta$ = {row['eta']:g}"
+        _line(ax, runs, history, sel, "softmax_clean", f"{label}, right labels", PALETTE["CCE"])
+        _line(ax, runs, history, sel, "softmax_noisy", f"{label}, wrong labels", PALETTE["CCE"], "--")
+        others = onsets[(onsets["dataset"] == row["dataset"]) & ~onsets["rule"].astype(bool)]
+        for _, o in others.iterrows():
+            mean, _, _ = _curves(runs, history, {"dataset": o["dataset"], "noise": o["noise"], "eta": o["eta"]},
+                                 "softmax_noisy")
+            ax.plot(mean.index, mean.values, "--", color="0.6", lw=0.8)
+        ax.axvline(int(row["onset"]), color="0.2", ls=":", lw=1.2, label=f"onset: {int(row['onset'])} epochs")
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("epoch")
+        ax.set_title(str(row["dataset"]))
+        ax.legend(fontsize=7)
+    axes[0, 0].set_ylabel("mean softmax $f_{\\tilde y}(x)$ at the given label")
+    if caption:
+        fig.suptitle(caption, fontsize=9)
+    return fig
+
+
+__all__ += ["plot_memorisation_onset"]
