@@ -169,7 +169,8 @@ def rng():
 
 
 def test_registry_names():
-    assert set(data.DATASETS) == {"digits", "fashionmnist", "cifar10", "cifar100", "imagefolder"}
+    assert set(data.DATASETS) == {"digits", "digit_pairs", "digits_0to4", "digits_5to9", "fashionmnist", "cifar10",
+                                  "cifar100", "imagefolder"}
     assert set(data._LOADERS) == set(data.DATASETS)
 
 
