@@ -169,7 +169,7 @@ def rng():
 
 
 def test_registry_names():
-    assert set(data.DATASETS) == {"digits", "fashionmnist", "cifar10", "cifar100", "imagefolder"}
+    assert set(data.DATASETS) == {"digits", "fashionmnist", "cifar10", "cifar100", "imagefolder", "cifar10_jpeg"}
     assert set(data._LOADERS) == set(data.DATASETS)
 
 
