@@ -6,9 +6,10 @@ scale       what it runs
 ``pocket``  offline, CPU, minutes: scikit-learn's digits, BatchNorm-free small
             networks (batched with vmap), the paper's epoch counts and
             schedules, 5 seeds.  What CI and the rendered book run.
-``lite``    the real datasets (FASHION-MNIST, CIFAR-10/100), the paper's
-            networks, schedules shortened to a quarter, one seed, one GPU
-            (what a Colab student runs; its run time is not measured yet).
+``lite``    the real datasets (FASHION-MNIST, CIFAR-10/100), ResNet-18 for
+            every dataset, schedules cut to an eighth, one seed, one GPU
+            (sized for a free Colab GPU; its run time is not measured yet:
+            ``benchmarks/gpu_run.py`` measures it).
 ``paper``   the paper's protocol exactly (Sec. 3.2, 4, 4.1, 4.2), 5 seeds.
 ==========  =================================================================
 
@@ -104,9 +105,10 @@ def _base(dataset: str, scale: str) -> dict:
                     momentum=0.9, weight_decay=1e-4, batch_size=128, augment=False, **_paper_schedule("digits"))
     model = {"cifar10": "resnet34", "cifar100": "resnet34", "fashionmnist": "resnet18"}[dataset]
     sched = _paper_schedule(dataset)
-    if scale == "lite":
-        sched = dict(epochs=sched["epochs"] // 4, milestones=tuple(m // 4 for m in sched["milestones"]),
-                     prune_start=sched["prune_start"] // 4, prune_every=3)
+    if scale == "lite":  # sized for a free Colab GPU: ResNet-18 (half ResNet-34's FLOPs), an eighth of the schedule
+        model = "resnet18"
+        sched = dict(epochs=sched["epochs"] // 8, milestones=tuple(m // 8 for m in sched["milestones"]),
+                     prune_start=sched["prune_start"] // 8, prune_every=2)
     return dict(dataset=dataset, model=model, optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=1e-4,
                 batch_size=128, augment=True, **sched)
 
