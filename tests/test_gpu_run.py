@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from gce import data
+from gce import data, experiments
 from gce.classes import class_names
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,3 +79,67 @@ def test_jpeg_loader_corrupt_file_names_the_problem(tmp_path, damage):
     with pytest.raises(data.DatasetCorrupt, match=match) as err:
         data.load("cifar10_jpeg", tmp_path)
     assert str(path) in str(err.value)
+
+
+def _gpu_run(*args: str, timeout: int = 240) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), CUDA_VISIBLE_DEVICES="")
+    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_run.py"), "--tiny", "--device", "cpu",
+                           "--calibrate-s", "1", *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_gpu_run_tiny_end_to_end_records_ran_skipped_and_resumes(tmp_path):
+    write_jpeg_npz(tmp_path / "data", n_train=40, n_test=10)
+    out = tmp_path / "out"
+    # first call: only the lite grid, at most 3 runs (a CPU test cannot rely on wall time for how many fit)
+    first = _gpu_run("--data-root", str(tmp_path / "data"), "--out", str(out), "--budget-s", "200",
+                     "--skip", "throughput,paper_epoch", "--max-runs", "3")
+    assert first.returncode == 0, first.stdout + first.stderr
+    s1 = json.loads((out / "summary.json").read_text())
+    ran1 = [r["run_id"] for r in s1["ran"]]
+    assert [(r["tag"], r["method"]) for r in s1["ran"]] == [("fig1c", "cce"), ("fig1c", "lq"), ("table1", "cce")]
+    reasons = [r["reason"] for r in s1["skipped"]]
+    assert any("--max-runs" in why for why in reasons)
+    assert any("not carried" in why for why in reasons)  # other datasets are listed, not silently dropped
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [r["run_id"] for r in rows] == ran1
+    for r in rows:
+        assert r["data_label"] == "CIFAR-10 (JPEG copy)" and r["scale"] == "lite"
+        assert r["config"]["dataset"] == "cifar10_jpeg"
+        assert r["commit"] and r["torch_version"] == torch.__version__ and r["device"].startswith("cpu")
+        assert len(r["history"]["test_acc"]) == r["config"]["epochs"] == 1
+    assert rows[2]["T_hat_estimate"] is not None  # Table 1's CCE run gives Forward T-hat its matrix
+    # a run cut off mid-write (a kill) leaves a partial line: it is ignored, the finished runs are kept
+    with open(out / "results.jsonl", "a") as f:
+        f.write('{"run_id": "cut-off')
+    # second call: every step, resuming the grid without redoing finished runs
+    second = _gpu_run("--data-root", str(tmp_path / "data"), "--out", str(out), "--budget-s", "200",
+                      "--max-runs", "1")
+    assert second.returncode == 0, second.stdout + second.stderr
+    s2 = json.loads((out / "summary.json").read_text())
+    assert set(s2["already_stored"]) == set(ran1)
+    assert [(r["tag"], r["method"]) for r in s2["ran"]] == [("table1", "mae")]
+    assert s2["throughput"]["gce_images_per_s"] > 0 and s2["throughput"]["dataloader_images_per_s"] > 0
+    assert s2["paper_epoch"]["grid_runs"] == sum(len(experiments.spec(n, "paper").configs)
+                                                 for n in experiments.EXPERIMENTS)
+    assert s2["environment"]["bf16_matmul_tflop_per_s"] > 0 and not s2["errors"]
+    ids = [json.loads(line)["run_id"] for line in (out / "results.jsonl").read_text().splitlines()
+           if not line.startswith('{"run_id": "cut-off')]
+    assert len(ids) == len(set(ids))  # no run stored twice
+    assert len(list(out.iterdir())) <= 8  # what the device tool can return
+    assert "CIFAR-10 (JPEG copy)" in (out / "summary.md").read_text()
+    # third call: no time left -> nothing trained, every remaining run listed as skipped for the budget
+    third = _gpu_run("--data-root", str(tmp_path / "data"), "--out", str(out), "--budget-s", "2",
+                     "--skip", "matmul,throughput,paper_epoch")
+    assert third.returncode == 0, third.stdout + third.stderr
+    s3 = json.loads((out / "summary.json").read_text())
+    assert not s3["ran"] and len(s3["already_stored"]) == 4
+    assert sum("budget" in r["reason"] for r in s3["skipped"]) == len(lite_plan_ids(tmp_path)) - 4
+
+
+def lite_plan_ids(tmp_path) -> list[str]:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import gpu_run
+    finally:
+        sys.path.pop(0)
+    return [experiments.run_id(c) for _, c in gpu_run.lite_plan(tiny=True, cuda=False)[0]]
