@@ -38,11 +38,13 @@ The command for a session lent a GPU (carry the JPEG copy in the ignored folder 
 ``mkdir -p .device-data && cp /work/shared/data/cifar10_jpeg75.npz .device-data/``), with the device tool's
 ``run``, ``carry: [".device-data"]``, ``timeout_s: 540``, and ``<commit>`` this checkout's ``git rev-parse HEAD``::
 
-    nvidia-smi --query-gpu=name,driver_version --format=csv; cat /proc/loadavg; GCE_COMMIT=<commit>
-    PYTHONPATH=src timeout 510 python benchmarks/gpu_run.py --device cuda --data-root .device-data --out $OUT
-    --budget-s 450
+    nvidia-smi --query-gpu=name,driver_version --format=csv; cat /proc/loadavg; PY=$(command -v python3 ||
+    command -v python); GCE_COMMIT=<commit> PYTHONPATH=src timeout 510 $PY benchmarks/gpu_run.py --device cuda
+    --data-root .device-data --out $OUT --budget-s 450
 
-(one line).  Then copy ``results.jsonl`` and the summaries from ``files_at`` into the checkout.
+(one line, joined with spaces).  Then copy ``results.jsonl`` and the summaries from ``files_at`` into the checkout.
+To resume in a later call without redoing finished runs, put the returned files in ``.device-data/prev/`` (carried
+with the data) and begin the command with ``cp .device-data/prev/* $OUT/;``.
 """
 
 from __future__ import annotations
@@ -353,7 +355,7 @@ def run_grid(args, out: Out, summary: dict, deadline: float, device: torch.devic
         n_train = len(data.load(DATA, args.data_root).train) * (1 - todo[0][1].val_fraction)
         if cuda:  # ESTIMATE per chapter from the measured H200 rate (lite, CIFAR-10 part of each grid)
             summary["t4_minutes_estimate"] = {
-                f"{name} (lite, CIFAR-10 runs)": t4_minutes_estimate(sum(
+                f"{name} (lite, CIFAR-10 runs, from the packed H200 rate)": t4_minutes_estimate(sum(
                     c.epochs * n_train for c in experiments.spec(name, "lite").configs if c.dataset == "cifar10")
                     / rates[best]) for name in ("fig1", "fig2", "table1")}
         out.log(f"lite grid: {len(todo)} runs to do, {best} at once, {per_run:.0f} images/s per run")
