@@ -59,7 +59,6 @@ import traceback
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
 HERE = Path(__file__).resolve().parent
