@@ -163,6 +163,11 @@ def test_fig2_claims_hold_when_larger_q_delays_and_stops_overfitting():
         assert claims.check(cid, f).status == HOLDS, cid
     v = claims.check("threshold_grows", f)
     assert v.numbers.set_index("eta")["threshold_q"].to_dict() == {0.0: 0.0, 0.2: 0.5, 0.6: 1.0}
+    assert claims.check("q08_no_overfitting_eta02", f).status == NT  # no q = 0.8 in this grid
+    g = {"fig2": _fig2({**drops, (0.2, 0.8): 0.005})}
+    assert claims.check("q08_no_overfitting_eta02", g).status == HOLDS
+    shrinks = {**drops, (0.6, 0.5): 0.0, (0.2, 0.5): 0.05}  # threshold 1.0 at eta 0.2, 0.5 at eta 0.6
+    assert claims.check("threshold_grows", {"fig2": _fig2(shrinks, peaks)}).status == FAILS
 
 
 def test_fig2_claims_fail_when_q_changes_nothing():
@@ -170,6 +175,7 @@ def test_fig2_claims_fail_when_q_changes_nothing():
     f = {"fig2": _fig2(drops, slow=0)}
     for cid in ("larger_q_slower_clean", "larger_q_delays_overfitting", "threshold_exists", "threshold_grows"):
         assert claims.check(cid, f).status == FAILS, cid
+    assert claims.check("q08_no_overfitting_eta02", {"fig2": _fig2({**drops, (0.2, 0.8): 0.05})}).status == FAILS
     one_eta = {"fig2": _fig2({(0.2, 0.0): 0.1, (0.2, 1.0): 0.0})}
     assert claims.check("threshold_grows", one_eta).status == NT
 
