@@ -32,6 +32,7 @@ from the results folder without ever training (:func:`stored_results`).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -41,7 +42,7 @@ import pandas as pd
 from . import analysis, experiments
 
 __all__ = ["HOLDS", "FAILS", "NOT_TESTABLE", "STATUSES", "TOL", "Verdict", "Claim", "CLAIMS", "get",
-           "check", "stored_results", "scales_with_results", "evaluate", "evaluate_results", "mean_se"]
+           "check", "stored_results", "load_results", "scales_with_results", "evaluate", "evaluate_results", "mean_se"]
 
 HOLDS, FAILS, NOT_TESTABLE = "holds", "fails", "not testable at this scale"
 STATUSES = (HOLDS, FAILS, NOT_TESTABLE)
@@ -78,6 +79,7 @@ class Claim:
     def rule(self) -> str:
         """The decision rule: the first paragraph of the check's docstring, on one line."""
         doc = (self.check.__doc__ or "").strip().split("\n\n")[0]
+        doc = re.sub(r":\w+:`~?(?:[\w.]+\.)?([^`]*)`", r"\1", doc).replace("``", "")
         return " ".join(doc.split())
 
 
@@ -513,8 +515,8 @@ def check_truncation_improves(results: Results) -> Verdict:
     t["engaged"] = t["dataset"].map(engaged)
     idle = [d for d, share in engaged.items() if share < 0.5]
     if idle:
-        return Verdict(NOT_TESTABLE, "pruning came before the reported epoch in only " + ", ".join(
-            f"{100 * engaged[d]:.0f}% of {d}'s truncated runs" for d in idle) + " (needs half)", t)
+        return Verdict(NOT_TESTABLE, "the reported epoch came after the first pruning step in only " + ", ".join(
+            f"{100 * engaged[d]:.0f}% of the truncated runs on {d}" for d in idle) + " (needs half)", t)
     ok = all(g["wins"].sum() >= len(g) / 2 and g["wins"].sum() > g["lq_wins"].sum()
              for _, g in t.groupby("dataset"))
     return _decide(ok, "; ".join(f"{d}: truncated L_q better in {int(g['wins'].sum())}, L_q better in "
@@ -524,7 +526,8 @@ def check_truncation_improves(results: Results) -> Verdict:
 
 def check_forward_T_best_class_dependent(results: Results) -> Verdict:
     """Holds if, in every dataset block of Table 1, Forward T (the true T) has the highest mean of all
-    methods in at least 3 of the 4 class-dependent settings; fails otherwise."""
+    methods (a tie for the highest counts) in at least 3 of the 4 class-dependent settings; fails
+    otherwise."""
     stats = _table1_stats(results)
     if stats is None:
         return _untestable("no table1 runs are stored")
@@ -713,13 +716,22 @@ def evaluate(results_dir: str | os.PathLike | None = None, scale: str | None = N
     scale = experiments.default_scale() if scale is None else scale
     if scale not in experiments.SCALES:
         raise ValueError(f"unknown scale={scale!r}; known scales: {', '.join(experiments.SCALES)}")
+    needed = sorted({e for c in (CLAIMS if ids is None else [get(i) for i in ids]) for e in c.experiments})
+    return evaluate_results(load_results(scale, results_dir, loader=loader, names=needed), scale, ids)
+
+
+def load_results(scale: str | None = None, results_dir: str | os.PathLike | None = None, *,
+                 loader: Callable[[str, str], tuple | None] | None = None,
+                 names: Sequence[str] = experiments.EXPERIMENTS) -> dict:
+    """``{experiment: (runs, history)}`` of the experiments ``names`` that have stored runs at ``scale``
+    (the mapping every check takes); ``loader`` as in :func:`evaluate`.  Never trains."""
+    scale = experiments.default_scale() if scale is None else scale
     if loader is None:
         def loader(name, s):
             return stored_results(name, s, results_dir)
-    needed = sorted({e for c in (CLAIMS if ids is None else [get(i) for i in ids]) for e in c.experiments})
-    results = {}
-    for name in needed:
+    out = {}
+    for name in names:
         got = loader(name, scale)
         if got is not None:
-            results[name] = got
-    return evaluate_results(results, scale, ids)
+            out[name] = got
+    return out
