@@ -254,3 +254,17 @@ def test_evaluate_takes_a_loader_and_never_trains(tmp_path, monkeypatch):
     assert t.set_index("id")["status"].to_dict() == {"mae_lower_clean": HOLDS, "mae_poor": NT}
     assert sorted(calls) == [("fig1", "pocket"), ("table1", "pocket")]
     assert claims.stored_results("table1", "pocket", tmp_path) is None  # empty folder: nothing, no training
+
+
+def test_plot_verdicts_draws_one_cell_per_claim_and_scale():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from gce import plots
+
+    t = pd.DataFrame({"id": ["a", "b", "a", "b"], "section": ["3.2", "4.3"] * 2, "scale": ["pocket"] * 2 + ["lite"] * 2,
+                      "status": [HOLDS, FAILS, NT, HOLDS]})
+    fig = plots.plot_verdicts(t, caption="demo")
+    ax = fig.axes[0]
+    assert len(ax.patches) == 4 and [x.get_text() for x in ax.get_xticklabels()] == ["pocket", "lite"]
+    assert ax.get_yticklabels()[1].get_text() == "b (Sec. 4.3)"

@@ -5,10 +5,14 @@ Every function here reads the tables of a :class:`gce.experiments.ResultStore`
 epoch) and returns a :class:`pandas.DataFrame` (or a Styler), so a number in
 the book can be traced from its cell to one function:
 
-- Table 1 and Table 2 beside the paper's (:func:`table1_wide`,
-  :func:`table2_wide`, :func:`style_best` for the paper's bold "best two");
-- Fig. 1(a, b): epochs to a given accuracy (:func:`convergence_table`), and the
-  learning-rate equivalence of MAE and the unhinged loss (:func:`short_trajectory`);
+- Table 1 and Table 2 beside the paper's, as numbers (:func:`table1_wide`,
+  :func:`table2_wide`: ``mean`` and ``std`` columns), formatted only for
+  display (:func:`format_pm`, :func:`markdown_table`, :func:`style_best` for
+  the paper's bold "best two"; one rounding, :func:`round_pct`);
+- Fig. 1(a, b): epochs to a given accuracy (:func:`convergence_table`), early
+  setbacks (:func:`setbacks`), two sets of curves side by side
+  (:func:`compare_curves`), and the learning-rate equivalence of MAE and the
+  unhinged loss (:func:`short_trajectory`);
 - Fig. 1(c) and Fig. 2: the drop from peak accuracy (:func:`overfitting_table`,
   :func:`overfitting_threshold`) and the softmax at right and wrong labels
   (:func:`label_softmax_table`);
