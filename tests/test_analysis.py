@@ -102,3 +102,15 @@ def test_convergence_table_reports_the_spread_of_best_and_last():
     })
     t = analysis.convergence_table(runs, hist, thresholds=(0.85,))
     assert t["last_std"].iloc[0] == pytest.approx(np.std([0.9, 0.8], ddof=1))
+
+
+def test_each_pocket_block_sits_beside_the_papers_blocks_it_stands_for(monkeypatch):
+    monkeypatch.setattr(experiments, "PAPER_ANALOGUE", {"digits": ("cifar10", "fashionmnist"),
+                                                        "digit_pairs": "cifar100"}, raising=False)
+    assert analysis.paper_datasets("digits") == ("cifar10", "fashionmnist")
+    assert analysis.paper_datasets("cifar100") == ("cifar100",)
+    rows = [dict(dataset=d, noise="uniform", eta=0.2, method="cce", seed=s, test_acc_best_val=0.5, flip_rate_train=0.2)
+            for d in ("digits", "digit_pairs") for s in range(2)]
+    sources = list(dict.fromkeys(analysis.table1_wide(_runs(rows)).index.get_level_values("source")))
+    assert sources == ["ours (digits)", "paper (cifar10)", "paper (fashionmnist)", "ours (digit_pairs)",
+                       "paper (cifar100)"]

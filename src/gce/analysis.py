@@ -63,11 +63,15 @@ def _fmt(value: float, digits: int) -> str:
     return "" if value != value else f"{round_pct(value, digits):.{digits}f}"
 
 
-def _paper_analogue() -> dict:
-    """Pocket dataset -> the paper's dataset it stands in for (``experiments.PAPER_ANALOGUE`` when defined)."""
+def paper_datasets(dataset: str) -> tuple[str, ...]:
+    """The paper's dataset(s) that ``dataset`` stands in for: ``experiments.PAPER_ANALOGUE[dataset]`` (a name
+    or a sequence of names) where defined (``"digits"`` -> CIFAR-10 otherwise); a real dataset stands for
+    itself."""
     from . import experiments as _experiments
 
-    return dict(getattr(_experiments, "PAPER_ANALOGUE", {"digits": "cifar10"}))
+    mapping = dict(getattr(_experiments, "PAPER_ANALOGUE", {"digits": "cifar10"}))
+    got = mapping.get(dataset, dataset)
+    return (got,) if isinstance(got, str) else tuple(got)
 
 
 def _setting(noise: str, eta: float) -> str:
@@ -107,12 +111,12 @@ def table1_wide(runs: pd.DataFrame, with_paper: bool = True) -> pd.DataFrame:
 
     ours = summarize_table1(runs)
     ours["source"] = "ours (" + ours["dataset"] + ")"
-    frames, analogue = [], _paper_analogue()
+    frames = []
     paper = paper_table1() if with_paper else None
     for d in pd.unique(ours["dataset"]):
         frames.append(ours[ours["dataset"] == d])
-        if with_paper:
-            p = paper[paper["dataset"] == analogue.get(d, d)].copy()
+        for pd_name in (paper_datasets(d) if with_paper else ()):
+            p = paper[paper["dataset"] == pd_name].copy()
             if len(p):
                 p["source"] = "paper (" + p["dataset"] + ")"
                 frames.append(p)
@@ -191,7 +195,7 @@ def markdown_table(table: pd.DataFrame, digits: int = 2) -> str:
     return format_pm(table, digits).reset_index().to_markdown(index=False, disable_numparse=True)
 
 
-__all__ += ["STATS", "round_pct", "summarize_table1", "table1_wide", "table2_wide", "means", "format_pm",
+__all__ += ["STATS", "round_pct", "paper_datasets", "summarize_table1", "table1_wide", "table2_wide", "means", "format_pm",
             "markdown_table"]
 
 
