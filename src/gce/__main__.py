@@ -32,7 +32,7 @@ def _draw(name: str, scale: str, exp, store, out: Path) -> str:
     else:
         table = analysis.table1_wide(runs) if name == "table1" else analysis.table2_wide(runs)
         path = out / f"{name}.md"
-        path.write_text(f"# {exp.title} ({where})\n\n{exp.note}\n\n" + table.to_markdown() + "\n")
+        path.write_text(f"# {exp.title} ({where})\n\n{exp.note}\n\n" + analysis.markdown_table(table) + "\n")
         return str(path)
     path = out / f"{name}.png"
     fig.savefig(path, bbox_inches="tight")

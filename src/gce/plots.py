@@ -794,3 +794,41 @@ def plot_kept_by_class(samples, *, class_names: Sequence[str] | None = None, cap
 
 
 __all__ += ["plot_accuracy_vs_eta", "plot_accuracy_curves", "plot_kept_by_class"]
+
+
+def plot_verdicts(table, *, caption: str | None = None):
+    """The claims of :mod:`gce.claims` as a grid: one row per claim (``id``, with its section), one column per
+    scale, each cell coloured by its verdict (holds / fails / not testable at this scale).
+
+    ``table`` is :func:`gce.claims.evaluate`'s output (one scale) or several of them concatenated.
+    """
+    from matplotlib.patches import Patch
+
+    from .claims import FAILS, HOLDS, NOT_TESTABLE
+
+    colours = {HOLDS: "#009E73", FAILS: "#D55E00", NOT_TESTABLE: "0.8"}
+    ids = list(dict.fromkeys(table["id"]))
+    scales = list(dict.fromkeys(table["scale"]))
+    section = dict(zip(table["id"], table["section"]))
+    status = {(r["id"], r["scale"]): r["status"] for _, r in table.iterrows()}
+    fig, ax = plt.subplots(figsize=(4.6 + 0.9 * len(scales), 0.26 * len(ids) + 1.4))
+    for i, cid in enumerate(ids):
+        for j, sc in enumerate(scales):
+            st = status.get((cid, sc), NOT_TESTABLE)
+            ax.add_patch(plt.Rectangle((j, i), 0.95, 0.9, color=colours[st]))
+    ax.set_xlim(0, len(scales))
+    ax.set_ylim(len(ids), 0)
+    ax.set_xticks(np.arange(len(scales)) + 0.475, scales)
+    ax.set_yticks(np.arange(len(ids)) + 0.45, [f"{cid} (Sec. {section[cid]})" for cid in ids], fontsize=7)
+    ax.tick_params(length=0)
+    ax.grid(False)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    fig.legend(handles=[Patch(color=c, label=s) for s, c in colours.items()], fontsize=7,
+               loc="outside lower center", ncols=3, frameon=False)
+    if caption:
+        ax.set_title(caption, fontsize=9)
+    return fig
+
+
+__all__ += ["plot_verdicts"]
