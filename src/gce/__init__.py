@@ -26,7 +26,7 @@ Entropy Loss for Training Deep Neural Networks with Noisy Labels* (NeurIPS
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import analysis, claims, classes, data, experiments, losses, models, noise, runners, theory, train
+from . import analysis, claims, classes, data, experiments, human_noise, losses, models, noise, runners, theory, train
 from .losses import (
     CCELoss,
     ForwardCorrectedLoss,
@@ -48,7 +48,8 @@ except PackageNotFoundError:  # running from a source tree
     __version__ = "0+unknown"
 
 __all__ = [
-    "analysis", "claims", "classes", "data", "experiments", "losses", "models", "noise", "runners", "theory", "train",
+    "analysis", "claims", "classes", "data", "experiments", "human_noise",
+    "losses", "models", "noise", "runners", "theory", "train",
     "cce", "mae", "lq", "truncated_lq", "acs_lq", "prune_weights", "forward_corrected",
     "CCELoss", "MAELoss", "LqLoss", "TruncatedLqLoss", "ForwardCorrectedLoss",
 ]
