@@ -14,7 +14,8 @@ scale       what it runs
 ==========  =================================================================
 
 Each experiment (:data:`EXPERIMENTS`: ``fig1``, ``fig2``, ``table1``,
-``table2``) is a grid of :class:`gce.train.RunConfig` built by :func:`spec`.
+``table2``, and ``human``: CIFAR-10N's human labels against their synthetic
+twin, lite and paper scales only) is a grid of :class:`gce.train.RunConfig` built by :func:`spec`.
 :func:`run` trains what is not yet in the :class:`ResultStore` (so an
 interrupted sweep loses nothing: finished runs are saved as they finish and
 skipped on the next call) and returns the stored results.  The paper's own
@@ -59,7 +60,7 @@ __all__ = [
 ]
 
 SCALES = ("pocket", "lite", "paper")
-EXPERIMENTS = ("fig1", "fig2", "table1", "table2")
+EXPERIMENTS = ("fig1", "fig2", "table1", "table2", "human")
 METHOD_LABELS = {"cce": "CCE", "mae": "MAE", "forward_T": "Forward T", "forward_T_hat": "Forward T_hat",
                  "lq": "Lq", "trunc_lq": "Trunc Lq"}
 TABLE1_METHODS = ("cce", "mae", "forward_T", "forward_T_hat", "lq", "trunc_lq")
@@ -68,6 +69,8 @@ TABLE1_NOISE = tuple([("uniform", e) for e in (0.2, 0.4, 0.6, 0.8)] +
 TABLE2_METHODS = ("cce", "forward_T_hat", "mae", "lq", "trunc_lq")
 FIG2_QS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 FIG2_ETAS = (0.0, 0.2, 0.6)
+HUMAN_LABEL_SETS = ("worse", "aggre")  # CIFAR-10N (Wei et al., 2022), gce.human_noise
+HUMAN_METHODS = ("cce", "lq", "trunc_lq")
 
 
 @dataclass(frozen=True)
@@ -177,13 +180,25 @@ def spec(name: str, scale: str = "pocket") -> Experiment:
         return Experiment(name, scale, "Table 2: open-set noise", tuple(cfgs), (base["dataset"],),
                           f"eta = 0.4, last-epoch test accuracy after {epochs} epochs, no augmentation; "
                           f"outside images: {base['ood']}")
+    if name == "human":  # beyond the paper: real human label noise (CIFAR-10N) against its synthetic twin
+        title = "Human label noise: CIFAR-10N against its synthetic twin"
+        if scale == "pocket":  # the human labels belong to CIFAR-10's images: nothing to run offline
+            return Experiment(name, scale, title, (), (), "no runs at the pocket scale: CIFAR-10N labels "
+                              "need torchvision's CIFAR-10 (lite and paper scales)")
+        cfgs = [RunConfig(**_base("cifar10", scale), noise=kind, eta=0.0, human_labels=labels, method=m, q=0.7,
+                          k=0.5, seed=s, track_train_softmax=False)
+                for labels in HUMAN_LABEL_SETS for kind in ("human", "human_twin") for m in HUMAN_METHODS
+                for s in seeds]
+        return Experiment(name, scale, title, tuple(cfgs), ("cifar10",),
+                          "Table 1's protocol; human: CIFAR-10N labels (worse, aggre); human_twin: labels drawn "
+                          "from the same human transition matrix; q = 0.7, k = 0.5")
     raise ValueError(f"unknown experiment name={name!r}; known experiments: {', '.join(EXPERIMENTS)}")
 
 
 # --------------------------------------------------------------------------- results with provenance
 
 
-_LATER_FIELDS = {"precision": "fp32", "channels_last": False, "compile": False}
+_LATER_FIELDS = {"precision": "fp32", "channels_last": False, "compile": False, "human_labels": None}
 
 
 def run_id(config: RunConfig) -> str:
@@ -452,4 +467,5 @@ def paper_fig1b() -> pd.DataFrame:
                          "note": ["after 7 epochs", "best within 2000 epochs"]})
 
 
+__all__ += ["HUMAN_LABEL_SETS", "HUMAN_METHODS"]
 __all__ += ["paper_fig1b", "TABLE1_METHODS", "TABLE1_NOISE", "FIG2_QS", "FIG2_ETAS", "TABLE2_METHODS"]
