@@ -1,4 +1,4 @@
-"""Command line: ``python -m gce reproduce {fig1,fig2,table1,table2,all} --scale {pocket,lite,paper}``.
+"""Command line: ``python -m gce reproduce {fig1,fig2,table1,table2,human,all} --scale {pocket,lite,paper}``.
 
 Trains what the results folder does not hold yet (an interrupted run resumes
 where it stopped), then draws the figure or writes the table next to the
@@ -30,7 +30,11 @@ def _draw(name: str, scale: str, exp, store, out: Path) -> str:
         fig = plots.plot_fig2(runs, history, qs=experiments.FIG2_QS, etas=experiments.FIG2_ETAS,
                               caption=f"Figure 2 rebuilt ({where})")
     else:
-        table = analysis.table1_wide(runs) if name == "table1" else analysis.table2_wide(runs)
+        if name == "human":
+            from .human_noise import results_table
+            table = results_table(runs)
+        else:
+            table = analysis.table1_wide(runs) if name == "table1" else analysis.table2_wide(runs)
         path = out / f"{name}.md"
         path.write_text(f"# {exp.title} ({where})\n\n{exp.note}\n\n" + analysis.markdown_table(table) + "\n")
         return str(path)
@@ -63,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         exp, store = experiments.run(name, args.scale, results=args.results, device=args.device,
                                      root=args.data_root, progress=not args.no_progress, engine=args.engine,
                                      address=args.address, gpus_per_run=args.gpus_per_run)
+        if not exp.configs:  # e.g. "human" at the pocket scale
+            print(f"{name}: no runs ({exp.note})", flush=True)
+            continue
         out = Path(args.results) / args.scale
         path = _draw(name, args.scale, exp, store, out)
         print(f"{name}: {len(exp.configs)} runs ({len(store.trained)} trained now, the rest stored), "
