@@ -266,3 +266,68 @@ def test_label_set_and_dataset_must_agree(tiny_cifar10n):
         data.human_noisy_splits(ds, "noisy", twin=True)
     with pytest.raises(ValueError, match="label_set='best'"):
         data.human_noisy_splits(ds, "best")
+
+
+# --------------------------------------------------------------------------- the engine and the grid
+
+
+def test_human_grid_is_lite_and_paper_only_and_keeps_old_run_ids():
+    from dataclasses import asdict
+    import hashlib
+    import json
+
+    from gce import experiments, train
+
+    assert experiments.spec("human", "pocket").configs == ()
+    for scale, seeds in (("lite", 1), ("paper", 5)):
+        grid = experiments.spec("human", scale).configs
+        assert len(grid) == 2 * 2 * 3 * seeds
+        assert {(c.noise, c.human_labels) for c in grid} == {(k, s) for k in ("human", "human_twin")
+                                                              for s in ("worse", "aggre")}
+        assert {c.method for c in grid} == {"cce", "lq", "trunc_lq"}
+        assert {c.dataset for c in grid} == {"cifar10"} and {c.eta for c in grid} == {0.0}
+        assert len({experiments.run_id(c) for c in grid}) == len(grid)
+    # a config without human labels keeps the id it had before the field existed
+    cfg = experiments.spec("table1", "pocket").configs[0]
+    d = cfg.to_dict()
+    for key in ("precision", "channels_last", "compile", "human_labels"):
+        d.pop(key)
+    assert experiments.run_id(cfg) == hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+    with pytest.raises(ValueError, match="human_labels"):
+        train.RunConfig(noise="uniform", eta=0.2, human_labels="worse")
+    with pytest.raises(ValueError, match="leave eta=0"):
+        train.RunConfig(dataset="cifar10", noise="human", eta=0.2, human_labels="worse")
+
+
+def test_reproduce_human_at_pocket_scale_trains_nothing(tmp_path, capsys):
+    from gce.__main__ import main
+
+    assert main(["reproduce", "human", "--scale", "pocket", "--results", str(tmp_path), "--no-progress"]) == 0
+    assert "human: no runs" in capsys.readouterr().out
+    assert not list(tmp_path.rglob("*.csv"))
+
+
+def test_human_and_twin_runs_of_the_lite_grid_train_end_to_end(tiny_cifar10n):
+    from dataclasses import replace
+
+    from gce import experiments, train
+
+    root, labels = tiny_cifar10n
+    grid = [c for c in experiments.spec("human", "lite").configs if c.human_labels == "worse"]
+    cfgs = [replace(c, model="resnet18", epochs=2, milestones=(1,), prune_start=1, prune_every=1, batch_size=16)
+            for c in grid]  # resnet18: the same BatchNorm code path as the grid's resnet34, faster
+    results = train.train_many(cfgs, root=root)
+    human_T = human_noise.human_transition("worse").tolist()
+    for res in results:
+        assert res.epochs == 2 and all(np.isfinite(res.history["val_loss"]))
+        assert res.T_used is None  # only forward correction records T
+    human = [r for r in results if r.config.noise == "human"][0]
+    ds = data.load("cifar10", root, download=False)
+    splits = data.human_noisy_splits(ds, "worse", seed=human.config.seed, root=root, download=False)
+    assert human.flip_rate_train == pytest.approx(splits.train.flip_rate)
+    twin = data.human_noisy_splits(ds, "worse", twin=True, seed=0)
+    assert twin.T.tolist() == human_T
+    store = experiments.ResultStore(root / "results", "lite", "human")
+    store.add(results, {"commit": "test"}, "lite")
+    table = human_noise.results_table(store.runs)
+    assert table.shape == (2, 3) and set(table.columns) == {"cce", "lq", "trunc_lq"}
