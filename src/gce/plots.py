@@ -832,3 +832,125 @@ def plot_verdicts(table, *, caption: str | None = None):
 
 
 __all__ += ["plot_verdicts"]
+
+
+# ---- human noise chapter (CIFAR-10N / CIFAR-100N, gce.human_noise) ----
+# Drawn for the book's 780 px column: figures 7.2 in wide, every text >= 10 pt.
+
+_HUMAN_FONT = 10
+
+
+def plot_transition_grid(matrices: dict, class_labels: Sequence[str], *, ncols: int = 2,
+                         caption: str | None = None):
+    """Small transition matrices ``T[i, j] = p(noisy j | true i)`` (Sec. 3.1) side by side, entries in percent.
+
+    One panel per ``title -> T`` of ``matrices``, one colour scale (0 to 100 %);
+    entries that round to 0 % are left blank so that the structure of the noise shows.
+    ``class_labels`` are short tick labels (e.g. ``plane``, ``car``).
+    """
+    if not matrices:
+        raise ValueError("matrices is empty: give at least one title -> T")
+    n = len(matrices)
+    ncols = min(ncols, n)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(7.2, 3.75 * nrows), squeeze=False)
+    for ax, (title, T) in zip(axes.flat, matrices.items()):
+        P = 100 * _as_array(T).astype(float)
+        rounded = np.floor(P + 0.5).astype(int)  # half up, so that 0.5 % shows as 1
+        annot = np.where(rounded >= 1, rounded.astype(str), "")
+        sns.heatmap(P, ax=ax, vmin=0, vmax=100, cmap="rocket_r", square=True, cbar=False, annot=annot, fmt="",
+                    annot_kws={"fontsize": _HUMAN_FONT},
+                    xticklabels=list(class_labels), yticklabels=list(class_labels), linewidths=0.3,
+                    linecolor="0.9")
+        ax.set_title(title, fontsize=_HUMAN_FONT + 1)
+        ax.tick_params(axis="x", labelrotation=90, labelsize=_HUMAN_FONT)
+        ax.tick_params(axis="y", labelrotation=0, labelsize=_HUMAN_FONT)
+        ax.set_xlabel("noisy label", fontsize=_HUMAN_FONT)
+        ax.set_ylabel("true label", fontsize=_HUMAN_FONT)
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    if caption:
+        fig.suptitle(caption, fontsize=_HUMAN_FONT)
+    return fig
+
+
+def plot_class_noise_rates(rates: dict, class_labels: Sequence[str], *, caption: str | None = None):
+    """Per true class, the realised noise rate ``1 - T[i, i]`` of several noise models as grouped bars.
+
+    ``rates`` maps a name to an array of ``c`` rates in [0, 1]; each model's
+    overall rate is drawn as a dashed line of the same colour.
+    """
+    if not rates:
+        raise ValueError("rates is empty: give at least one name -> per-class rates")
+    c = len(class_labels)
+    x = np.arange(c)
+    width = 0.8 / len(rates)
+    colours = sns.color_palette("colorblind", len(rates))
+    fig, ax = plt.subplots(figsize=(7.2, 3.4))
+    for k, ((name, r), colour) in enumerate(zip(rates.items(), colours)):
+        r = 100 * np.asarray(r, dtype=float)
+        ax.bar(x - 0.4 + (k + 0.5) * width, r, width, color=colour, label=name)
+        ax.axhline(float(np.mean(r)), color=colour, ls="--", lw=1.2)
+    ax.set_xticks(x, list(class_labels), rotation=45, ha="right", fontsize=_HUMAN_FONT)
+    ax.tick_params(axis="y", labelsize=_HUMAN_FONT)
+    ax.set_ylabel("labels wrong (%)", fontsize=_HUMAN_FONT)
+    ax.set_xlabel("true class", fontsize=_HUMAN_FONT)
+    ax.legend(fontsize=_HUMAN_FONT, ncols=min(len(rates), 4), loc="upper left", frameon=True)
+    ax.set_ylim(0, max(100 * max(float(np.max(r)) for r in rates.values()) * 1.3, 10))
+    if caption:
+        ax.set_title(caption, fontsize=_HUMAN_FONT)
+    return fig
+
+
+def plot_superclass_confusions(T, coarse, *, caption: str | None = None):
+    """CIFAR-100's wrong labels by super-class: the off-diagonal of ``T`` (Sec. 3.1) with classes ordered by
+    super-class (left), and how the wrong labels of each super-class split (right).
+
+    ``coarse`` maps each fine label to its super-class (:func:`gce.human_noise.coarse_labels`).
+    The squares on the left are the 20 super-classes: noise inside them stays
+    within a super-class.  The paper's CIFAR-100 flip map sends every class to
+    the next label, one step right of the diagonal in label order.
+    """
+    T = _as_array(T).astype(float)
+    coarse = np.asarray(coarse)
+    c = len(T)
+    order = np.argsort(coarse, kind="stable")
+    off = T * (1 - np.eye(c))
+    P = 100 * off[np.ix_(order, order)]
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(7.2, 4.4), width_ratios=(1.15, 1))
+    im = ax.imshow(P, cmap="rocket_r", vmin=0, vmax=max(float(P.max()), 1e-9), interpolation="nearest")
+    edges = np.flatnonzero(np.diff(coarse[order])) + 0.5
+    for e in edges:
+        ax.axhline(e, color="0.75", lw=0.4)
+        ax.axvline(e, color="0.75", lw=0.4)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_xlabel("noisy label (by super-class)", fontsize=_HUMAN_FONT)
+    ax.set_ylabel("true label (by super-class)", fontsize=_HUMAN_FONT)
+    ax.grid(False)
+    cb = fig.colorbar(im, ax=ax, shrink=0.8)
+    cb.set_label("% of the class", fontsize=_HUMAN_FONT)
+    cb.ax.tick_params(labelsize=_HUMAN_FONT)
+    same = coarse[:, None] == coarse[None, :]
+    k = int(coarse.max()) + 1
+    within = np.array([(off[coarse == s] * same[coarse == s]).sum() for s in range(k)])
+    total = np.array([off[coarse == s].sum() for s in range(k)])
+    share = 100 * within / np.where(total > 0, total, 1)
+    y = np.arange(k)
+    bx.barh(y, share, color="#0072B2", label="within the super-class")
+    bx.barh(y, 100 - share, left=share, color="0.8", label="to another super-class")
+    bx.axvline(100 * 4 / (c - 1), color="#D55E00", ls="--", lw=1.2, label="uniform noise")
+    bx.set_yticks(y, [str(s) for s in y], fontsize=_HUMAN_FONT)
+    bx.invert_yaxis()
+    bx.set_xlim(0, 100)
+    bx.tick_params(axis="x", labelsize=_HUMAN_FONT)
+    bx.set_xlabel("% of its wrong labels", fontsize=_HUMAN_FONT)
+    bx.set_ylabel("super-class", fontsize=_HUMAN_FONT)
+    handles, labels = bx.get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=_HUMAN_FONT, loc="outside lower center", ncols=3)
+    if caption:
+        fig.suptitle(caption, fontsize=_HUMAN_FONT)
+    return fig
+
+
+__all__ += ["plot_transition_grid", "plot_class_noise_rates", "plot_superclass_confusions"]
