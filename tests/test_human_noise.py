@@ -331,3 +331,27 @@ def test_human_and_twin_runs_of_the_lite_grid_train_end_to_end(tiny_cifar10n):
     store.add(results, {"commit": "test"}, "lite")
     table = human_noise.results_table(store.runs)
     assert table.shape == (2, 3) and set(table.columns) == {"cce", "lq", "trunc_lq"}
+
+
+def test_chapter_figures_fit_the_column_with_10pt_text():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from gce import plots
+
+    plots.use_book_style()
+    T = human_noise.human_transition("worse")
+    figs = [plots.plot_transition_grid({"uniform": noise.uniform(10, 0.4), "worse": T}, [str(i) for i in range(10)]),
+            plots.plot_class_noise_rates({"worse": human_noise.class_noise_rates(human_noise.shipped_counts("worse"))},
+                                         [str(i) for i in range(10)]),
+            plots.plot_superclass_confusions(human_noise.human_transition("noisy"), human_noise.coarse_labels())]
+    for fig in figs:
+        assert fig.get_size_inches()[0] == pytest.approx(7.2)
+        fig.canvas.draw()
+        sizes = [t.get_fontsize() for t in fig.findobj(matplotlib.text.Text) if t.get_text() and t.get_visible()]
+        assert min(sizes) >= 10
+        plt.close(fig)
+    with pytest.raises(ValueError, match="matrices is empty"):
+        plots.plot_transition_grid({}, [])
