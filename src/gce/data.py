@@ -924,7 +924,10 @@ __all__ += ["CIFAR10_JPEG_FILE", "CIFAR10_JPEG_SHA256", "CIFAR10_JPEG_LABEL"]
 
 def load_cifar_n(dataset: str = "cifar10", root: str | os.PathLike | None = None, download: bool = True,
                  **kwargs) -> dict:
-    """The CIFAR-10N / CIFAR-100N human labels (Wei et al., 2022), loaded safely: see :func:`gce.human_noise.load_cifar_n`."""
+    """The CIFAR-10N / CIFAR-100N human labels (Wei et al., 2022), loaded safely.
+
+    See :func:`gce.human_noise.load_cifar_n`.
+    """
     from .human_noise import load_cifar_n as load_labels
 
     return load_labels(dataset, root, download, **kwargs)
@@ -932,7 +935,10 @@ def load_cifar_n(dataset: str = "cifar10", root: str | os.PathLike | None = None
 
 def human_noisy_splits(dataset: Dataset, label_set: str, twin: bool = False, val_fraction: float = 0.1,
                        seed: int = 0, root: str | os.PathLike | None = None, download: bool = True) -> NoisySplits:
-    """Sec. 4's noisy splits with CIFAR-N human labels or their synthetic twin: see :func:`gce.human_noise.human_noisy_splits`."""
+    """Sec. 4's noisy splits with CIFAR-N human labels or their synthetic twin.
+
+    See :func:`gce.human_noise.human_noisy_splits`.
+    """
     from .human_noise import human_noisy_splits as splits
 
     return splits(dataset, label_set, twin, val_fraction, seed, root, download)
