@@ -156,6 +156,12 @@ class RunConfig:
                              f"'human_twin' only, got noise={self.noise!r}, human_labels={self.human_labels!r}")
         if self.human_labels is not None and self.eta != 0:
             raise ValueError(f"noise={self.noise!r} takes its rates from human_labels; leave eta=0, got {self.eta}")
+        if self.human_labels is not None:
+            from .human_noise import LABEL_SETS
+            if LABEL_SETS.get(self.human_labels, ("",))[0] != self.dataset:
+                known = [s for s, (d, _) in LABEL_SETS.items() if d == self.dataset]
+                raise ValueError(f"human_labels={self.human_labels!r} is no CIFAR-N label set of {self.dataset}; "
+                                 f"known: {', '.join(known) or 'none (CIFAR-N labels cifar10 and cifar100)'}")
         if self.method in ("lq", "trunc_lq"):
             _losses.check_q(self.q)
         if self.method == "trunc_lq":
