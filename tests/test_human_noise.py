@@ -297,6 +297,10 @@ def test_human_grid_is_lite_and_paper_only_and_keeps_old_run_ids():
         train.RunConfig(noise="uniform", eta=0.2, human_labels="worse")
     with pytest.raises(ValueError, match="leave eta=0"):
         train.RunConfig(dataset="cifar10", noise="human", eta=0.2, human_labels="worse")
+    with pytest.raises(ValueError, match="human_labels='noisy' is no CIFAR-N label set of cifar10; known: aggre"):
+        train.RunConfig(dataset="cifar10", model="resnet34", noise="human_twin", human_labels="noisy")
+    with pytest.raises(ValueError, match="known: none"):
+        train.RunConfig(noise="human", human_labels="worse")  # digits
 
 
 def test_reproduce_human_at_pocket_scale_trains_nothing(tmp_path, capsys):

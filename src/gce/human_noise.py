@@ -76,7 +76,8 @@ __all__ = [
 ]
 
 CITATION = ("Jiaheng Wei, Zhaowei Zhu, Hao Cheng, Tongliang Liu, Gang Niu, Yang Liu. Learning with Noisy Labels "
-            "Revisited: A Study Using Real-World Human Annotations. ICLR 2022. https://github.com/UCSC-REAL/cifar-10-100n")
+            "Revisited: A Study Using Real-World Human Annotations. ICLR 2022. "
+            "https://github.com/UCSC-REAL/cifar-10-100n")
 
 #: The official label files (the ``data/`` folder of UCSC-REAL/cifar-10-100n) by dataset.
 CIFAR_N_FILES = {"cifar10": "CIFAR-10_human.pt", "cifar100": "CIFAR-100_human.pt"}
@@ -272,7 +273,10 @@ def count_matrices(labels: dict[str, dict[str, np.ndarray]]) -> dict[str, np.nda
 
 
 def transition_from_counts(counts) -> Tensor:
-    """Row-normalised counts: ``T[i, j] = p(noisy j | true i)`` (Sec. 3.1), ``float64``; an empty row keeps its label."""
+    """Row-normalised counts: ``T[i, j] = p(noisy j | true i)`` (Sec. 3.1), ``float64``.
+
+    An empty row (a class with no images) keeps its label.
+    """
     C = np.asarray(counts, dtype=np.float64)
     if C.ndim != 2 or C.shape[0] != C.shape[1] or (C < 0).any():
         raise ValueError(f"counts must be a square non-negative matrix, got shape {C.shape}")
@@ -416,7 +420,10 @@ def superclass_share(counts, coarse=None) -> float:
 
 
 def next_class_share(counts) -> float:
-    """Of the wrong labels, the fraction going to the next class ``(i + 1) mod c``: the paper's CIFAR-100 flip (Sec. 4.2)."""
+    """Of the wrong labels, the fraction going to the next class ``(i + 1) mod c``.
+
+    That is where the paper's CIFAR-100 noise sends all of them (Sec. 4.2).
+    """
     C = np.asarray(counts, dtype=np.int64)
     c = len(C)
     off = C * (1 - np.eye(c, dtype=np.int64))
