@@ -318,12 +318,15 @@ def test_human_and_twin_runs_of_the_lite_grid_train_end_to_end(tiny_cifar10n):
 
     root, labels = tiny_cifar10n
     grid = [c for c in experiments.spec("human", "lite").configs if c.human_labels == "worse"]
-    cfgs = [replace(c, model="resnet18", epochs=2, milestones=(1,), prune_start=1, prune_every=1, batch_size=16)
-            for c in grid]  # resnet18: the same BatchNorm code path as the grid's resnet34, faster
+    # one epoch of a small BatchNorm-free network: the six runs train as one vmapped group (the grid's ResNet-34
+    # takes the one-at-a-time path that tests/test_paper_paths.py covers; the human noise only changes the data)
+    cfgs = [replace(c, model="small_cnn", epochs=1, milestones=(), prune_start=1, prune_every=1, batch_size=16)
+            for c in grid]
+    assert len(train.split_groups(cfgs, 256)) == 1
     results = train.train_many(cfgs, root=root)
     human_T = human_noise.human_transition("worse").tolist()
     for res in results:
-        assert res.epochs == 2 and all(np.isfinite(res.history["val_loss"]))
+        assert res.epochs == 1 and all(np.isfinite(res.history["val_loss"]))
         assert res.T_used is None  # only forward correction records T
     human = [r for r in results if r.config.noise == "human"][0]
     ds = data.load("cifar10", root, download=False)
@@ -359,3 +362,16 @@ def test_chapter_figures_fit_the_column_with_10pt_text():
         plt.close(fig)
     with pytest.raises(ValueError, match="matrices is empty"):
         plots.plot_transition_grid({}, [])
+
+
+def test_truncated_lq_prunes_on_human_labels(tiny_cifar10n):
+    from dataclasses import replace
+
+    from gce import experiments, train
+
+    root, _ = tiny_cifar10n
+    cfg = [c for c in experiments.spec("human", "lite").configs
+           if c.human_labels == "aggre" and c.noise == "human" and c.method == "trunc_lq"][0]
+    res = train.train(replace(cfg, model="small_cnn", epochs=2, milestones=(1,), prune_start=1, prune_every=1,
+                              batch_size=16), root=root)
+    assert res.epochs == 2 and res.history["kept"][0] == 1.0 and 0 <= res.history["kept"][1] <= 1
