@@ -229,6 +229,8 @@ def test_top_confusions_superclass_and_next_class_shares():
     assert human_noise.superclass_share(C, coarse=np.array([0, 0, 1, 1])) == pytest.approx(1.0)
     assert human_noise.superclass_share(C, coarse=np.array([0, 1, 0, 1])) == pytest.approx(0.0)
     assert human_noise.next_class_share(C) == pytest.approx(0.7)
+    np.testing.assert_allclose(human_noise.superclass_shares(C, coarse=np.array([0, 0, 1, 1])), [1.0, 1.0])
+    np.testing.assert_allclose(human_noise.superclass_shares(C, coarse=np.array([0, 1, 0, 1])), [0.0, 0.0])
 
 
 # --------------------------------------------------------------------------- noisy splits

@@ -70,6 +70,7 @@ __all__ = [
     "theorem2_margins",
     "top_confusions",
     "superclass_share",
+    "superclass_shares",
     "next_class_share",
     "human_noisy_splits",
     "results_table",
@@ -417,6 +418,22 @@ def superclass_share(counts, coarse=None) -> float:
     same = coarse[:, None] == coarse[None, :]
     off = C * (1 - np.eye(len(C), dtype=np.int64))
     return float(off[same].sum() / off.sum())
+
+
+def superclass_shares(counts, coarse=None) -> np.ndarray:
+    """Per super-class ``s``: of the wrong labels of its true classes, the fraction that stays within ``s``.
+
+    ``counts`` may also be a transition matrix (rows weighted equally); a super-class without wrong labels gets NaN.
+    """
+    C = np.asarray(counts, dtype=np.float64)
+    coarse = coarse_labels() if coarse is None else np.asarray(coarse)
+    off = C * (1 - np.eye(len(C)))
+    same = coarse[:, None] == coarse[None, :]
+    k = int(coarse.max()) + 1
+    within = np.array([(off * same)[coarse == s].sum() for s in range(k)])
+    total = np.array([off[coarse == s].sum() for s in range(k)])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, within / total, np.nan)
 
 
 def next_class_share(counts) -> float:

@@ -931,11 +931,10 @@ def plot_superclass_confusions(T, coarse, *, caption: str | None = None):
     cb = fig.colorbar(im, ax=ax, shrink=0.8)
     cb.set_label("% of the class", fontsize=_HUMAN_FONT)
     cb.ax.tick_params(labelsize=_HUMAN_FONT)
-    same = coarse[:, None] == coarse[None, :]
-    k = int(coarse.max()) + 1
-    within = np.array([(off[coarse == s] * same[coarse == s]).sum() for s in range(k)])
-    total = np.array([off[coarse == s].sum() for s in range(k)])
-    share = 100 * within / np.where(total > 0, total, 1)
+    from .human_noise import superclass_shares
+
+    share = 100 * np.nan_to_num(superclass_shares(T, coarse))
+    k = len(share)
     y = np.arange(k)
     bx.barh(y, share, color="#0072B2", label="within the super-class")
     bx.barh(y, 100 - share, left=share, color="0.8", label="to another super-class")
