@@ -158,8 +158,11 @@ class RunConfig:
             raise ValueError(f"noise={self.noise!r} takes its rates from human_labels; leave eta=0, got {self.eta}")
         if self.human_labels is not None:
             from .human_noise import LABEL_SETS
-            if LABEL_SETS.get(self.human_labels, ("",))[0] != self.dataset:
-                known = [s for s, (d, _) in LABEL_SETS.items() if d == self.dataset]
+            # the twin needs only the labels' T, so it also applies to the JPEG copy of CIFAR-10 (images in another
+            # order, which the human labels themselves do not fit)
+            target = "cifar10" if self.noise == "human_twin" and self.dataset == "cifar10_jpeg" else self.dataset
+            if LABEL_SETS.get(self.human_labels, ("",))[0] != target:
+                known = [s for s, (d, _) in LABEL_SETS.items() if d == target]
                 raise ValueError(f"human_labels={self.human_labels!r} is no CIFAR-N label set of {self.dataset}; "
                                  f"known: {', '.join(known) or 'none (CIFAR-N labels cifar10 and cifar100)'}")
         if self.method in ("lq", "trunc_lq"):
