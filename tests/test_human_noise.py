@@ -303,6 +303,10 @@ def test_human_grid_is_lite_and_paper_only_and_keeps_old_run_ids():
         train.RunConfig(dataset="cifar10", model="resnet34", noise="human_twin", human_labels="noisy")
     with pytest.raises(ValueError, match="known: none"):
         train.RunConfig(noise="human", human_labels="worse")  # digits
+    # the twin (labels drawn from T) also fits the JPEG copy of CIFAR-10; the human labels do not (other order)
+    train.RunConfig(dataset="cifar10_jpeg", model="resnet18", noise="human_twin", human_labels="aggre")
+    with pytest.raises(ValueError, match="no CIFAR-N label set of cifar10_jpeg"):
+        train.RunConfig(dataset="cifar10_jpeg", model="resnet18", noise="human", human_labels="aggre")
 
 
 def test_reproduce_human_at_pocket_scale_trains_nothing(tmp_path, capsys):
@@ -377,3 +381,18 @@ def test_truncated_lq_prunes_on_human_labels(tiny_cifar10n):
     res = train.train(replace(cfg, model="small_cnn", epochs=2, milestones=(1,), prune_start=1, prune_every=1,
                               batch_size=16), root=root)
     assert res.epochs == 2 and res.history["kept"][0] == 1.0 and 0 <= res.history["kept"][1] <= 1
+
+
+def test_twin_runs_on_the_jpeg_copy_of_cifar10_without_label_files(tmp_path):
+    from dataclasses import replace
+
+    from gce import experiments, train
+    from test_gpu_run import write_jpeg_npz
+
+    write_jpeg_npz(tmp_path, n_train=40, n_test=10)
+    cfg = [c for c in experiments.spec("human", "lite").configs
+           if c.human_labels == "worse" and c.noise == "human_twin" and c.method == "lq"][0]
+    res = train.train(replace(cfg, dataset="cifar10_jpeg", model="small_cnn", epochs=1, milestones=(),
+                              batch_size=16), root=tmp_path)  # no cifar-n/ folder: the twin needs only T
+    assert res.epochs == 1 and np.isfinite(res.history["val_loss"][0])
+    assert not (tmp_path / "cifar-n").exists()
