@@ -222,10 +222,25 @@ def _check_data(configs: Sequence[RunConfig], root) -> None:
     try:
         for name in needed:
             data.load(name, root)
-    except (data.DatasetUnavailable, data.DatasetCorrupt):
-        if not existed and folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()
-        raise
+    except data.DatasetUnavailable as err:
+        if not existed:
+            _remove_empty_tree(folder)
+        text, _, cause = str(err).partition("\nThe download failed with ")
+        if cause:  # keep the message short: what is missing, where, how to get it, and why the download failed
+            text += f"\n(the download failed: {cause.splitlines()[0]})"
+        raise data.DatasetUnavailable(text, err.path) from None
+
+
+def _remove_empty_tree(folder: Path) -> None:
+    """Remove ``folder`` and its subfolders if they hold no file (what a failed download leaves)."""
+    if not folder.is_dir():
+        return
+    subdirs = sorted((p for p in folder.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True)
+    for d in [*subdirs, folder]:
+        try:
+            d.rmdir()
+        except OSError:  # not empty: keep it and everything above
+            return
 
 
 def _writable_results(store: ResultStore) -> None:

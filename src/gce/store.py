@@ -52,6 +52,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from .losses import PAPER_K, PAPER_Q
 from .train import RunConfig, RunResult
 
 __all__ = ["SCHEMA_VERSION", "DB_NAME", "StoreError", "ResultStore", "run_id", "cce_twin", "provenance",
@@ -98,7 +99,7 @@ def run_id(config: RunConfig) -> str:
 
 def cce_twin(cfg: RunConfig) -> RunConfig:
     """The CCE run whose trained model gives the T-hat of a forward_T_hat run (same data, noise and seed)."""
-    return replace(cfg, method="cce", q=0.7, k=0.5)
+    return replace(cfg, method="cce", q=PAPER_Q, k=PAPER_K)
 
 
 def flat_config(cfg: RunConfig) -> dict:
