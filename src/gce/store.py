@@ -168,13 +168,14 @@ def _check_file(con: sqlite3.Connection, path: Path) -> None:
     try:
         ok = con.execute("PRAGMA quick_check").fetchone()[0]
         if ok != "ok":
-            raise _fail(path, f"is corrupt (SQLite quick_check: {ok})")
+            first = " ".join(str(ok).split())[:200]
+            raise _fail(path, f"is corrupt (SQLite quick_check: {first})")
         tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if "meta" not in tables:
             raise _fail(path, "is an SQLite file but not a gce result database (no meta table)")
         meta = dict(con.execute("SELECT key, value FROM meta"))
     except sqlite3.DatabaseError as err:
-        raise _fail(path, f"is not a readable SQLite database ({err})") from None
+        raise _fail(path, f"is not a readable SQLite database ({' '.join(str(err).split())})") from None
     if meta.get("app") != _APP:
         raise _fail(path, f"is not a gce result database (meta app = {meta.get('app')!r})")
     if meta.get("schema_version") != str(SCHEMA_VERSION):
