@@ -82,16 +82,28 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _reproduce(args, saved: list[str]) -> None:
+def _saved_since(before: dict[str, set[str]], results, scale) -> int:
+    """Runs stored since the command started (read from the store: exact even mid-run)."""
+    n = 0
+    for name, ids in before.items():
+        try:
+            n += len(result_store.ResultStore(results, scale, name).done() - ids)
+        except ValueError:
+            pass
+    return n
+
+
+def _reproduce(args, before: dict[str, set[str]]) -> None:
     if args.engine == "local":
         runners.check_device(args.device)  # before any work
     names = experiments.EXPERIMENTS if args.what == "all" else (args.what,)
     total = time.time()
     for name in names:
         start = time.time()
+        before[name] = result_store.ResultStore(args.results, args.scale, name).done()
         exp, store = experiments.run(name, args.scale, results=args.results, device=args.device,
                                      root=args.data_root, progress=not args.no_progress, engine=args.engine,
-                                     address=args.address, gpus_per_run=args.gpus_per_run, on_stored=saved.append)
+                                     address=args.address, gpus_per_run=args.gpus_per_run)
         path = _draw(name, args.scale, exp, store, store.dir)
         print(f"{name}: {len(exp.configs)} runs ({len(store.trained)} trained now, "
               f"{len(exp.configs) - len(store.trained)} stored before), {time.time() - start:.0f} s -> {path}",
@@ -113,14 +125,15 @@ def _results(args) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    saved: list[str] = []
+    before: dict[str, set[str]] = {}
     try:
         if args.command == "reproduce":
-            _reproduce(args, saved)
+            _reproduce(args, before)
         else:
             _results(args)
     except KeyboardInterrupt:
-        print(f"interrupted; {len(saved)} runs saved; run the same command to resume", file=sys.stderr, flush=True)
+        saved = _saved_since(before, args.results, args.scale) if before else 0
+        print(f"interrupted; {saved} runs saved; run the same command to resume", file=sys.stderr, flush=True)
         return 130
     except (ValueError, DatasetUnavailable, DatasetCorrupt, OSError, ImportError) as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
