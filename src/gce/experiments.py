@@ -14,9 +14,10 @@ scale       what it runs
 
 Each experiment (:data:`EXPERIMENTS`: ``fig1``, ``fig2``, ``table1``,
 ``table2``) is a grid of :class:`gce.train.RunConfig` built by :func:`spec`.
-:func:`run` trains what is not yet in the :class:`ResultStore` (so an
-interrupted sweep loses nothing: finished runs are saved as they finish and
-skipped on the next call) and returns the stored results.  The paper's own
+:func:`run` trains what is not yet in the result store (:mod:`gce.store`: one
+SQLite file per scale, the single source of truth; every finished run is stored
+in one transaction the moment it finishes, so a killed sweep loses nothing and
+the next call trains only what is missing) and returns the stored results.  The paper's own
 numbers for Table 1 and Table 2 are kept as data (:func:`paper_table1`,
 :func:`paper_table2`) so that every table shows ours beside theirs.
 """
@@ -32,6 +33,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from . import runners
 from . import store as _store
 from .store import ResultStore, StoreError, cce_twin, provenance, run_id
 from .train import RunConfig
@@ -280,8 +282,6 @@ def run(name: str, scale: str | None = None, *, results: str | os.PathLike | Non
     on the un-augmented noisy training images).  The estimate is stored with
     the CCE run.
     """
-    from . import runners
-
     scale = default_scale() if scale is None else _check_scale(scale)
     results = default_results_dir() if results is None else results
     exp = spec(name, scale)

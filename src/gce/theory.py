@@ -357,7 +357,7 @@ def lq_pointwise_risk(probs, label_dist, q_: float) -> np.ndarray:
     """
     _check_ranges(q_=q_)
     probs, t = np.asarray(probs, dtype=float), np.asarray(label_dist, dtype=float)
-    return (t * (1.0 - probs ** q_) / q_).sum(axis=-1)
+    return (t * _lq_num(probs, q_)).sum(axis=-1)
 
 
 def lq_pointwise_minimizer(label_dist, q_: float) -> np.ndarray:
@@ -600,7 +600,7 @@ __all__ += ["R_sym", "S_sym", "noisy_risk_uniform_expr", "eq7_slack_from_logits"
 def _lq_num(p, q_):
     """``L_q(p) = (1 - p**q) / q`` on arrays, without cancellation for small ``q``."""
     with np.errstate(divide="ignore"):
-        return -np.expm1(q_ * np.log(p)) / q_
+        return _losses.lq_from_log(np.log(p), q_)
 
 
 def _eq10_gain(m, q_, k_):
