@@ -154,7 +154,7 @@ def test_a_kill_inside_a_write_leaves_the_runs_before_it_and_nothing_half_writte
     assert len(reported) == 2
     st = store.ResultStore(tmp_path, "pocket", "table1")
     assert st.done() == set(reported) and len(st.history) == 2 * 3
-    _, again = experiments.run("table1", "pocket", results=tmp_path, progress=False, max_group=1)
+    _, again = experiments.run("table1", "pocket", results=tmp_path, progress=False)  # batched: faster
     assert again.done() == IDS and len(again.trained) == len(GRID) - 2
 
 
@@ -223,6 +223,11 @@ def test_partial_or_foreign_data_in_the_database_is_named(tmp_path):
     with sqlite3.connect(path) as con:
         con.execute("UPDATE runs SET history = '{\"epoch\": [1, 2]}', row = 'not json' WHERE seq = 2")
     with pytest.raises(store.StoreError, match="damaged row"):
+        store.ResultStore(tmp_path, "pocket", "table1")
+    with sqlite3.connect(path) as con:
+        rid = con.execute("SELECT run_id FROM runs WHERE seq = 2").fetchone()[0]
+        con.execute("UPDATE runs SET row = ? WHERE seq = 2", (json.dumps({"run_id": rid, "epochs": 2}),))
+    with pytest.raises(store.StoreError, match=f"run {rid} of table1 lacks experiment, scale, dataset"):
         store.ResultStore(tmp_path, "pocket", "table1")
     with sqlite3.connect(path) as con:
         con.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")

@@ -301,7 +301,8 @@ def run(name: str, scale: str | None = None, *, results: str | os.PathLike | Non
     _writable_results(store)  # before any work: a read-only folder is found now, not after training
     runner = runners.make_engine(engine, device=device, root=root, progress=progress, max_group=max_group,
                                  address=address, gpus_per_run=gpus_per_run)
-    _check_data(first + second, root)
+    if engine == "local" or address is None:  # a remote Ray cluster's workers hold the data, not this machine
+        _check_data(first + second, root)
     prov = provenance(getattr(runner, "device", "cpu"))
 
     def stored(res, t_hat, run_prov):

@@ -306,6 +306,9 @@ class ResultStore:
                 raise _fail(self.path, f"run {rid} of {self.experiment} has a damaged row ({err})") from None
             if not isinstance(row, dict) or row.get("run_id") != rid:
                 raise _fail(self.path, f"run {rid} of {self.experiment} has a row that does not match its id")
+            missing = [c for c in _RUN_COLUMNS if c not in row]
+            if missing:
+                raise _fail(self.path, f"run {rid} of {self.experiment} lacks {', '.join(missing)}")
             lengths = {k: len(v) for k, v in hist.items()} if isinstance(hist, dict) else {}
             if "epoch" not in lengths or set(lengths.values()) != {epochs}:
                 raise _fail(self.path, f"run {rid} of {self.experiment} has a history of {lengths} entries "
