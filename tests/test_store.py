@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -124,7 +125,14 @@ def test_installed_read_only_results_say_so_in_one_line_when_training_is_needed(
 
 
 def test_the_wheel_carries_the_stored_results(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation",
+    src = tmp_path / "src"  # a copy, so that the build leaves nothing in the checkout
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, src / name)
+    shutil.copytree(ROOT / "src", src / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copytree(ROOT / "results" / "pocket", src / "results" / "pocket",
+                    ignore=shutil.ignore_patterns("*.csv", "*.md", "*.png", "*-wal", "*-shm"))
+    out = subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation",
                           "-q", "-w", str(tmp_path)], capture_output=True, text=True)
     if out.returncode != 0 and "No module named pip" in out.stderr:
         pytest.skip("pip is not installed")
