@@ -1,6 +1,7 @@
 """Experiment grids, resumable result storage with provenance, the paper's numbers, the command line."""
 
 import json
+import sqlite3
 
 import numpy as np
 import pandas as pd
@@ -67,11 +68,11 @@ def test_run_stores_results_with_provenance_and_resumes(tmp_path, monkeypatch):
             for m in ("cce", "lq", "forward_T_hat")]
     _tiny(monkeypatch, cfgs)
     exp, store = experiments.run("table1", "pocket", results=tmp_path, progress=False)
-    runs = pd.read_csv(tmp_path / "pocket" / "table1_runs.csv")
+    runs = ResultStore(tmp_path, "pocket", "table1").runs
     assert set(runs["run_id"]) == {run_id(c) for c in cfgs}
     for col in ("commit", "torch_version", "device", "date", "scale", "dataset", "flip_rate_train"):
         assert runs[col].notna().all()
-    hist = pd.read_csv(tmp_path / "pocket" / "table1_history.csv")
+    hist = ResultStore(tmp_path, "pocket", "table1").history
     assert len(hist) == 3 * 3 and set(hist["epoch"]) == {1, 2, 3}
     # T-hat: estimated from the CCE twin, stored with it, used by forward_T_hat
     cce = runs[runs.method == "cce"].iloc[0]
@@ -87,7 +88,8 @@ def test_run_stores_results_with_provenance_and_resumes(tmp_path, monkeypatch):
     experiments.run("table1", "pocket", results=tmp_path, progress=False)
 
     # losing one finished run retrains exactly that run
-    runs[runs.method != "lq"].to_csv(tmp_path / "pocket" / "table1_runs.csv", index=False)
+    with sqlite3.connect(tmp_path / "pocket" / "results.sqlite") as con:
+        con.execute("DELETE FROM runs WHERE run_id = ?", (run_id(cfgs[1]),))
     trained = []
     monkeypatch.setattr(train, "train_many",
                         lambda cfgs, **k: trained.extend(cfgs) or [None] * 0)
@@ -98,11 +100,13 @@ def test_run_stores_results_with_provenance_and_resumes(tmp_path, monkeypatch):
 def test_corrupt_result_file_is_named(tmp_path):
     d = tmp_path / "pocket"
     d.mkdir()
-    (d / "table1_runs.csv").write_bytes(b"\xff\xfe\x00garbage\x00\n\"unclosed")
-    with pytest.raises(ValueError, match="table1_runs.csv"):
+    (d / "results.sqlite").write_bytes(b"\xff\xfe\x00garbage\x00\n\"unclosed")
+    with pytest.raises(ValueError, match="results.sqlite.*not a readable SQLite database"):
         ResultStore(tmp_path, "pocket", "table1")
-    (d / "table1_runs.csv").write_text("a,b\n1,2\n")
-    with pytest.raises(ValueError, match="not a gce result table"):
+    (d / "results.sqlite").unlink()
+    with sqlite3.connect(d / "results.sqlite") as con:
+        con.execute("CREATE TABLE a (b)")
+    with pytest.raises(ValueError, match="not a gce result database"):
         ResultStore(tmp_path, "pocket", "table1")
 
 

@@ -63,6 +63,8 @@ __all__ = [
     "open_set_splits",
     "pixel_mean",
     "photo_patches",
+    "WithIndex",
+    "check_label_range",
 ]
 
 #: Fraction and seed of the fixed stratified test split of ``"digits"`` (scikit-learn ships no test split).
@@ -86,6 +88,9 @@ class DatasetUnavailable(FileNotFoundError, RuntimeError):
         super().__init__(message)
         self.path = Path(path)
 
+    def __reduce__(self):  # picklable (Ray sends it back from a worker as itself)
+        return type(self), (str(self), str(self.path))
+
 
 class DatasetCorrupt(RuntimeError):
     """A dataset file is on disk but cannot be read or fails its checksum; ``path`` names it."""
@@ -93,6 +98,9 @@ class DatasetCorrupt(RuntimeError):
     def __init__(self, message: str, path: Path | str):
         super().__init__(message)
         self.path = Path(path)
+
+    def __reduce__(self):  # picklable (Ray sends it back from a worker as itself)
+        return type(self), (str(self), str(self.path))
 
 
 # --------------------------------------------------------------------------- containers
@@ -269,14 +277,6 @@ def load(name: str, root: str | os.PathLike | None = None, download: bool = True
 # --------------------------------------------------------------------------- stratified splitting
 
 
-def _generator(seed: int | torch.Generator) -> torch.Generator:
-    if isinstance(seed, torch.Generator):
-        return seed
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int or a torch.Generator, got {seed!r}")
-    return torch.Generator().manual_seed(seed)
-
-
 def _stratified_counts(counts: Tensor, fraction: float) -> Tensor:
     """Per-class held-out counts summing to ``round(fraction * N)``, each ``floor`` or ``ceil`` of
     ``fraction * n_class`` (largest remainders get the ceiling, ties to the lower label)."""
@@ -303,7 +303,7 @@ def stratified_split(labels: Tensor, fraction: float,
         raise ValueError(f"labels must be a 1-d integer tensor, got {labels.dtype} {tuple(labels.shape)}")
     if not 0.0 <= fraction < 1.0:
         raise ValueError(f"fraction must be in [0, 1), got {fraction}")
-    g = _generator(seed)
+    g = _noise.generator(seed, allow_none=False)
     labels = labels.long()
     classes, counts = torch.unique(labels, return_counts=True)
     held = _stratified_counts(counts, fraction)
@@ -463,9 +463,11 @@ def _cifar_explain(name: str, root: Path, cause: BaseException, download: bool) 
     return DatasetUnavailable(message, folder)
 
 
-def _cifar_split(dataset) -> Split:
+def _cifar_split(dataset, name: str, files: list[Path]) -> Split:
     images = torch.from_numpy(np.ascontiguousarray(dataset.data.transpose(0, 3, 1, 2)))
-    return Split(images, torch.as_tensor(dataset.targets, dtype=torch.int64))
+    labels = torch.as_tensor(dataset.targets, dtype=torch.int64)
+    check_label_range(name, labels, 10 if name == "cifar10" else 100, files)
+    return Split(images, labels)
 
 
 def _check_class_names(name: str, found: list[str], path: Path) -> tuple[str, ...]:
@@ -487,7 +489,9 @@ def _load_cifar(name: str, root: Path | None, download: bool) -> Dataset:
             raise
         raise explained from e
     classes = _check_class_names(name, list(train.classes), root / cls.base_folder / cls.meta["filename"])
-    return Dataset(name, _cifar_split(train), _cifar_split(test), classes)
+    folder = root / cls.base_folder
+    return Dataset(name, _cifar_split(train, name, [folder / f for f, _ in cls.train_list]),
+                   _cifar_split(test, name, [folder / f for f, _ in cls.test_list]), classes)
 
 
 @_register("cifar10")
@@ -540,11 +544,29 @@ def _check_fashion_files(raw: Path) -> list[str]:
 
 def _fashion_split(dataset, raw: Path, prefix: str) -> Split:
     images, labels = dataset.data, dataset.targets
+    path = raw / f"{prefix}-labels-idx1-ubyte"
     if images.shape[0] != labels.shape[0]:
-        path = raw / f"{prefix}-labels-idx1-ubyte"
         raise DatasetCorrupt(f"fashionmnist: {path} holds {labels.shape[0]} labels for "
                              f"{images.shape[0]} images in {raw / f'{prefix}-images-idx3-ubyte'}", path)
+    check_label_range("fashionmnist", labels, 10, [path])
     return Split(images.unsqueeze(1).contiguous(), labels.to(torch.int64))
+
+
+def check_label_range(name: str, labels, num_classes: int, files: list[Path]) -> None:
+    """Raise :class:`DatasetCorrupt` naming the file when a label lies outside ``[0, num_classes - 1]``.
+
+    ``labels`` are the concatenated labels of ``files`` (of equal size when several), in order.
+    """
+    labels = torch.as_tensor(labels)
+    bad = ((labels < 0) | (labels >= num_classes)).nonzero().flatten()
+    if not bad.numel():
+        return
+    i = int(bad[0])
+    per_file = len(labels) // len(files) if len(labels) % len(files) == 0 else None
+    where = files[i // per_file] if per_file else ", ".join(str(f) for f in files)
+    raise DatasetCorrupt(f"{name}: label {int(labels[i])} of sample {i} in {where} lies outside "
+                         f"[0, {num_classes - 1}] ({bad.numel()} such labels); the file is damaged or not the "
+                         f"official one", Path(str(where).split(", ")[0]))
 
 
 @_register("fashionmnist")
@@ -574,7 +596,8 @@ def _load_fashionmnist(root: Path | None, download: bool) -> Dataset:
 
 # --------------------------------------------------------------------------- image folders
 
-_GREYSCALE_MODES = ("1", "L")
+_GREYSCALE_MODES = ("1", "L", "I;16", "I;16B", "I;16L", "I")  # "I;16"/"I": 16-bit greyscale PNGs
+_WIDE_GREY = ("I;16", "I;16B", "I;16L", "I")
 
 
 def _folder_samples(folder: Path) -> tuple[list[tuple[str, int]], list[str]]:
@@ -606,7 +629,11 @@ def _read_image(path: str, mode: str) -> np.ndarray:
 
     try:
         with Image.open(path) as img:
-            pixels = np.asarray(img.convert(mode), dtype=np.uint8)
+            if img.mode in _WIDE_GREY:  # 16-bit greyscale: keep the top 8 bits (convert() would clip to 255)
+                grey = (np.asarray(img).astype(np.int64).clip(0, 65535) >> 8).astype(np.uint8)
+                pixels = grey if mode == "L" else np.stack([grey] * 3, axis=-1)
+            else:
+                pixels = np.asarray(img.convert(mode), dtype=np.uint8)
     except (OSError, ValueError) as e:
         raise DatasetCorrupt(f"imagefolder: cannot read image {path}: {e}", path) from e
     return pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
@@ -699,7 +726,7 @@ def noisy_splits(dataset: Dataset, noise: Tensor | tuple[str, float], val_fracti
     the noise: the same seed gives the same result.
     """
     T = _transition(dataset, noise)
-    g = _generator(seed)
+    g = _noise.generator(seed, allow_none=False)
     train_ids, val_ids = stratified_split(dataset.train.labels, val_fraction, g)
     images, labels = dataset.train.images, dataset.train.labels
     train = _corrupted(images[train_ids], labels[train_ids], train_ids, T, g)
@@ -731,7 +758,7 @@ def open_set_splits(dataset: Dataset, ood_images: Tensor, rate: float, val_fract
     if tuple(ood_images.shape[1:]) != shape:
         raise ValueError(f"ood_images are {tuple(ood_images.shape[1:])} but {dataset.name} images are {shape}; "
                          f"resize them to (C, H, W) = {shape} first")
-    g = _generator(seed)
+    g = _noise.generator(seed, allow_none=False)
     train_ids, val_ids = stratified_split(dataset.train.labels, val_fraction, g)
     pool = torch.randperm(ood_images.shape[0], generator=g)
     n_train_pool = round(ood_images.shape[0] * len(train_ids) / max(len(dataset.train), 1))
@@ -771,7 +798,7 @@ def photo_patches(n: int, shape: tuple[int, int, int] = (1, 8, 8), seed: int = 0
     C, H, W = shape
     photos = [torch.from_numpy(np.asarray(img, dtype=np.float32)).permute(2, 0, 1)
               for img in load_sample_images().images]
-    g = _generator(seed)
+    g = _noise.generator(seed, allow_none=False)
     out = torch.empty((n, C, H, W), dtype=torch.uint8)
     for i in range(n):
         photo = photos[int(torch.randint(len(photos), (1,), generator=g))]
@@ -792,6 +819,25 @@ def photo_patches(n: int, shape: tuple[int, int, int] = (1, 8, 8), seed: int = 0
 
 
 # --------------------------------------------------------------------------- preprocessing
+
+
+class WithIndex(torch.utils.data.Dataset):
+    """A dataset whose items are ``(*item, index)``: the sample ids a :class:`gce.losses.TruncatedLqLoss`
+    needs (Algorithm 1 keeps one weight per training sample), from an ordinary ``DataLoader``.
+
+    >>> loader = DataLoader(WithIndex(TensorDataset(x, y)), batch_size=128, shuffle=True)
+    >>> for xb, yb, idx in loader: loss = criterion(model(xb), yb, idx)
+    """
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        item = self.dataset[index]
+        return (*item, index) if isinstance(item, tuple) else (item, index)
 
 
 def pixel_mean(images: Tensor) -> Tensor:
