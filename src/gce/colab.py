@@ -31,21 +31,26 @@ __all__ = ["INSTALL_TAG", "repository_url", "package_version", "install_requirem
 INSTALL_TAG = "colab-install"
 
 _TEMPLATE = '''\
-# Colab: install the gce package this book was built with. Stamped by `python -m gce.colab`
-# from _config.yml (repository url) and pyproject.toml (version): edit those, not this cell.
+# Colab: install the gce package this book was built with. `python -m gce.colab`
+# stamps this cell from _config.yml (repository url) and pyproject.toml (version).
 import subprocess
 import sys
 
 GCE_REQUIREMENT = "{requirement}"
 if "google.colab" in sys.modules:
-    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", GCE_REQUIREMENT],
-                         capture_output=True, text=True)
+    pip = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", GCE_REQUIREMENT],
+        capture_output=True, text=True,
+    )
     if pip.returncode == 0:
         print("Installed", GCE_REQUIREMENT)
     else:
-        print(f"Could not install {{GCE_REQUIREMENT}} (pip exit code {{pip.returncode}}).\\n"
-              "The cells below need the gce package: check the address and the tag, or\\n"
-              "install it by hand with !pip install and rerun. pip said:\\n" + pip.stderr[-1500:])'''
+        print(
+            f"Could not install {{GCE_REQUIREMENT}} (pip exit code {{pip.returncode}}).\\n"
+            "The cells below need the gce package: check the address and the tag,\\n"
+            "or install it by hand with !pip install and rerun. pip said:\\n"
+            + pip.stderr[-1500:]
+        )'''
 
 
 def repository_url(root=".") -> str:
