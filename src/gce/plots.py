@@ -417,8 +417,12 @@ def plot_fig2(runs, history, *, qs: Sequence[float], etas: Sequence[float], capt
         axes[1, j].set_xlabel("epoch")
     axes[0, 0].set_ylabel("test accuracy (%)")
     axes[1, 0].set_ylabel("validation loss (own loss, noisy labels)")
-    handles, labels = axes[0, -1].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 6))
+    legend = {}
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    if legend:
+        fig.legend(list(legend.values()), list(legend), loc="outside lower center", ncols=min(len(legend), 6))
     if caption:
         fig.suptitle(caption)
     return fig
