@@ -10,7 +10,7 @@
       ...
       ```
 
-  It may share its cell with the exercise.  Use a longer fence (````) when
+  It may share its cell with the exercise.  Use a longer fence (four backticks) when
   the solution itself contains a fenced code block.
 - A code cell that belongs to a solution (it prints or checks the answer)
   carries the cell tag ``solution``.
