@@ -260,7 +260,7 @@ def plot_lq_family(qs: Sequence[float] = LQ_FAMILY_QS, axes=None, *, show_mae: b
     """Two panels: ``L_q(f)`` (Eq. 6) and its gradient weight ``f**(q-1)`` against ``f = f_y``.
 
     ``qs`` in ``[0, 1]``; ``q = 0`` draws CCE (Eq. 2), ``q = 1`` the unhinged loss.
-    With ``show_mae`` the MAE of Eq. 4, ``2 - 2 f`` (weight 2), is added dashed.
+    With ``show_mae`` the MAE of Eq. 4, ``2 - 2 f`` (weight 2), is added with square markers.
     The weight panel has a log scale.  ``axes`` is a pair of axes (a new figure
     when None); returns that pair.
     """
@@ -275,7 +275,7 @@ def plot_lq_family(qs: Sequence[float] = LQ_FAMILY_QS, axes=None, *, show_mae: b
         ax_loss.plot(p, lq_curve(p, q_), **kw)
         ax_w.plot(p, lq_gradient_weight(p, q_), **kw)
     if show_mae:
-        kw = dict(color=PALETTE["MAE"], ls=(0, (1, 1)), lw=2.2, label="MAE (Eq. 4)")
+        kw = dict(color=PALETTE["MAE"], ls="-", lw=1.8, marker=MARKERS["MAE"], ms=5, markevery=0.08, label="MAE (Eq. 4)")
         ax_loss.plot(p, 2 - 2 * p, **kw)
         ax_w.plot(p, np.full_like(p, 2.0), **kw)
     ax_loss.set_ylim(0, 4.2)
