@@ -378,7 +378,14 @@ class _Loss(nn.Module):
 
 
 class CCELoss(_Loss):
-    """Module form of :func:`cce` (Eq. 2)."""
+    """Module form of :func:`cce` (Eq. 2).
+
+    Parameters
+    ----------
+    reduction : {"mean", "sum", "none"}
+        How the per-sample losses are combined: their mean (the default), their sum, or none (a tensor
+        of shape (N,)).
+    """
 
     def forward(self, logits: Tensor, y: Tensor, weight: Tensor | None = None) -> Tensor:
         """The loss of ``logits`` (N, c) at integer labels ``y`` (N,), optionally weighted."""
@@ -386,7 +393,14 @@ class CCELoss(_Loss):
 
 
 class MAELoss(_Loss):
-    """Module form of :func:`mae` (Eq. 4, ``2 - 2 f_y``)."""
+    """Module form of :func:`mae` (Eq. 4, ``2 - 2 f_y``).
+
+    Parameters
+    ----------
+    reduction : {"mean", "sum", "none"}
+        How the per-sample losses are combined: their mean (the default), their sum, or none (a tensor
+        of shape (N,)).
+    """
 
     def forward(self, logits: Tensor, y: Tensor, weight: Tensor | None = None) -> Tensor:
         """The loss of ``logits`` (N, c) at integer labels ``y`` (N,), optionally weighted."""
@@ -394,7 +408,17 @@ class MAELoss(_Loss):
 
 
 class LqLoss(_Loss):
-    """Module form of :func:`lq` (Eq. 6); the paper uses ``q = 0.7``."""
+    """Module form of :func:`lq` (Eq. 6); the paper uses ``q = 0.7``.
+
+    Parameters
+    ----------
+    q : float
+        The exponent of Eq. 6, in (0, 1]: small ``q`` behaves like CCE, ``q = 1`` is the unhinged loss
+        (half of MAE).  The paper's experiments use 0.7.
+    reduction : {"mean", "sum", "none"}
+        How the per-sample losses are combined: their mean (the default), their sum, or none (a tensor
+        of shape (N,)).
+    """
 
     def __init__(self, q: float = PAPER_Q, reduction: str = "mean"):
         super().__init__(reduction)
@@ -426,6 +450,19 @@ class TruncatedLqLoss(_Loss):
     pruning step would drop them all (loss 0, gradient 0).  :meth:`prune`
     warns when a step keeps fewer than :data:`PRUNE_WARN_FRACTION` (10%) of
     its samples.
+
+    Parameters
+    ----------
+    num_samples : int
+        Size of the training set: one pruning weight per sample id.
+    q : float
+        The exponent of ``L_q`` (Eq. 6), in (0, 1]; the paper uses 0.7.
+    k : float
+        The truncation threshold of Eq. 9, in (0, 1): a sample whose softmax probability of its label is
+        at most ``k`` gets the constant loss ``L_q(k)`` (and weight 0 after pruning).  The paper uses 0.5.
+    reduction : {"mean", "sum", "none"}
+        How the per-sample losses are combined: their mean (the default), their sum, or none (a tensor
+        of shape (N,)).
     """
 
     weights: Tensor
@@ -490,7 +527,16 @@ class TruncatedLqLoss(_Loss):
 
 
 class ForwardCorrectedLoss(_Loss):
-    """Module form of :func:`forward_corrected` (Eq. 1); ``T`` is kept as a buffer."""
+    """Module form of :func:`forward_corrected` (Eq. 1); ``T`` is kept as a buffer.
+
+    Parameters
+    ----------
+    T : Tensor or array, shape (c, c)
+        The transition matrix ``T[i, j] = p(noisy label j | true label i)``; rows sum to 1.
+    reduction : {"mean", "sum", "none"}
+        How the per-sample losses are combined: their mean (the default), their sum, or none (a tensor
+        of shape (N,)).
+    """
 
     T: Tensor
 
