@@ -48,7 +48,8 @@ def _sgd(model):
     return torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
 
 
-def bench_dataloader(images: np.ndarray, labels: np.ndarray, device, steps, warmup, batch, workers) -> float:
+def bench_dataloader(images: np.ndarray, labels: np.ndarray, device, steps, warmup, batch, workers,
+                     model_fn=models.resnet34) -> float:
     from PIL import Image
     from torchvision import transforms
 
@@ -67,7 +68,7 @@ def bench_dataloader(images: np.ndarray, labels: np.ndarray, device, steps, warm
                                          pin_memory=device.type == "cuda", drop_last=True,
                                          persistent_workers=workers > 0)
     torch.manual_seed(0)
-    model = models.resnet34(10).to(device).train()
+    model = model_fn(10).to(device).train()
     opt = _sgd(model)
     done, start = 0, None
     while done < steps + warmup:
@@ -87,12 +88,13 @@ def bench_dataloader(images: np.ndarray, labels: np.ndarray, device, steps, warm
     return steps * batch / (time.perf_counter() - start)
 
 
-def bench_gce(images: np.ndarray, labels: np.ndarray, device, steps, warmup, batch, bf16, compile_) -> float:
+def bench_gce(images: np.ndarray, labels: np.ndarray, device, steps, warmup, batch, bf16, compile_,
+              model_fn=models.resnet34) -> float:
     bank = torch.from_numpy(images).to(device)
     y_all = torch.from_numpy(labels).to(device)
     mean = bank.float().mean(0) / 255.0
     torch.manual_seed(0)
-    model = _Single(models.resnet34(10), device, channels_last=device.type == "cuda", compile=compile_)
+    model = _Single(model_fn(10), device, channels_last=device.type == "cuda", compile=compile_)
     model.train()
     opt = _sgd(model.m)
     autocast = _autocast("bf16" if bf16 else "fp32", device)
@@ -117,6 +119,48 @@ def bench_gce(images: np.ndarray, labels: np.ndarray, device, steps, warmup, bat
     return steps * batch / (time.perf_counter() - start)
 
 
+def compare(images: np.ndarray, labels: np.ndarray, device, steps: int = 200, warmup: int = 20, batch: int = 128,
+            workers: int = 8, bf16: bool = True, compile_: bool = False, peak: float | None = None,
+            model_fn=models.resnet34) -> dict:
+    """Both loops on the same images, back to back in this process: images/s, their ratio, FLOPs, peak fraction.
+
+    ``peak`` is the bf16 peak (FLOP/s) to compare with; by default the data-sheet value of :data:`BF16_PEAK`
+    for the device (None where unknown).  ``model_fn(num_classes)`` builds the network (the paper's ResNet-34;
+    a smaller one only for tests).
+    """
+    device = torch.device(device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    a = bench_dataloader(images, labels, device, steps, warmup, batch, workers, model_fn)
+    b = bench_gce(images, labels, device, steps, warmup, batch, bf16, compile_, model_fn)
+    flops = 3 * forward_flops(model_fn(10).to(device), device)
+    if peak is None:
+        peak = next((v for k, v in BF16_PEAK.items() if k in name), None)
+    return {"device": name, "model": getattr(model_fn, "__name__", "model"), "batch": batch, "steps": steps,
+            "warmup": warmup, "workers": workers,
+            "precision": "bf16" if bf16 else "fp32", "compile": compile_,
+            "dataloader_images_per_s": a, "gce_images_per_s": b, "ratio": b / a,
+            "flop_per_training_image": flops, "gce_tflop_per_s": b * flops / 1e12,
+            "bf16_peak_flop_per_s": peak, "fraction_of_bf16_peak": b * flops / peak if peak and bf16 else None}
+
+
+def report(r: dict) -> str:
+    """The lines :func:`main` prints for a :func:`compare` result."""
+    lines = [f"{r['model']}, batch {r['batch']}, {r['steps']} timed steps after {r['warmup']}, "
+             f"device: {r['device']}",
+             f"dataloader + transforms (float32, {r['workers']} workers): "
+             f"{r['dataloader_images_per_s']:10.0f} images/s",
+             f"gce path ({r['precision']}{', compiled' if r['compile'] else ''}):{' ' * 12}"
+             f"{r['gce_images_per_s']:10.0f} images/s",
+             f"ratio: {r['ratio']:.2f}x"]
+    if r["fraction_of_bf16_peak"] is not None:
+        lines.append(f"gce path: {r['gce_tflop_per_s']:.1f} TFLOP/s = {100 * r['fraction_of_bf16_peak']:.1f}% of "
+                     f"the bf16 peak {r['bf16_peak_flop_per_s'] / 1e12:.0f} TFLOP/s "
+                     f"({r['flop_per_training_image'] / 1e9:.2f} GFLOP per training image)")
+    else:
+        lines.append(f"{r['flop_per_training_image'] / 1e9:.2f} GFLOP per training image; no bf16 peak known")
+    return "\n".join(lines)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -128,25 +172,11 @@ def main() -> None:
     p.add_argument("--no-bf16", action="store_true")
     p.add_argument("--compile", action="store_true")
     args = p.parse_args()
-    device = torch.device(args.device)
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (args.images, 3, 32, 32), dtype=np.uint8)
     labels = rng.integers(0, 10, args.images).astype(np.int64)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    print(f"ResNet-34 (CIFAR), batch {args.batch}, {args.steps} timed steps after {args.warmup}, device: {name}")
-    a = bench_dataloader(images, labels, device, args.steps, args.warmup, args.batch, args.workers)
-    print(f"dataloader + transforms (float32, {args.workers} workers): {a:10.0f} images/s")
-    b = bench_gce(images, labels, device, args.steps, args.warmup, args.batch, not args.no_bf16, args.compile)
-    print(f"gce path ({'bf16' if not args.no_bf16 else 'fp32'}{', compiled' if args.compile else ''}):"
-          f"{' ' * 12}{b:10.0f} images/s")
-    print(f"ratio: {b / a:.2f}x")
-    flops = 3 * forward_flops(models.resnet34(10).to(device), device)
-    peak = next((v for k, v in BF16_PEAK.items() if k in name), None)
-    if peak and not args.no_bf16:
-        print(f"gce path: {b * flops / 1e12:.1f} TFLOP/s = {100 * b * flops / peak:.1f}% of the {name} bf16 peak "
-              f"({flops / 1e9:.2f} GFLOP per training image)")
-    else:
-        print(f"{flops / 1e9:.2f} GFLOP per training image; no bf16 peak known for this device")
+    print(report(compare(images, labels, args.device, args.steps, args.warmup, args.batch, args.workers,
+                         not args.no_bf16, args.compile)))
 
 
 if __name__ == "__main__":

@@ -170,7 +170,7 @@ def rng():
 
 def test_registry_names():
     assert set(data.DATASETS) == {"digits", "digit_pairs", "digits_0to4", "digits_5to9", "fashionmnist", "cifar10",
-                                  "cifar100", "imagefolder"}
+                                  "cifar100", "imagefolder", "cifar10_jpeg"}
     assert set(data._LOADERS) == set(data.DATASETS)
 
 
@@ -574,3 +574,38 @@ def test_photo_patches_colour_and_errors():
         data.photo_patches(2, levels=1)
     with pytest.raises(ValueError, match="n must"):
         data.photo_patches(-1)
+
+
+def test_dataset_errors_pickle_as_themselves(tmp_path):
+    import pickle
+
+    from gce.data import DatasetCorrupt, DatasetUnavailable
+
+    for cls in (DatasetUnavailable, DatasetCorrupt):
+        err = cls(f"{cls.__name__}: something at {tmp_path}", tmp_path)
+        back = pickle.loads(pickle.dumps(err))
+        assert type(back) is cls and str(back) == str(err) and back.path == tmp_path
+
+
+def test_sixteen_bit_greyscale_pngs_keep_their_values(tmp_path):
+    from PIL import Image
+
+    from gce import data
+
+    values = np.array([[0, 256 * 40], [256 * 128, 65535]], dtype=np.uint16)
+    for part in ("train", "test"):
+        for cls in ("a", "b"):
+            (tmp_path / part / cls).mkdir(parents=True)
+            Image.fromarray(values).save(tmp_path / part / cls / "x.png")
+    ds = data.load("imagefolder", tmp_path)
+    assert ds.train.images.shape == (2, 1, 2, 2)
+    assert ds.train.images[0, 0].tolist() == [[0, 40], [128, 255]]
+
+
+def test_out_of_range_labels_name_the_file(tmp_path):
+    from gce import data
+
+    files = [tmp_path / "data_batch_1", tmp_path / "data_batch_2"]
+    data.check_label_range("cifar10", torch.tensor([0, 9, 3, 1]), 10, files)
+    with pytest.raises(data.DatasetCorrupt, match=r"label 12 of sample 3 in .*data_batch_2 lies outside \[0, 9\]"):
+        data.check_label_range("cifar10", torch.tensor([0, 9, 3, 12]), 10, files)

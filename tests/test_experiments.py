@@ -1,6 +1,8 @@
 """Experiment grids, resumable result storage with provenance, the paper's numbers, the command line."""
 
 import json
+import re
+import sqlite3
 
 import numpy as np
 import pandas as pd
@@ -67,11 +69,11 @@ def test_run_stores_results_with_provenance_and_resumes(tmp_path, monkeypatch):
             for m in ("cce", "lq", "forward_T_hat")]
     _tiny(monkeypatch, cfgs)
     exp, store = experiments.run("table1", "pocket", results=tmp_path, progress=False)
-    runs = pd.read_csv(tmp_path / "pocket" / "table1_runs.csv")
+    runs = ResultStore(tmp_path, "pocket", "table1").runs
     assert set(runs["run_id"]) == {run_id(c) for c in cfgs}
     for col in ("commit", "torch_version", "device", "date", "scale", "dataset", "flip_rate_train"):
         assert runs[col].notna().all()
-    hist = pd.read_csv(tmp_path / "pocket" / "table1_history.csv")
+    hist = ResultStore(tmp_path, "pocket", "table1").history
     assert len(hist) == 3 * 3 and set(hist["epoch"]) == {1, 2, 3}
     # T-hat: estimated from the CCE twin, stored with it, used by forward_T_hat
     cce = runs[runs.method == "cce"].iloc[0]
@@ -87,7 +89,8 @@ def test_run_stores_results_with_provenance_and_resumes(tmp_path, monkeypatch):
     experiments.run("table1", "pocket", results=tmp_path, progress=False)
 
     # losing one finished run retrains exactly that run
-    runs[runs.method != "lq"].to_csv(tmp_path / "pocket" / "table1_runs.csv", index=False)
+    with sqlite3.connect(tmp_path / "pocket" / "results.sqlite") as con:
+        con.execute("DELETE FROM runs WHERE run_id = ?", (run_id(cfgs[1]),))
     trained = []
     monkeypatch.setattr(train, "train_many",
                         lambda cfgs, **k: trained.extend(cfgs) or [None] * 0)
@@ -98,11 +101,13 @@ def test_run_stores_results_with_provenance_and_resumes(tmp_path, monkeypatch):
 def test_corrupt_result_file_is_named(tmp_path):
     d = tmp_path / "pocket"
     d.mkdir()
-    (d / "table1_runs.csv").write_bytes(b"\xff\xfe\x00garbage\x00\n\"unclosed")
-    with pytest.raises(ValueError, match="table1_runs.csv"):
+    (d / "results.sqlite").write_bytes(b"\xff\xfe\x00garbage\x00\n\"unclosed")
+    with pytest.raises(ValueError, match="results.sqlite.*not a readable SQLite database"):
         ResultStore(tmp_path, "pocket", "table1")
-    (d / "table1_runs.csv").write_text("a,b\n1,2\n")
-    with pytest.raises(ValueError, match="not a gce result table"):
+    (d / "results.sqlite").unlink()
+    with sqlite3.connect(d / "results.sqlite") as con:
+        con.execute("CREATE TABLE a (b)")
+    with pytest.raises(ValueError, match="not a gce result database"):
         ResultStore(tmp_path, "pocket", "table1")
 
 
@@ -112,9 +117,12 @@ def test_tables_put_ours_beside_the_papers(tmp_path, monkeypatch):
     _, store = experiments.run("table1", "pocket", results=tmp_path, progress=False)
     wide = analysis.table1_wide(store.runs)
     assert ("ours (digits)", "CCE") in wide.index and ("paper (cifar10)", "Trunc Lq") in wide.index
-    assert wide.loc[("paper (cifar10)", "CCE"), "uniform 0.4"] == "81.88 ± 0.29"
-    mean = 100 * store.runs[store.runs.method == "lq"]["test_acc_best_val"].mean()
-    assert wide.loc[("ours (digits)", "Lq"), "uniform 0.4"].startswith(f"{mean:.2f} ± ")
+    assert tuple(wide.loc[("paper (cifar10)", "CCE"), "uniform 0.4"]) == (81.88, 0.29)
+    acc = 100 * store.runs[store.runs.method == "lq"]["test_acc_best_val"]
+    np.testing.assert_allclose(wide.loc[("ours (digits)", "Lq"), "uniform 0.4"], [acc.mean(), acc.std(ddof=1)])
+    text = analysis.format_pm(wide)
+    assert text.loc[("paper (cifar10)", "CCE"), "uniform 0.4"] == "81.88 ± 0.29"
+    assert text.loc[("ours (digits)", "Lq"), "uniform 0.4"].startswith(f"{analysis.round_pct(acc.mean()):.2f} ± ")
 
 
 def test_command_line_reproduces_and_draws(tmp_path, monkeypatch, capsys):
@@ -124,7 +132,9 @@ def test_command_line_reproduces_and_draws(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "table1: 2 runs (2 trained now" in out
     text = (tmp_path / "pocket" / "table1.md").read_text()
-    assert "ours (digits)" in text and "paper (cifar10)" in text
+    # digits stands for both 10-class datasets of the paper (experiments.PAPER_ANALOGUE): both paper blocks show
+    assert re.search(r"\| ours \(digits\) +\| CCE", text) and "paper (cifar10)" in text and "('" not in text
+    assert "paper (fashionmnist)" in text
     with pytest.raises(SystemExit):
         cli.main(["reproduce", "table9"])
 
@@ -252,13 +262,14 @@ def test_best_mask_finds_the_papers_bold_cells_and_its_three_slips():
                       ("fashionmnist", "lq", "uniform 0.6")]
 
 
-def test_best_mask_on_text_cells_groups_ties_and_gaps():
+def test_best_mask_on_mean_std_tables_groups_ties_and_gaps():
     idx = pd.MultiIndex.from_tuples([("ours", "a"), ("ours", "b"), ("ours", "c"), ("paper", "a"), ("paper", "b")],
                                     names=["source", "method"])
-    t = pd.DataFrame({"x": ["90.00 ± 1.00", "95.50 ± 0.20", "95.50 ± 3.00", "10.00 ± 0.10", "nan"],
-                      "y": ["1.00", "3.00", "2.00", None, "5.00 ± 1.00"]}, index=idx)
-    np.testing.assert_allclose(analysis.cell_means(t)["x"], [90, 95.5, 95.5, 10, np.nan])
-    m = analysis.best_mask(t, 1)
+    cols = pd.MultiIndex.from_product([["x", "y"], ["mean", "std"]], names=["setting", "stat"])
+    t = pd.DataFrame([[90, 1, 1, np.nan], [95.5, 0.2, 3, np.nan], [95.504, 3, 2, np.nan], [10, 0.1, np.nan, np.nan],
+                      [np.nan, np.nan, 5, 1]], index=idx, columns=cols, dtype=float)
+    np.testing.assert_allclose(analysis.means(t)["x"], [90, 95.5, 95.504, 10, np.nan])
+    m = analysis.best_mask(t, 1)  # 95.504 and 95.5 tie as displayed
     assert m["x"].tolist() == [False, True, True, True, False]  # a tie at the top: both marked
     assert m["y"].tolist() == [False, True, False, False, True]
     m_all = analysis.best_mask(t, 2, by=None)

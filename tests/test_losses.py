@@ -416,3 +416,78 @@ def test_bad_labels_and_shapes_raise(gen):
         L.acs_lq(x, y, 0.7, 0.5, 2 * torch.ones(len(y)))
     with pytest.raises(ValueError, match="num_samples"):
         gce.TruncatedLqLoss(0)
+
+
+# ---- issue 11: what a practitioner hits
+
+
+def test_paper_constants_are_the_defaults():
+    assert (L.PAPER_Q, L.PAPER_K) == (0.7, 0.5)
+    assert L.LqLoss().q == L.PAPER_Q
+    t = L.TruncatedLqLoss(4)
+    assert (t.q, t.k) == (L.PAPER_Q, L.PAPER_K)
+
+
+def test_q_below_the_stated_threshold_is_refused_naming_it():
+    x, y = torch.randn(4, 3), torch.tensor([0, 1, 2, 0])
+    for q in (1e-7, 1e-39, 5e-324):
+        with pytest.raises(ValueError, match=r"below Q_MIN=1e-06.*use the cce loss"):
+            L.lq(x, y, q)
+    assert torch.isfinite(L.lq(x, y, L.Q_MIN, reduction="none")).all()
+
+
+def test_truncated_lq_warns_when_a_pruning_step_keeps_few_samples():
+    torch.manual_seed(0)
+    crit = L.TruncatedLqLoss(100, k=0.5)
+    logits, y = torch.zeros(100, 10), torch.randint(0, 10, (100,))  # f_y = 1/c < k: at initialisation
+    with pytest.warns(UserWarning, match=r"keeps 0.0% of its 100 samples.*warm-up"):
+        crit.prune(logits, y, torch.arange(100))
+    confident = torch.nn.functional.one_hot(y, 10).float() * 10
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        crit.prune(confident, y, torch.arange(100))
+    assert crit.kept_fraction == 1.0
+
+
+def test_truncated_lq_prunes_float64_logits_and_checks_ids():
+    crit = L.TruncatedLqLoss(5)
+    logits = torch.randn(3, 4, dtype=torch.float64)
+    y = torch.tensor([0, 1, 2])
+    with pytest.warns(UserWarning) if float(L.prune_weights(logits, y, 0.5).mean()) < 0.1 else _nullcontext():
+        w = crit.prune(logits, y, torch.tensor([0, 2, 4]))
+    assert w.dtype == torch.float64 and crit.weights.dtype == torch.float32
+    assert crit(logits, y, torch.tensor([0, 2, 4])).dtype == torch.float64
+    with pytest.raises(ValueError, match=r"sample ids must lie in \[0, 4\].*\[5, -1\]"):
+        crit(logits, y, torch.tensor([5, -1, 0]))
+    with pytest.raises(ValueError, match="integer sample ids"):
+        crit.prune(logits, y, torch.tensor([0.0, 1.0, 2.0]))
+    with pytest.raises(ValueError, match=r"shape \(3,\)"):
+        crit(logits, y, torch.tensor([0, 1]))
+
+
+def _nullcontext():
+    import contextlib
+    return contextlib.nullcontext()
+
+
+def test_forward_corrected_loss_names_out_of_range_labels():
+    crit = L.ForwardCorrectedLoss(torch.eye(3))
+    with pytest.raises(ValueError, match=r"labels y must be in \[0, 2\].*found 3"):
+        crit(torch.randn(2, 3), torch.tensor([0, 3]))
+    with pytest.raises(ValueError, match="found -1"):
+        crit(torch.randn(2, 3), torch.tensor([-1, 0]))
+
+
+def test_with_index_gives_truncated_lq_its_ids_from_a_data_loader():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from gce.data import WithIndex
+
+    x, y = torch.randn(10, 3), torch.arange(10) % 3
+    seen = []
+    for xb, yb, idx in DataLoader(WithIndex(TensorDataset(x, y)), batch_size=4, shuffle=True):
+        torch.testing.assert_close(xb, x[idx])
+        seen += idx.tolist()
+        L.TruncatedLqLoss(10)(xb, yb, idx)
+    assert sorted(seen) == list(range(10))

@@ -293,3 +293,20 @@ def test_open_set_rejects_bad_input():
         noise.open_set(images, labels, torch.zeros(1, 1, 2, 2), 0.5, 10)
     with pytest.raises(ValueError, match="differ in number"):
         noise.open_set(images, labels[:5], torch.zeros(10, 1, 2, 2), 0.2, 10)
+
+
+def test_flip_rate_and_corrupt_edge_cases_are_clear():
+    with pytest.raises(ValueError, match=r"differ in shape: \(2,\) vs \(3,\)"):
+        noise.flip_rate([0, 1], [0, 1, 2])
+    with pytest.raises(ValueError, match=r"seed must lie in \[-2\*\*63, 2\*\*64\), got 18446744073709551616"):
+        noise.corrupt(torch.tensor([0, 1]), noise.uniform(3, 0.1), 2 ** 64)
+    out = noise.corrupt([], noise.uniform(3, 0.1), 0)
+    assert out.noisy.numel() == 0 and out.rate == 0.0
+
+
+def test_one_generator_helper():
+    g = torch.Generator()
+    assert noise.generator(g) is g and noise.generator(None) is None
+    assert torch.equal(torch.rand(3, generator=noise.generator(5)), torch.rand(3, generator=noise.generator(5)))
+    with pytest.raises(TypeError, match="seed or generator"):
+        noise.generator(None, allow_none=False)

@@ -6,6 +6,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 from gce import noise, plots  # noqa: E402
 from gce.classes import class_names  # noqa: E402
@@ -17,7 +18,8 @@ def test_transition_heatmap_shows_the_matrix_entries():
     mesh = ax.collections[0]
     np.testing.assert_allclose(np.asarray(mesh.get_array()).reshape(10, 10), T.numpy())
     texts = [t.get_text() for t in ax.texts]
-    assert len(texts) == 100 and texts.count("0.40") == 5 and texts.count("0.60") == 5
+    assert len(texts) == 100 and texts.count(".40") == 5 and texts.count(".60") == 5
+    assert texts.count("") == 100 - 10 - 5  # zeros are left blank
     assert [t.get_text() for t in ax.get_yticklabels()][9] == "truck"
     assert ax.get_title() == "CIFAR-10"
     plt.close("all")
@@ -332,3 +334,95 @@ def test_plot_kept_by_class_bars_are_per_class_means_over_runs():
     wrong = [ln for ln in ax.get_lines() if ln.get_label().startswith("wrong")]
     np.testing.assert_allclose(wrong[0].get_ydata(), [1.0, 1.0])
     plt.close("all")
+
+
+# ---- legibility: every figure of the book at the rendered column width ----
+
+
+def _book_figures():
+    """One small instance of every figure function, as the chapters call them (their default sizes)."""
+    import pandas as pd
+
+    from gce import experiments
+
+    runs, hist = _fake_results()
+    eta = 0.4
+    table = {"uniform (c=10)": noise.uniform(10, eta), "CIFAR-10": noise.class_dependent("cifar10", eta),
+             "FASHION-MNIST": noise.class_dependent("fashionmnist", eta),
+             "digits": noise.class_dependent("digits", eta), "CIFAR-100": noise.class_dependent("cifar100", eta)}
+    names = {"uniform (c=10)": class_names("cifar10"), "CIFAR-10": class_names("cifar10"),
+             "FASHION-MNIST": class_names("fashionmnist"), "digits": class_names("digits")}
+    peak = pd.DataFrame({"eta": [0.2, 0.2, 0.6, 0.6], "q": [0.0, 1.0, 0.0, 1.0], "drop": [0.04, 0.0, 0.2, 0.05],
+                         "drop_min": [0.03, 0.0, 0.1, 0.04], "drop_max": [0.05, 0.01, 0.3, 0.06]})
+    curve_runs = pd.DataFrame([dict(run_id=f"{k}{m}{s}", noise=k, method=m, seed=s, flip_rate_train=0.4)
+                               for k in ("open_set", "uniform") for m in ("cce", "trunc_lq") for s in (0, 1)])
+    curve_hist = pd.DataFrame([dict(run_id=r, epoch=e, test_acc=0.5 + 0.1 * e, kept=1.0 if e < 2 else 0.45)
+                               for r in curve_runs.run_id for e in (1, 2, 3)])
+    samples = pd.DataFrame({"run": [0, 0, 0, 1, 1, 1] * 2, "noise": ["uniform"] * 6 + ["class_dependent"] * 6,
+                            "label": [0, 0, 1, 0, 1, 1] * 2, "clean": [True, True, True, True, True, False] * 2,
+                            "kept": [1, 0, 1, 1, 0, 1] * 2})
+    images = np.random.default_rng(0).integers(0, 256, size=(30, 1, 8, 8), dtype=np.uint8)
+
+    def fig_of(ax):
+        return (ax[0] if isinstance(ax, (list, tuple, np.ndarray)) else ax).figure
+
+    return {
+        "transition_heatmap": lambda: fig_of(plots.transition_heatmap(table["CIFAR-10"], names["CIFAR-10"])),
+        "transition_heatmap_c100": lambda: fig_of(plots.transition_heatmap(table["CIFAR-100"])),
+        "compare_transitions": lambda: plots.compare_transitions(table["digits"], table["digits"], names["digits"]),
+        "transition_panels": lambda: plots.transition_panels(table, names),
+        "image_grid": lambda: plots.image_grid(images, labels=list(range(30)), ncols=15),
+        "plot_lq_family": lambda: fig_of(plots.plot_lq_family()),
+        "plot_relative_weight": lambda: fig_of(plots.plot_relative_weight()),
+        "plot_fig1": lambda: plots.plot_fig1(runs, hist, datasets=("digits", "digits"), caption="digits, pocket"),
+        "plot_fig2": lambda: plots.plot_fig2(runs, hist, qs=(0.0, 0.1, 0.3, 0.5, 0.7, 0.9), etas=(0.2, 0.4, 0.6)),
+        "theorem1_A_curves": lambda: plots.theorem1_A_curves(),
+        "theorem1_tightness": lambda: plots.theorem1_tightness(n=12, q_grid=np.linspace(0.1, 0.9, 5)),
+        "plot_truncated_lq": lambda: fig_of(plots.plot_truncated_lq()),
+        "plot_eq11_region": lambda: fig_of(plots.plot_eq11_region(n=41)),
+        "plot_eq11_q_max": lambda: fig_of(plots.plot_eq11_q_max(cs=[2, 10, 100])),
+        "plot_acs_run": lambda: fig_of(plots.plot_acs_run({"CCE": [0.5, 0.6], "Trunc Lq": [0.5, 0.7]}, [1, 0.8],
+                                                          prune_epochs=[1])),
+        "plot_fig1_ab": lambda: plots.plot_fig1_ab(runs, hist, datasets=("digits", "digits"), thresholds=(0.9,)),
+        "plot_fig1c": lambda: fig_of(plots.plot_fig1c(runs, hist, k=0.5)),
+        "plot_peak_drop": lambda: fig_of(plots.plot_peak_drop(peak, tol=0.01)),
+        "plot_accuracy_vs_eta": lambda: plots.plot_accuracy_vs_eta(_table_runs(), experiments.paper_table1(),
+                                                                   caption="digits, pocket scale, 3 seeds"),
+        "plot_accuracy_curves": lambda: plots.plot_accuracy_curves(curve_runs, curve_hist, caption="pocket"),
+        "plot_kept_by_class": lambda: plots.plot_kept_by_class(samples, caption="pocket"),
+    }
+
+
+_FIGURES = list(_book_figures())
+
+
+@pytest.mark.parametrize("name", _FIGURES)
+def test_figure_text_is_legible_at_the_column_width(name):
+    plots.use_book_style()
+    try:
+        fig = _book_figures()[name]()
+        px, text = plots.smallest_text_px(fig)
+        assert px >= plots.MIN_TEXT_PX, f"{name}: {text!r} renders at {px:.1f} px < {plots.MIN_TEXT_PX} px"
+        assert fig.get_size_inches()[0] <= plots.FIG_WIDTH + 1e-9, f"{name} is wider than the column figure"
+    finally:
+        plt.close("all")
+
+
+def test_smallest_text_px_scales_a_wide_figure_down_to_the_column():
+    fig, ax = plt.subplots(figsize=(14, 3), dpi=110, layout=None)
+    ax.set_axis_off()
+    fig.text(0.0, 0.0, "small", fontsize=10)
+    fig.text(0.9, 0.9, "large", fontsize=20)
+    px, text = plots.smallest_text_px(fig, column_px=700)
+    width_in = fig.get_tightbbox(fig.canvas.get_renderer()).width
+    assert text == "small"
+    assert px == pytest.approx(10 * 700 / (width_in * 72))
+    assert px < 9  # a 14-inch figure with 10 pt text is not legible in a 700 px column
+    plt.close("all")
+
+
+def test_q_styles_differ_in_dash_and_marker_between_neighbours():
+    styles = plots.q_styles([0.1, 0.3, 0.5, 0.7, 0.9, 1.0])
+    for a, b in zip(styles, styles[1:]):
+        assert a["ls"] != b["ls"] and a["marker"] != b["marker"]
+    assert len({st["marker"] for st in styles}) == 6

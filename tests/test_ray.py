@@ -1,11 +1,11 @@
 """The Ray engine on a real local Ray: same results as the local engine, resumable after an interruption."""
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from gce import experiments
-from gce.experiments import Experiment
+from gce.data import DatasetCorrupt, DatasetUnavailable
+from gce.experiments import Experiment, ResultStore
 from gce.train import RunConfig
 
 ray = pytest.importorskip("ray")
@@ -60,8 +60,9 @@ def test_interrupted_ray_sweep_resumes_with_only_the_missing_runs(local_ray, tin
     with pytest.raises(KeyboardInterrupt):
         experiments.run("table1", "pocket", results=tmp_path, progress=False, engine="ray",
                         on_stored=interrupt_after_two)
-    on_disk = pd.read_csv(tmp_path / "pocket" / "table1_runs.csv")
-    assert sorted(on_disk["run_id"]) == sorted(seen)  # what finished is on disk, consistently
+    on_disk = ResultStore(tmp_path, "pocket", "table1")
+    assert sorted(on_disk.done()) == sorted(seen)  # what finished is on disk, consistently
+    assert len(on_disk.history) == 3 * len(seen)
     _, store = experiments.run("table1", "pocket", results=tmp_path, progress=False, engine="ray")
     assert len(store.trained) == len(GRID) - 2 and not set(store.trained) & set(seen)
     assert sorted(store.runs["run_id"]) == sorted(experiments.run_id(c) for c in GRID)
@@ -70,14 +71,44 @@ def test_interrupted_ray_sweep_resumes_with_only_the_missing_runs(local_ray, tin
 
 
 def test_a_failing_run_is_reported_and_the_others_are_stored(local_ray, monkeypatch, tmp_path):
-    bad = RunConfig(**{**FAST, "dataset": "cifar10"}, noise="uniform", eta=0.4, method="cce", seed=0)
+    bad = RunConfig(**{**FAST, "model_kwargs": (("hidden", (16,)), ("bogus", 1))}, noise="uniform", eta=0.4,
+                    method="cce", seed=0)
     good = RunConfig(**FAST, noise="uniform", eta=0.4, method="lq", seed=0)
     exp = Experiment("table1", "pocket", "tiny", (bad, good), ("digits",), "test")
     monkeypatch.setattr(experiments, "spec", lambda name, scale="pocket": exp)
-    monkeypatch.setenv("GCE_DATA", str(tmp_path / "no-data"))
-    with pytest.raises(RuntimeError, match="1 of 2 runs failed") as err:
+    with pytest.raises(RuntimeError, match=r"1 of 2 runs failed \(1 trained now and stored in") as err:
+        experiments.run("table1", "pocket", results=tmp_path, progress=False, engine="ray")
+    assert "bogus" in str(err.value)
+    stored = ResultStore(tmp_path, "pocket", "table1").runs
+    assert list(stored["method"]) == ["lq"]
+
+
+def test_missing_data_fails_once_before_any_ray_task(local_ray, monkeypatch, tmp_path):
+    bad = RunConfig(**{**FAST, "dataset": "cifar10"}, noise="uniform", eta=0.4, method="cce", seed=0)
+    exp = Experiment("table1", "pocket", "tiny", (bad,), ("cifar10",), "test")
+    monkeypatch.setattr(experiments, "spec", lambda name, scale="pocket": exp)
+    with pytest.raises(DatasetUnavailable, match="CIFAR-10 not found"):
         experiments.run("table1", "pocket", results=tmp_path, progress=False, engine="ray",
                         root=str(tmp_path / "no-data"))
-    assert "cifar10" in str(err.value)
-    stored = pd.read_csv(tmp_path / "pocket" / "table1_runs.csv")
-    assert list(stored["method"]) == ["lq"]
+    assert not (tmp_path / "no-data").exists()
+    assert ResultStore(tmp_path, "pocket", "table1").done() == set()
+
+
+def test_gpus_per_run_on_a_cluster_without_gpus_fails_at_once(local_ray, tiny, tmp_path, capsys):
+    if ray.cluster_resources().get("GPU", 0):
+        pytest.skip("this Ray cluster has GPUs")
+    with pytest.raises(ValueError, match=r"gpus_per_run=1.0 but the Ray cluster has 0 GPU"):
+        experiments.run("table1", "pocket", results=tmp_path, progress=False, engine="ray", gpus_per_run=1.0)
+    from gce import __main__ as cli
+    assert cli.main(["reproduce", "table1", "--results", str(tmp_path), "--engine", "ray",
+                     "--gpus-per-run", "1"]) == 1
+    assert "GPU" in capsys.readouterr().err
+
+
+def test_dataset_errors_come_back_from_a_worker_as_themselves(local_ray, tmp_path):
+    @ray.remote
+    def fail():
+        raise DatasetCorrupt("cifar10: corrupt file x", tmp_path / "x")
+    with pytest.raises(DatasetCorrupt, match="cifar10: corrupt file x") as err:
+        ray.get(fail.remote())
+    assert err.value.path == tmp_path / "x"

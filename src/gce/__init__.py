@@ -20,6 +20,7 @@ Entropy Loss for Training Deep Neural Networks with Noisy Labels* (NeurIPS
   to memorise the noise (Fig. 1(c), Sec. 4.2).
 - :mod:`gce.runners` -- where a grid runs: in process, or on Ray.
 - :mod:`gce.analysis` -- the summaries the experiment chapters print.
+- :mod:`gce.claims` -- the paper's experimental claims, with verdicts computed from stored results.
 - :mod:`gce.theory` -- the mathematics of Sec. 3 in sympy, with numeric twins.
 - :mod:`gce.classes` -- class names of the datasets.
 - :mod:`gce.plots` -- the book's figures.
@@ -27,7 +28,8 @@ Entropy Loss for Training Deep Neural Networks with Noisy Labels* (NeurIPS
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import analysis, classes, data, experiments, losses, models, noise, runners, schedule, theory, train
+from . import (analysis, claims, classes, data, experiments, human_noise, losses, models, noise, runners, schedule,
+               theory, train)
 from .losses import (
     CCELoss,
     ForwardCorrectedLoss,
@@ -49,8 +51,8 @@ except PackageNotFoundError:  # running from a source tree
     __version__ = "0+unknown"
 
 __all__ = [
-    "analysis", "classes", "data", "experiments", "losses", "models", "noise", "runners", "schedule", "theory",
-    "train",
+    "analysis", "claims", "classes", "data", "experiments", "human_noise",
+    "losses", "models", "noise", "runners", "schedule", "theory", "train",
     "cce", "mae", "lq", "truncated_lq", "acs_lq", "prune_weights", "forward_corrected",
     "CCELoss", "MAELoss", "LqLoss", "TruncatedLqLoss", "ForwardCorrectedLoss",
 ]

@@ -1,18 +1,25 @@
-"""Command line: ``python -m gce reproduce {fig1,fig2,table1,table2,all} --scale {pocket,lite,paper}``.
+"""Command line: python -m gce reproduce {fig1,fig2,table1,table2,human,all} --scale {pocket,lite,paper}.
 
-Trains what the results folder does not hold yet (an interrupted run resumes
-where it stopped), then draws the figure or writes the table next to the
-results: ``<results>/<scale>/<name>.png`` and ``<name>.md``.
+reproduce trains what the result store does not hold yet (an interrupted or
+killed run resumes where it stopped), then draws the figure or writes the
+table next to the results: <results>/<scale>/<name>.png and <name>.md.
+results export writes the stored runs as CSV tables; results import-csv
+stores CSV tables (checked row by row) in the database, the source of truth.
+
+Exit codes: 0 done, 1 an error (one line saying what), 2 bad arguments,
+130 interrupted (every finished run is saved; run the same command to resume).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 
-from . import analysis, experiments
+from . import analysis, experiments, runners, store as result_store
+from .data import DatasetCorrupt, DatasetUnavailable
 
 
 def _draw(name: str, scale: str, exp, store, out: Path) -> str:
@@ -30,44 +37,114 @@ def _draw(name: str, scale: str, exp, store, out: Path) -> str:
         fig = plots.plot_fig2(runs, history, qs=experiments.FIG2_QS, etas=experiments.FIG2_ETAS,
                               caption=f"Figure 2 rebuilt ({where})")
     else:
-        table = analysis.table1_wide(runs) if name == "table1" else analysis.table2_wide(runs)
+        if name == "human":
+            from .human_noise import results_table
+            table = results_table(runs)
+        else:
+            table = analysis.table1_wide(runs) if name == "table1" else analysis.table2_wide(runs)
         path = out / f"{name}.md"
-        path.write_text(f"# {exp.title} ({where})\n\n{exp.note}\n\n" + table.to_markdown() + "\n")
+        path.write_text(f"# {exp.title} ({where})\n\n{exp.note}\n\n" + analysis.markdown_table(table) + "\n")
         return str(path)
     path = out / f"{name}.png"
     fig.savefig(path, bbox_inches="tight")
     return str(path)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gce", description=__doc__.splitlines()[0])
+def _parser() -> argparse.ArgumentParser:
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    scale_default = os.environ.get("GCE_SCALE", "pocket")
+    results_default = str(experiments.default_results_dir())
+    parser = argparse.ArgumentParser(prog="python -m gce", description=__doc__.splitlines()[0], formatter_class=fmt)
     sub = parser.add_subparsers(dest="command", required=True)
-    rep = sub.add_parser("reproduce", help="run and draw a figure or table of the paper")
+    rep = sub.add_parser("reproduce", help="run and draw a figure or table of the paper", formatter_class=fmt)
     rep.add_argument("what", choices=[*experiments.EXPERIMENTS, "all"])
-    rep.add_argument("--scale", choices=experiments.SCALES, default="pocket")
-    rep.add_argument("--results", default="results", help="folder of the result tables (default: results)")
-    rep.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    rep.add_argument("--data-root", default=None, help="dataset folder (default: $GCE_DATA or ~/.cache/gce/data)")
+    rep.add_argument("--scale", choices=experiments.SCALES, default=scale_default, help="scale ($GCE_SCALE)")
+    rep.add_argument("--results", default=results_default,
+                     help="results folder ($GCE_RESULTS, else the checkout's results/, else the installed ones)")
+    rep.add_argument("--device", default=None, help="torch device; none: cuda if available, else cpu")
+    rep.add_argument("--data-root", default=None, help="dataset folder; none: $GCE_DATA or ~/.cache/gce/data")
     rep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    rep.add_argument("--engine", choices=("local", "ray"), default="local",
-                     help="local: this process (default); ray: one Ray task per run")
-    rep.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
+    rep.add_argument("--engine", choices=runners.ENGINES, default="local",
+                     help="local: this process; ray: one Ray task per run")
+    rep.add_argument("--address", default=None, help="Ray cluster address; none: start a local Ray")
     rep.add_argument("--gpus-per-run", type=float, default=0.0,
-                     help="GPUs per Ray task, fractional to share a GPU (default 0: CPU)")
-    args = parser.parse_args(argv)
+                     help="GPUs per Ray task, fractional to share a GPU; 0: CPU")
 
+    res = sub.add_parser("results", help="export or import the stored runs", formatter_class=fmt)
+    rsub = res.add_subparsers(dest="action", required=True)
+    exp = rsub.add_parser("export", help="write <name>_runs.csv and <name>_history.csv of every stored experiment",
+                          formatter_class=fmt)
+    imp = rsub.add_parser("import-csv", help="store the runs of CSV tables (checked) in the database",
+                          formatter_class=fmt)
+    imp.add_argument("folder", help="folder holding <name>_runs.csv and <name>_history.csv")
+    comp = rsub.add_parser("compact", help="fold the write-ahead log into the database file (before a commit)",
+                           formatter_class=fmt)
+    for p in (exp, imp, comp):
+        p.add_argument("--scale", choices=experiments.SCALES, default=scale_default, help="scale ($GCE_SCALE)")
+        p.add_argument("--results", default=results_default, help="results folder")
+    exp.add_argument("--out", default=None, help="output folder; none: <results>/<scale>")
+    return parser
+
+
+def _saved_since(before: dict[str, set[str]], results, scale) -> int:
+    """Runs stored since the command started (read from the store: exact even mid-run)."""
+    n = 0
+    for name, ids in before.items():
+        try:
+            n += len(result_store.ResultStore(results, scale, name).done() - ids)
+        except ValueError:
+            pass
+    return n
+
+
+def _reproduce(args, before: dict[str, set[str]]) -> None:
+    if args.engine == "local":
+        runners.check_device(args.device)  # before any work
     names = experiments.EXPERIMENTS if args.what == "all" else (args.what,)
     total = time.time()
     for name in names:
         start = time.time()
+        before[name] = result_store.ResultStore(args.results, args.scale, name).done()
         exp, store = experiments.run(name, args.scale, results=args.results, device=args.device,
                                      root=args.data_root, progress=not args.no_progress, engine=args.engine,
                                      address=args.address, gpus_per_run=args.gpus_per_run)
-        out = Path(args.results) / args.scale
-        path = _draw(name, args.scale, exp, store, out)
-        print(f"{name}: {len(exp.configs)} runs ({len(store.trained)} trained now, the rest stored), "
-              f"{time.time() - start:.0f} s -> {path}", flush=True)
+        if not exp.configs:  # e.g. "human" at the pocket scale
+            print(f"{name}: no runs ({exp.note})", flush=True)
+            continue
+        path = _draw(name, args.scale, exp, store, store.dir)
+        print(f"{name}: {len(exp.configs)} runs ({len(store.trained)} trained now, "
+              f"{len(exp.configs) - len(store.trained)} stored before), {time.time() - start:.0f} s -> {path}",
+              flush=True)
     print(f"total: {time.time() - total:.0f} s", flush=True)
+
+
+def _results(args) -> None:
+    if args.action == "export":
+        for path in result_store.export_csv(args.results, args.scale, args.out):
+            print(path)
+    elif args.action == "import-csv":
+        counts = result_store.import_csv(args.folder, args.results, args.scale)
+        print(", ".join(f"{n}: {c} runs" for n, c in counts.items()) or "no <name>_runs.csv found",
+              f"-> {Path(args.results) / args.scale / result_store.DB_NAME}")
+    else:
+        print(result_store.compact(args.results, args.scale))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    before: dict[str, set[str]] = {}
+    try:
+        if args.command == "reproduce":
+            _reproduce(args, before)
+        else:
+            _results(args)
+    except KeyboardInterrupt:
+        saved = _saved_since(before, args.results, args.scale) if before else 0
+        print(f"interrupted; {saved} runs saved; run the same command to resume", file=sys.stderr, flush=True)
+        return 130
+    except (ValueError, DatasetUnavailable, DatasetCorrupt, OSError, ImportError) as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        return 1
     return 0
 
 

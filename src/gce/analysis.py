@@ -5,10 +5,14 @@ Every function here reads the tables of a :class:`gce.experiments.ResultStore`
 epoch) and returns a :class:`pandas.DataFrame` (or a Styler), so a number in
 the book can be traced from its cell to one function:
 
-- Table 1 and Table 2 beside the paper's (:func:`table1_wide`,
-  :func:`table2_wide`, :func:`style_best` for the paper's bold "best two");
-- Fig. 1(a, b): epochs to a given accuracy (:func:`convergence_table`), and the
-  learning-rate equivalence of MAE and the unhinged loss (:func:`short_trajectory`);
+- Table 1 and Table 2 beside the paper's, as numbers (:func:`table1_wide`,
+  :func:`table2_wide`: ``mean`` and ``std`` columns), formatted only for
+  display (:func:`format_pm`, :func:`markdown_table`, :func:`style_best` for
+  the paper's bold "best two"; one rounding, :func:`round_pct`);
+- Fig. 1(a, b): epochs to a given accuracy (:func:`convergence_table`), early
+  setbacks (:func:`setbacks`), two sets of curves side by side
+  (:func:`compare_curves`), and the learning-rate equivalence of MAE and the
+  unhinged loss (:func:`short_trajectory`);
 - Fig. 1(c) and Fig. 2: the drop from peak accuracy (:func:`overfitting_table`,
   :func:`overfitting_threshold`) and the softmax at right and wrong labels
   (:func:`label_softmax_table`);
@@ -36,64 +40,163 @@ __all__: list[str] = []
 
 
 # --------------------------------------------------------------------------- summaries
+# Tables stay numbers (percent, floats) until they are displayed: :func:`format_pm` turns a table of
+# ``mean``/``std`` columns into ``"mean ± std"`` text, :func:`markdown_table` into markdown, and both
+# round with :func:`round_pct`, so a stored ``table1.md`` and a notebook print the same digits.
+
+STATS = ("mean", "std")
 
 
-def _pm(values: pd.Series) -> str:
-    return f"{100 * values.mean():.2f} ± {100 * values.std(ddof=1):.2f}" if len(values) > 1 else f"{100 * values.mean():.2f}"
+def round_pct(value: float, digits: int = 2) -> float:
+    """``value`` rounded half-up at ``digits`` decimals from its shortest repr (so 83.005 gives 83.01 on
+    every path); NaN stays NaN.  The one rounding of every number a table of results displays."""
+    from decimal import ROUND_HALF_UP, Decimal
+
+    if value is None or value != value:
+        return float("nan")
+    if not isinstance(digits, int) or digits < 0:
+        raise ValueError(f"digits must be a non-negative integer, got {digits!r}")
+    return float(Decimal(repr(float(value))).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP))
+
+
+def _fmt(value: float, digits: int) -> str:
+    return "" if value != value else f"{round_pct(value, digits):.{digits}f}"
+
+
+def paper_datasets(dataset: str) -> tuple[str, ...]:
+    """The paper's dataset(s) that ``dataset`` stands in for: ``experiments.PAPER_ANALOGUE[dataset]`` (a name
+    or a sequence of names) where defined (``"digits"`` -> CIFAR-10 otherwise); a real dataset stands for
+    itself."""
+    from . import experiments as _experiments
+
+    mapping = dict(getattr(_experiments, "PAPER_ANALOGUE", {"digits": "cifar10"}))
+    got = mapping.get(dataset, dataset)
+    return (got,) if isinstance(got, str) else tuple(got)
+
+
+def _setting(noise: str, eta: float) -> str:
+    return {"uniform": "uniform", "class_dependent": "class-dep."}.get(noise, noise) + f" {eta:g}"
 
 
 def summarize_table1(runs: pd.DataFrame) -> pd.DataFrame:
-    """Our Table 1: mean and std (%) of the best-validation-epoch test accuracy over seeds.
+    """Our Table 1 (Sec. 4.3): mean, std and standard error (%) of the best-validation-epoch test accuracy
+    over seeds, as numbers.
 
-    One row per (dataset, noise, eta, method) with ``mean``, ``std``, the number
-    of ``seeds`` and the mean realised training flip rate.
+    One row per (dataset, noise, eta, method) with ``mean``, ``std`` (NaN for a
+    single seed), ``sem`` (``std / sqrt(seeds)``), the number of ``seeds`` and
+    the mean realised training flip rate ``realised_rate``.
     """
+    if not len(runs):
+        raise ValueError("no runs to summarise")
     g = runs.groupby(["dataset", "noise", "eta", "method"], sort=False)
     out = g.agg(mean=("test_acc_best_val", lambda s: 100 * s.mean()),
                 std=("test_acc_best_val", lambda s: 100 * s.std(ddof=1) if len(s) > 1 else float("nan")),
                 seeds=("seed", "nunique"), realised_rate=("flip_rate_train", "mean")).reset_index()
+    out.insert(out.columns.get_loc("std") + 1, "sem", out["std"] / _np.sqrt(out["seeds"]))
     return out
 
 
 def table1_wide(runs: pd.DataFrame, with_paper: bool = True) -> pd.DataFrame:
-    """Table 1 laid out as in the paper: methods as rows, noise settings as columns, ``mean ± std``.
+    """Table 1 (Sec. 4.3) laid out as in the paper, as numbers: rows ``(source, method)``, columns
+    ``(setting, stat)`` with ``stat`` in ``("mean", "std")`` (percent).
 
-    With ``with_paper`` each dataset's block is followed by the paper's rows for
-    the corresponding real dataset (pocket digits have no counterpart: the
-    paper's CIFAR-10 rows are shown for reference).
+    Settings follow :data:`gce.experiments.TABLE1_NOISE`, methods
+    :data:`gce.experiments.TABLE1_METHODS` (shown by their labels).  With
+    ``with_paper`` each of our dataset blocks is followed by the paper's block
+    for the dataset it stands in for (``experiments.PAPER_ANALOGUE``; a real
+    dataset stands for itself).  Display with :func:`format_pm`,
+    :func:`style_best` or :func:`markdown_table`.
     """
+    from .experiments import TABLE1_METHODS, TABLE1_NOISE
+
     ours = summarize_table1(runs)
-    ours["cell"] = [f"{m:.2f} ± {s:.2f}" if s == s else f"{m:.2f}" for m, s in zip(ours["mean"], ours["std"])]
     ours["source"] = "ours (" + ours["dataset"] + ")"
-    frames = [ours]
-    if with_paper:
-        paper = paper_table1()
-        keep = ["cifar10"] if set(ours["dataset"]) == {"digits"} else sorted(set(ours["dataset"]))
-        paper = paper[paper["dataset"].isin(keep)].copy()
-        paper["cell"] = [f"{m:.2f} ± {s:.2f}" for m, s in zip(paper["mean"], paper["std"])]
-        paper["source"] = "paper (" + paper["dataset"] + ")"
-        frames.append(paper)
+    frames = []
+    paper = paper_table1() if with_paper else None
+    for d in pd.unique(ours["dataset"]):
+        frames.append(ours[ours["dataset"] == d])
+        for pd_name in (paper_datasets(d) if with_paper else ()):
+            p = paper[paper["dataset"] == pd_name].copy()
+            if len(p):
+                p["source"] = "paper (" + p["dataset"] + ")"
+                frames.append(p)
     both = pd.concat(frames, ignore_index=True)
-    both["method"] = both["method"].map(METHOD_LABELS)
-    both["setting"] = both["noise"].map({"uniform": "uniform", "class_dependent": "class-dep."}) + \
-        " " + both["eta"].map(lambda e: f"{e:g}")
-    wide = both.pivot_table(index=["source", "method"], columns="setting", values="cell", aggfunc="first", sort=False)
-    cols = [f"uniform {e:g}" for e in (0.2, 0.4, 0.6, 0.8)] + [f"class-dep. {e:g}" for e in (0.1, 0.2, 0.3, 0.4)]
-    return wide[[c for c in cols if c in wide.columns]]
+    both["setting"] = [_setting(n, e) for n, e in zip(both["noise"], both["eta"])]
+    long = both.melt(id_vars=["source", "method", "setting"], value_vars=list(STATS), var_name="stat")
+    wide = long.pivot_table(index=["source", "method"], columns=["setting", "stat"], values="value",
+                            aggfunc="first", sort=False, dropna=False)
+    settings = [s for s in (_setting(n, e) for n, e in TABLE1_NOISE) if s in wide.columns.get_level_values(0)]
+    settings += [s for s in pd.unique(wide.columns.get_level_values(0)) if s not in settings]
+    sources = list(pd.unique(both["source"]))
+    methods = [m for m in TABLE1_METHODS if m in set(both["method"])] + \
+        [m for m in pd.unique(both["method"]) if m not in TABLE1_METHODS]
+    present = set(zip(both["source"], both["method"]))
+    rows = [(s, m) for s in sources for m in methods if (s, m) in present]
+    wide = wide.reindex(index=pd.MultiIndex.from_tuples(rows, names=["source", "method"]),
+                        columns=pd.MultiIndex.from_product([settings, list(STATS)], names=["setting", "stat"]))
+    return wide.rename(index=lambda m: METHOD_LABELS.get(m, m), level="method").astype(float)
 
 
 def table2_wide(runs: pd.DataFrame) -> pd.DataFrame:
-    """Table 2 as in the paper, ours (mean ± std over seeds, last epoch) beside the paper's numbers."""
+    """Table 2 (Sec. 4.3) as numbers: rows ``(noise, method)``, columns ``(source, stat)``: ours (mean and
+    std over seeds of the last-epoch test accuracy, %) and the paper's (mean only; it gives no std).
+
+    Noise kinds and methods in the order of :data:`gce.experiments.TABLE2_METHODS`, then Wang et al.'s
+    row (the paper's only).  Display with :func:`format_pm` or :func:`style_best`.
+    """
+    from .experiments import TABLE2_METHODS
+
     g = runs.groupby(["noise", "method"], sort=False)["test_acc_last"]
-    ours = g.agg(lambda s: _pm(s)).rename("ours").reset_index()
-    paper = paper_table2().rename(columns={"accuracy": "paper"})
-    both = ours.merge(paper, on=["noise", "method"], how="outer")
-    both["method"] = both["method"].map({**METHOD_LABELS, "wang2018": "Wang et al."})
-    both["noise"] = both["noise"].map({"open_set": "open-set", "uniform": "closed-set (uniform)"})
-    return both.set_index(["noise", "method"])
+    ours = pd.DataFrame({"mean": 100 * g.mean(), "std": 100 * g.std(ddof=1)})
+    paper = paper_table2().set_index(["noise", "method"])["accuracy"].astype(float)
+    noises = [n for n in ("open_set", "uniform") if n in set(ours.index.get_level_values(0)) | set(paper.index.get_level_values(0))]
+    methods = [*TABLE2_METHODS, "wang2018"]
+    idx = pd.MultiIndex.from_tuples([(n, m) for n in noises for m in methods], names=["noise", "method"])
+    out = pd.DataFrame({("ours", "mean"): ours["mean"].reindex(idx), ("ours", "std"): ours["std"].reindex(idx),
+                        ("paper", "mean"): paper.reindex(idx), ("paper", "std"): _np.nan}, index=idx)
+    out.columns = pd.MultiIndex.from_tuples(out.columns, names=["source", "stat"])
+    keep = [i for i in idx if out.loc[i].notna().any()]
+    out = out.loc[keep]
+    return out.rename(index={**METHOD_LABELS, "wang2018": "Wang et al."}, level="method").rename(
+        index={"open_set": "open-set", "uniform": "closed-set (uniform)"}, level="noise")
 
 
-__all__ += ["summarize_table1", "table1_wide", "table2_wide"]
+def means(table: pd.DataFrame) -> pd.DataFrame:
+    """The ``mean`` columns of a ``(column, stat)`` table (:func:`table1_wide`, :func:`table2_wide`) as a
+    plain numeric table; a table without a ``stat`` level is returned as floats."""
+    if isinstance(table.columns, pd.MultiIndex) and "stat" in table.columns.names:
+        return table.xs("mean", axis=1, level="stat").astype(float)
+    return table.astype(float)
+
+
+def format_pm(table: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
+    """Text for display: each ``(column, stat)`` pair of ``table`` becomes one column of ``"mean ± std"``
+    (``"mean"`` where std is NaN, ``""`` where mean is NaN), rounded by :func:`round_pct`.
+
+    A table without a ``stat`` column level is formatted cell by cell.  Only
+    for display: analysis reads the numbers (:func:`means`).
+    """
+    if not (isinstance(table.columns, pd.MultiIndex) and "stat" in table.columns.names):
+        return table.apply(lambda col: col.map(lambda v: _fmt(float(v), digits)))
+    m = means(table)
+    s = table.xs("std", axis=1, level="stat") if "std" in table.columns.get_level_values("stat") else \
+        pd.DataFrame(_np.nan, index=m.index, columns=m.columns)
+    out = pd.DataFrame(index=m.index, columns=m.columns, dtype=object)
+    for col in m.columns:
+        out[col] = [_fmt(a, digits) + (f" ± {_fmt(b, digits)}" if a == a and b == b else "")
+                    for a, b in zip(m[col], s[col])]
+    out.columns.name = None
+    return out
+
+
+def markdown_table(table: pd.DataFrame, digits: int = 2) -> str:
+    """``table`` as a markdown table, formatted by :func:`format_pm`, with its row labels as plain columns
+    (no Python tuples): what ``python -m gce reproduce`` writes to ``<results>/<scale>/<name>.md``."""
+    return format_pm(table, digits).reset_index().to_markdown(index=False, disable_numparse=True)
+
+
+__all__ += ["STATS", "round_pct", "paper_datasets", "summarize_table1", "table1_wide", "table2_wide", "means", "format_pm",
+            "markdown_table"]
 
 
 # ---- cce_vs_mae ----
@@ -116,8 +219,9 @@ def convergence_table(runs: pd.DataFrame, history: pd.DataFrame, *, by: Sequence
     With ``per_run`` those rows are returned; otherwise one row per group of
     ``by`` holds their means over the group's runs (the seeds), with
     ``seeds`` (the number of runs), ``epoch_to_<t>_min``/``_max`` (the
-    spread over seeds) and ``reached_<t>`` (how many runs reach ``t``; the
-    mean ``epoch_to_<t>`` is over those runs only).  Accuracies stay fractions.
+    spread over seeds), ``reached_<t>`` (how many runs reach ``t``; the
+    mean ``epoch_to_<t>`` is over those runs only) and ``best_std``/``last_std``
+    (standard deviation over seeds, NaN for one seed).  Accuracies stay fractions.
     """
     by = list(by)
     if not len(runs):
@@ -149,8 +253,11 @@ def convergence_table(runs: pd.DataFrame, history: pd.DataFrame, *, by: Sequence
         out[f"{col}_max"] = stats["max"].to_numpy()
         out[f"reached_{_pct(t)}"] = stats["count"].to_numpy().astype(int)
     means = g[["best", "best_epoch", "last"]].mean().reset_index(drop=True)
+    stds = g[["best", "last"]].std(ddof=1).reset_index(drop=True)
     for col in ("best", "best_epoch", "last"):
         out[col] = means[col].to_numpy()
+    for col in ("best", "last"):
+        out[f"{col}_std"] = stds[col].to_numpy()
     return out
 
 
@@ -214,7 +321,48 @@ def format_convergence(table: pd.DataFrame, *, index: str = "method") -> pd.Data
     return out
 
 
-__all__ += ["convergence_table", "short_trajectory", "format_convergence"]
+def setbacks(runs: pd.DataFrame, history: pd.DataFrame, *, by: Sequence[str] = ("method",),
+             max_epoch: int = 30, threshold: float = 0.005, metric: str = "test_acc") -> pd.Series:
+    """How often learning stalls early (Sec. 3.2, Fig. 1a): the number of epochs ``e <= max_epoch`` at which
+    ``metric`` falls by more than ``threshold`` from epoch ``e - 1``, summed over the runs of each group of
+    ``by`` (the seeds).  Returns an integer Series indexed by ``by``."""
+    by = list(by)
+    if max_epoch < 2:
+        raise ValueError(f"max_epoch must be at least 2, got {max_epoch!r}")
+    missing = [k for k in by if k not in runs.columns]
+    if missing:
+        raise ValueError(f"runs has no column(s) {missing}")
+    h = history[history["run_id"].isin(runs["run_id"]) & (history["epoch"] <= max_epoch)]
+    h = h.sort_values(["run_id", "epoch"]).merge(runs[["run_id", *by]], on="run_id")
+    falls = h.groupby("run_id", sort=False)[metric].diff() < -threshold
+    return falls.groupby([h[k] for k in by]).sum().astype(int).rename("setbacks")
+
+
+def compare_curves(runs_a: pd.DataFrame, history_a: pd.DataFrame, runs_b: pd.DataFrame,
+                   history_b: pd.DataFrame, *, on: str = "seed", metric: str = "test_acc",
+                   n_test: int | None = None) -> pd.DataFrame:
+    """Two sets of runs paired by ``on`` (e.g. MAE of Fig. 1 and ``L_q`` at ``q = 1`` of Fig. 2, which Adam
+    makes the same method, Sec. 3.2), epoch by epoch: ``<metric>_a``, ``<metric>_b``, their absolute
+    difference ``diff`` and, given the test set size ``n_test``, the number of test ``images`` it amounts to.
+
+    One row per pair and epoch that both have; raises ValueError if a side has two runs with the same ``on``.
+    """
+    for name, r in (("runs_a", runs_a), ("runs_b", runs_b)):
+        if r[on].duplicated().any():
+            raise ValueError(f"{name} has several runs per {on}={r[on][r[on].duplicated()].iloc[0]!r}: "
+                             "cannot pair them")
+    keep = [on, "epoch", metric]
+    a = history_a.merge(runs_a[["run_id", on]], on="run_id")[keep]
+    b = history_b.merge(runs_b[["run_id", on]], on="run_id")[keep]
+    both = a.merge(b, on=[on, "epoch"], suffixes=("_a", "_b")).sort_values([on, "epoch"]).reset_index(drop=True)
+    both["diff"] = (both[f"{metric}_a"] - both[f"{metric}_b"]).abs()
+    if n_test is not None:
+        both["images"] = (n_test * both["diff"]).round().astype(int)
+    return both
+
+
+__all__ += ["convergence_table", "short_trajectory", "format_convergence", "setbacks",
+            "compare_curves"]
 
 
 # ---- dynamics ----
@@ -297,42 +445,28 @@ __all__ += ["fig2_q", "overfitting_table", "overfitting_threshold", "label_softm
 # Helpers of the chapters "Closed-set noise" (Table 1) and "Open-set noise" (Table 2).
 
 
-def cell_means(table: pd.DataFrame) -> pd.DataFrame:
-    """The means of a table of ``"mean ± std"`` strings (or plain numbers) as floats; NaN where empty."""
-    def parse(v) -> float:
-        if isinstance(v, str):
-            head = v.split("±")[0].strip()
-            try:
-                return float(head)
-            except ValueError:
-                return float("nan")
-        try:
-            return float(v)
-        except (TypeError, ValueError):
-            return float("nan")
-    return table.apply(lambda col: col.map(parse))
-
-
 def best_mask(table: pd.DataFrame, n: int = 2, by: str | None = "source") -> pd.DataFrame:
     """True at the ``n`` best means of each column, within each group of rows (Table 1 bolds the best 2).
 
-    ``table`` holds ``"mean ± std"`` strings or numbers (:func:`table1_wide`,
-    :func:`table2_wide`); ``by`` is the index level whose groups are ranked
-    separately (``"source"``: ours and the paper's blocks; ``None``: all rows
-    together).  Means are compared as printed, so ties at the ``n``-th value
-    are all marked, as the paper does (CIFAR-100, class-dependent 0.2).
+    ``table`` is numeric: a ``(column, stat)`` table (:func:`table1_wide`,
+    :func:`table2_wide`; its means are ranked) or a plain table of means.
+    ``by`` is the index level whose groups are ranked separately
+    (``"source"``: ours and the paper's blocks; ``None``: all rows together).
+    Means are compared as displayed (rounded by :func:`round_pct`), so ties
+    at the ``n``-th value are all marked, as the paper does (CIFAR-100,
+    class-dependent 0.2).  The mask has the columns of :func:`means`.
     """
     if not (isinstance(n, int) and n >= 1):
         raise ValueError(f"n must be a positive integer, got {n!r}")
-    means = cell_means(table)
+    m = means(table).apply(lambda col: col.map(round_pct))
     if by is None:
-        groups = [means.index]
+        groups = [m.index]
     else:
-        level = means.index.get_level_values(by)
-        groups = [means.index[level == g] for g in pd.unique(level)]
-    mask = pd.DataFrame(False, index=table.index, columns=table.columns)
+        level = m.index.get_level_values(by)
+        groups = [m.index[level == g] for g in pd.unique(level)]
+    mask = pd.DataFrame(False, index=m.index, columns=m.columns)
     for rows in groups:
-        block = means.loc[rows]
+        block = m.loc[rows]
         for col in block.columns:
             vals = block[col].dropna()
             if not len(vals):
@@ -343,9 +477,11 @@ def best_mask(table: pd.DataFrame, n: int = 2, by: str | None = "source") -> pd.
 
 
 def style_best(table: pd.DataFrame, n: int = 2, by: str | None = "source", caption: str | None = None):
-    """A :class:`pandas.io.formats.style.Styler` of ``table`` with the cells of :func:`best_mask` in bold."""
+    """A :class:`pandas.io.formats.style.Styler` of :func:`format_pm` ``(table)`` with the cells of
+    :func:`best_mask` in bold."""
     mask = best_mask(table, n, by)
-    styler = table.style.apply(lambda _: mask.map(lambda b: "font-weight: bold" if b else ""), axis=None)
+    text = format_pm(table)
+    styler = text.style.apply(lambda _: mask.map(lambda b: "font-weight: bold" if b else ""), axis=None)
     styler = styler.set_table_styles([{"selector": "td", "props": "text-align: right; white-space: nowrap"}])
     if caption:
         styler = styler.set_caption(caption)
@@ -491,7 +627,7 @@ def first_pruning_step(configs: Sequence[RunConfig], *, device=None, root=None) 
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
 
 
-__all__ += ["cell_means", "best_mask", "style_best", "flip_rate_table", "transition_estimate_errors",
+__all__ += ["best_mask", "style_best", "flip_rate_table", "transition_estimate_errors",
             "pruning_summary", "first_pruning_step"]
 
 

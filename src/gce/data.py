@@ -69,6 +69,8 @@ __all__ = [
     "open_set_splits",
     "pixel_mean",
     "photo_patches",
+    "WithIndex",
+    "check_label_range",
 ]
 
 #: Fraction and seed of the fixed stratified test split of ``"digits"`` (scikit-learn ships no test split).
@@ -92,6 +94,9 @@ class DatasetUnavailable(FileNotFoundError, RuntimeError):
         super().__init__(message)
         self.path = Path(path)
 
+    def __reduce__(self):  # picklable (Ray sends it back from a worker as itself)
+        return type(self), (str(self), str(self.path))
+
 
 class DatasetCorrupt(RuntimeError):
     """A dataset file is on disk but cannot be read or fails its checksum; ``path`` names it."""
@@ -99,6 +104,9 @@ class DatasetCorrupt(RuntimeError):
     def __init__(self, message: str, path: Path | str):
         super().__init__(message)
         self.path = Path(path)
+
+    def __reduce__(self):  # picklable (Ray sends it back from a worker as itself)
+        return type(self), (str(self), str(self.path))
 
 
 # --------------------------------------------------------------------------- containers
@@ -275,14 +283,6 @@ def load(name: str, root: str | os.PathLike | None = None, download: bool = True
 # --------------------------------------------------------------------------- stratified splitting
 
 
-def _generator(seed: int | torch.Generator) -> torch.Generator:
-    if isinstance(seed, torch.Generator):
-        return seed
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int or a torch.Generator, got {seed!r}")
-    return torch.Generator().manual_seed(seed)
-
-
 def _stratified_counts(counts: Tensor, fraction: float) -> Tensor:
     """Per-class held-out counts summing to ``round(fraction * N)``, each ``floor`` or ``ceil`` of
     ``fraction * n_class`` (largest remainders get the ceiling, ties to the lower label)."""
@@ -309,7 +309,7 @@ def stratified_split(labels: Tensor, fraction: float,
         raise ValueError(f"labels must be a 1-d integer tensor, got {labels.dtype} {tuple(labels.shape)}")
     if not 0.0 <= fraction < 1.0:
         raise ValueError(f"fraction must be in [0, 1), got {fraction}")
-    g = _generator(seed)
+    g = _noise.generator(seed, allow_none=False)
     labels = labels.long()
     classes, counts = torch.unique(labels, return_counts=True)
     held = _stratified_counts(counts, fraction)
@@ -548,9 +548,11 @@ def _cifar_explain(name: str, root: Path, cause: BaseException, download: bool) 
     return DatasetUnavailable(message, folder)
 
 
-def _cifar_split(dataset) -> Split:
+def _cifar_split(dataset, name: str, files: list[Path]) -> Split:
     images = torch.from_numpy(np.ascontiguousarray(dataset.data.transpose(0, 3, 1, 2)))
-    return Split(images, torch.as_tensor(dataset.targets, dtype=torch.int64))
+    labels = torch.as_tensor(dataset.targets, dtype=torch.int64)
+    check_label_range(name, labels, 10 if name == "cifar10" else 100, files)
+    return Split(images, labels)
 
 
 def _check_class_names(name: str, found: list[str], path: Path) -> tuple[str, ...]:
@@ -572,7 +574,9 @@ def _load_cifar(name: str, root: Path | None, download: bool) -> Dataset:
             raise
         raise explained from e
     classes = _check_class_names(name, list(train.classes), root / cls.base_folder / cls.meta["filename"])
-    return Dataset(name, _cifar_split(train), _cifar_split(test), classes)
+    folder = root / cls.base_folder
+    return Dataset(name, _cifar_split(train, name, [folder / f for f, _ in cls.train_list]),
+                   _cifar_split(test, name, [folder / f for f, _ in cls.test_list]), classes)
 
 
 @_register("cifar10")
@@ -625,11 +629,29 @@ def _check_fashion_files(raw: Path) -> list[str]:
 
 def _fashion_split(dataset, raw: Path, prefix: str) -> Split:
     images, labels = dataset.data, dataset.targets
+    path = raw / f"{prefix}-labels-idx1-ubyte"
     if images.shape[0] != labels.shape[0]:
-        path = raw / f"{prefix}-labels-idx1-ubyte"
         raise DatasetCorrupt(f"fashionmnist: {path} holds {labels.shape[0]} labels for "
                              f"{images.shape[0]} images in {raw / f'{prefix}-images-idx3-ubyte'}", path)
+    check_label_range("fashionmnist", labels, 10, [path])
     return Split(images.unsqueeze(1).contiguous(), labels.to(torch.int64))
+
+
+def check_label_range(name: str, labels, num_classes: int, files: list[Path]) -> None:
+    """Raise :class:`DatasetCorrupt` naming the file when a label lies outside ``[0, num_classes - 1]``.
+
+    ``labels`` are the concatenated labels of ``files`` (of equal size when several), in order.
+    """
+    labels = torch.as_tensor(labels)
+    bad = ((labels < 0) | (labels >= num_classes)).nonzero().flatten()
+    if not bad.numel():
+        return
+    i = int(bad[0])
+    per_file = len(labels) // len(files) if len(labels) % len(files) == 0 else None
+    where = files[i // per_file] if per_file else ", ".join(str(f) for f in files)
+    raise DatasetCorrupt(f"{name}: label {int(labels[i])} of sample {i} in {where} lies outside "
+                         f"[0, {num_classes - 1}] ({bad.numel()} such labels); the file is damaged or not the "
+                         f"official one", Path(str(where).split(", ")[0]))
 
 
 @_register("fashionmnist")
@@ -659,7 +681,8 @@ def _load_fashionmnist(root: Path | None, download: bool) -> Dataset:
 
 # --------------------------------------------------------------------------- image folders
 
-_GREYSCALE_MODES = ("1", "L")
+_GREYSCALE_MODES = ("1", "L", "I;16", "I;16B", "I;16L", "I")  # "I;16"/"I": 16-bit greyscale PNGs
+_WIDE_GREY = ("I;16", "I;16B", "I;16L", "I")
 
 
 def _folder_samples(folder: Path) -> tuple[list[tuple[str, int]], list[str]]:
@@ -691,7 +714,11 @@ def _read_image(path: str, mode: str) -> np.ndarray:
 
     try:
         with Image.open(path) as img:
-            pixels = np.asarray(img.convert(mode), dtype=np.uint8)
+            if img.mode in _WIDE_GREY:  # 16-bit greyscale: keep the top 8 bits (convert() would clip to 255)
+                grey = (np.asarray(img).astype(np.int64).clip(0, 65535) >> 8).astype(np.uint8)
+                pixels = grey if mode == "L" else np.stack([grey] * 3, axis=-1)
+            else:
+                pixels = np.asarray(img.convert(mode), dtype=np.uint8)
     except (OSError, ValueError) as e:
         raise DatasetCorrupt(f"imagefolder: cannot read image {path}: {e}", path) from e
     return pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
@@ -785,7 +812,7 @@ def noisy_splits(dataset: Dataset, noise: Tensor | tuple[str, float], val_fracti
     the noise: the same seed gives the same result.
     """
     T = _transition(dataset, noise)
-    g = _generator(seed)
+    g = _noise.generator(seed, allow_none=False)
     train_ids, val_ids = stratified_split(dataset.train.labels, val_fraction, g)
     images, labels = dataset.train.images, dataset.train.labels
     train = _corrupted(images[train_ids], labels[train_ids], train_ids, T, g)
@@ -817,7 +844,7 @@ def open_set_splits(dataset: Dataset, ood_images: Tensor, rate: float, val_fract
     if tuple(ood_images.shape[1:]) != shape:
         raise ValueError(f"ood_images are {tuple(ood_images.shape[1:])} but {dataset.name} images are {shape}; "
                          f"resize them to (C, H, W) = {shape} first")
-    g = _generator(seed)
+    g = _noise.generator(seed, allow_none=False)
     train_ids, val_ids = stratified_split(dataset.train.labels, val_fraction, g)
     pool = torch.randperm(ood_images.shape[0], generator=g)
     n_train_pool = round(ood_images.shape[0] * len(train_ids) / max(len(dataset.train), 1))
@@ -857,7 +884,7 @@ def photo_patches(n: int, shape: tuple[int, int, int] = (1, 8, 8), seed: int = 0
     C, H, W = shape
     photos = [torch.from_numpy(np.asarray(img, dtype=np.float32)).permute(2, 0, 1)
               for img in load_sample_images().images]
-    g = _generator(seed)
+    g = _noise.generator(seed, allow_none=False)
     out = torch.empty((n, C, H, W), dtype=torch.uint8)
     for i in range(n):
         photo = photos[int(torch.randint(len(photos), (1,), generator=g))]
@@ -880,6 +907,25 @@ def photo_patches(n: int, shape: tuple[int, int, int] = (1, 8, 8), seed: int = 0
 # --------------------------------------------------------------------------- preprocessing
 
 
+class WithIndex(torch.utils.data.Dataset):
+    """A dataset whose items are ``(*item, index)``: the sample ids a :class:`gce.losses.TruncatedLqLoss`
+    needs (Algorithm 1 keeps one weight per training sample), from an ordinary ``DataLoader``.
+
+    >>> loader = DataLoader(WithIndex(TensorDataset(x, y)), batch_size=128, shuffle=True)
+    >>> for xb, yb, idx in loader: loss = criterion(model(xb), yb, idx)
+    """
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        item = self.dataset[index]
+        return (*item, index) if isinstance(item, tuple) else (item, index)
+
+
 def pixel_mean(images: Tensor) -> Tensor:
     """The per-pixel mean image ``(C, H, W)``, ``float32``, in the images' own units (Sec. 4.2).
 
@@ -891,3 +937,143 @@ def pixel_mean(images: Tensor) -> Tensor:
     if images.shape[0] == 0:
         raise ValueError("pixel_mean needs at least one image")
     return (images.sum(dim=0, dtype=torch.int64).to(torch.float64) / images.shape[0]).to(torch.float32)
+
+
+# --------------------------------------------------------------------------- CIFAR-10 (JPEG copy)
+# A public re-encoding of CIFAR-10 as one JPEG per image (quality 75, 4:2:0 chroma), kept as one .npz file.
+# It stands in for the CIFAR-10 binaries where only it is at hand; its pixels differ slightly from CIFAR-10's,
+# so results on it are labelled "CIFAR-10 (JPEG copy)", never "CIFAR-10".
+
+CIFAR10_JPEG_FILE = "cifar10_jpeg75.npz"
+#: sha256 of the full 60,000-image copy; a file with 60,000 images and another hash is refused as corrupt.
+CIFAR10_JPEG_SHA256 = "8c29b0a0804563573dca66f90a46eafedc150b066a3dec69bcfa9209e02cf7b5"
+CIFAR10_JPEG_LABEL = "CIFAR-10 (JPEG copy)"
+_JPEG_KEYS = ("jpeg", "offsets", "labels", "split", "classes")
+_jpeg_cache: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # decoded copies, by (path, size, mtime)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _jpeg_arrays(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of the .npz at ``path``, checked for layout; :class:`DatasetCorrupt` naming the problem."""
+    def bad(problem: str) -> DatasetCorrupt:
+        return DatasetCorrupt(f"cifar10_jpeg: corrupt file {path}: {problem}", path)
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in _JPEG_KEYS if k not in z.files]
+            if missing:
+                raise bad(f"it lacks the arrays {', '.join(missing)}")
+            d = {k: z[k] for k in _JPEG_KEYS}
+    except DatasetCorrupt:
+        raise
+    except Exception as err:  # noqa: BLE001 - zip, pickle and format errors all mean a damaged file
+        raise bad(f"numpy cannot read it ({type(err).__name__}: {err})") from err
+    jpeg, off, labels, split = d["jpeg"], d["offsets"], d["labels"], d["split"]
+    n = len(labels)
+    if jpeg.dtype != np.uint8 or jpeg.ndim != 1:
+        raise bad(f"'jpeg' must be 1-d uint8, got {jpeg.dtype} {jpeg.shape}")
+    if off.ndim != 1 or len(off) != n + 1 or len(split) != n or n == 0:
+        raise bad(f"{n} labels need {n + 1} offsets and {n} split flags, got {len(off)} and {len(split)}")
+    if off[0] != 0 or off[-1] != len(jpeg) or np.any(np.diff(off) <= 0):
+        raise bad("'offsets' must rise strictly from 0 to the length of 'jpeg'")
+    classes = tuple(str(c) for c in d["classes"])
+    if classes != class_names("cifar10"):
+        raise bad(f"its classes {classes} are not CIFAR-10's")
+    if labels.min() < 0 or labels.max() >= len(classes):
+        raise bad(f"labels must lie in 0..{len(classes) - 1}, got {int(labels.min())}..{int(labels.max())}")
+    if not np.isin(split, (0, 1)).all():
+        raise bad("'split' must hold only 0 (train) and 1 (test)")
+    if n == 60_000 and _sha256(path) != CIFAR10_JPEG_SHA256:
+        raise bad(f"its sha256 is not the official copy's {CIFAR10_JPEG_SHA256}")
+    return d
+
+
+def _decode_jpegs(path: Path, jpeg: np.ndarray, off: np.ndarray) -> np.ndarray:
+    """All images as ``(N, 3, 32, 32)`` ``uint8`` (Pillow, RGB)."""
+    import io
+
+    from PIL import Image
+
+    out = np.empty((len(off) - 1, 3, 32, 32), dtype=np.uint8)
+    for i in range(len(off) - 1):
+        try:
+            img = np.asarray(Image.open(io.BytesIO(jpeg[off[i]:off[i + 1]].tobytes())).convert("RGB"))
+        except Exception as err:  # noqa: BLE001 - Pillow raises several types for damaged data
+            raise DatasetCorrupt(f"cifar10_jpeg: corrupt file {path}: image {i} does not decode "
+                                 f"({type(err).__name__}: {err})", path) from err
+        if img.shape != (32, 32, 3):
+            raise DatasetCorrupt(f"cifar10_jpeg: corrupt file {path}: image {i} is {img.shape}, not 32x32 RGB",
+                                 path)
+        out[i] = img.transpose(2, 0, 1)
+    return out
+
+
+@_register("cifar10_jpeg")
+def _load_cifar10_jpeg(root: Path | None, download: bool) -> Dataset:
+    """CIFAR-10 (JPEG copy): ``<root>/cifar10_jpeg75.npz``, 50,000 training and 10,000 test images (Sec. 4.2's data,
+    re-encoded as JPEG at quality 75 by a public repository; see :data:`CIFAR10_JPEG_LABEL`).
+
+    The file holds ``jpeg`` (all JPEG files concatenated, ``uint8``), ``offsets``
+    (``int64``, image ``i`` is ``jpeg[offsets[i]:offsets[i+1]]``), ``labels``,
+    ``split`` (0 train, 1 test) and ``classes``.  Its layout, labels and class
+    names are checked, and the full 60,000-image copy against
+    :data:`CIFAR10_JPEG_SHA256`; images are decoded with Pillow (about 5 s on
+    one core; decoded once per process).  Nothing is downloaded: the copy is
+    not distributed with gce.  The returned :class:`Dataset` is named
+    ``"cifar10"`` (it has CIFAR-10's classes, so Sec. 4.2's class-dependent flips
+    apply); runs on it say ``dataset="cifar10_jpeg"`` in their config.
+    """
+    path = data_root(root) / CIFAR10_JPEG_FILE
+    if not path.is_file():
+        raise DatasetUnavailable(f"cifar10_jpeg: {path} not found; put the CIFAR-10 JPEG copy "
+                                 f"({CIFAR10_JPEG_FILE}) there or pass root= the folder holding it", path)
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _jpeg_cache:
+        d = _jpeg_arrays(path)
+        _jpeg_cache.clear()  # keep one decoded copy at most
+        _jpeg_cache[key] = (_decode_jpegs(path, d["jpeg"], d["offsets"]), d["labels"].astype(np.int64),
+                            d["split"].astype(bool))
+    images, labels, is_test = _jpeg_cache[key]
+    parts = [Split(torch.from_numpy(images[m]), torch.from_numpy(labels[m])) for m in (~is_test, is_test)]
+    return Dataset("cifar10", parts[0], parts[1], class_names("cifar10"))
+
+
+DATASETS += ("cifar10_jpeg",)  # registered after the table above, in this section of its own
+__all__ += ["CIFAR10_JPEG_FILE", "CIFAR10_JPEG_SHA256", "CIFAR10_JPEG_LABEL"]
+
+
+# --------------------------------------------------------------------------- human label noise (CIFAR-N)
+# Thin wrappers: gce.human_noise builds on this module, so it is imported when called (no import cycle).
+
+
+def load_cifar_n(dataset: str = "cifar10", root: str | os.PathLike | None = None, download: bool = True,
+                 **kwargs) -> dict:
+    """The CIFAR-10N / CIFAR-100N human labels (Wei et al., 2022), loaded safely.
+
+    See :func:`gce.human_noise.load_cifar_n`.
+    """
+    from .human_noise import load_cifar_n as load_labels
+
+    return load_labels(dataset, root, download, **kwargs)
+
+
+def human_noisy_splits(dataset: Dataset, label_set: str, twin: bool = False, val_fraction: float = 0.1,
+                       seed: int = 0, root: str | os.PathLike | None = None, download: bool = True) -> NoisySplits:
+    """Sec. 4's noisy splits with CIFAR-N human labels or their synthetic twin.
+
+    See :func:`gce.human_noise.human_noisy_splits`.
+    """
+    from .human_noise import human_noisy_splits as splits
+
+    return splits(dataset, label_set, twin, val_fraction, seed, root, download)
+
+
+__all__ += ["load_cifar_n", "human_noisy_splits"]

@@ -8,42 +8,40 @@ scale       what it runs
             networks (batched with vmap), schedules derived from where CCE
             starts to memorise the noise (:func:`pocket_schedule`), 5 seeds.
             What CI and the rendered book run.
-``lite``    the real datasets (FASHION-MNIST, CIFAR-10/100), the paper's
-            networks, schedules shortened to a quarter, one seed, one GPU
-            (what a Colab student runs; its run time is not measured yet).
+``lite``    the real datasets (FASHION-MNIST, CIFAR-10/100), ResNet-18 for
+            every dataset, schedules cut to an eighth, one seed, one GPU
+            (sized for a free Colab GPU; its run time is not measured yet:
+            ``benchmarks/gpu_run.py`` measures it).
 ``paper``   the paper's protocol exactly (Sec. 3.2, 4, 4.1, 4.2), 5 seeds.
 ==========  =================================================================
 
-Each experiment (:data:`EXPERIMENTS`: ``schedule``, ``fig1``, ``fig2``,
-``table1``, ``table2``) is a grid of :class:`gce.train.RunConfig` built by
-:func:`spec`; ``schedule`` is the probe that locates the memorisation onset
-the pocket schedules are derived from (:mod:`gce.schedule`).
-:func:`run` trains what is not yet in the :class:`ResultStore` (so an
-interrupted sweep loses nothing: finished runs are saved as they finish and
-skipped on the next call) and returns the stored results.  The paper's own
+Each experiment (:data:`EXPERIMENTS`: ``schedule``, the probe that locates
+the memorisation onset the pocket schedules are derived from (:mod:`gce.schedule`),
+``fig1``, ``fig2``, ``table1``, ``table2``, and ``human``: CIFAR-10N's human labels against their synthetic
+twin, lite and paper scales only) is a grid of :class:`gce.train.RunConfig` built by :func:`spec`.
+:func:`run` trains what is not yet in the result store (:mod:`gce.store`: one
+SQLite file per scale, the single source of truth; every finished run is stored
+in one transaction the moment it finishes, so a killed sweep loses nothing and
+the next call trains only what is missing) and returns the stored results.  The paper's own
 numbers for Table 1 and Table 2 are kept as data (:func:`paper_table1`,
 :func:`paper_table2`) so that every table shows ours beside theirs.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import hashlib
-import json
 import os
-import platform
-import subprocess
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import pandas as pd
 import torch
 
+from . import runners
 from . import schedule as _schedule
-from . import train as _train
+from . import store as _store
+from .store import ResultStore, StoreError, cce_twin, provenance, run_id
 from .train import RunConfig
 
 __all__ = [
@@ -60,10 +58,12 @@ __all__ = [
     "provenance",
     "default_scale",
     "default_results_dir",
+    "StoreError",
+    "installed_results_dir",
 ]
 
 SCALES = ("pocket", "lite", "paper")
-EXPERIMENTS = ("schedule", "fig1", "fig2", "table1", "table2")
+EXPERIMENTS = ("schedule", "fig1", "fig2", "table1", "table2", "human")
 METHOD_LABELS = {"cce": "CCE", "mae": "MAE", "forward_T": "Forward T", "forward_T_hat": "Forward T_hat",
                  "lq": "Lq", "trunc_lq": "Trunc Lq"}
 TABLE1_METHODS = ("cce", "mae", "forward_T", "forward_T_hat", "lq", "trunc_lq")
@@ -72,6 +72,8 @@ TABLE1_NOISE = tuple([("uniform", e) for e in (0.2, 0.4, 0.6, 0.8)] +
 TABLE2_METHODS = ("cce", "forward_T_hat", "mae", "lq", "trunc_lq")
 FIG2_QS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 FIG2_ETAS = (0.0, 0.2, 0.6)
+HUMAN_LABEL_SETS = ("worse", "aggre")  # CIFAR-10N (Wei et al., 2022), gce.human_noise
+HUMAN_METHODS = ("cce", "lq", "trunc_lq")
 
 #: The paper's dataset(s) each pocket dataset stands for.  ``digits`` stands for both 10-class datasets
 #: of Table 1 (FASHION-MNIST and CIFAR-10: no second 10-class task is bundled offline, so the pocket
@@ -155,9 +157,10 @@ def _base(dataset: str, scale: str) -> dict:
                     **pocket_schedule(dataset))
     model = {"cifar10": "resnet34", "cifar100": "resnet34", "fashionmnist": "resnet18"}[dataset]
     sched = _paper_schedule(dataset)
-    if scale == "lite":
-        sched = dict(epochs=sched["epochs"] // 4, milestones=tuple(m // 4 for m in sched["milestones"]),
-                     prune_start=sched["prune_start"] // 4, prune_every=3)
+    if scale == "lite":  # sized for a free Colab GPU: ResNet-18 (half ResNet-34's FLOPs), an eighth of the schedule
+        model = "resnet18"
+        sched = dict(epochs=sched["epochs"] // 8, milestones=tuple(m // 8 for m in sched["milestones"]),
+                     prune_start=sched["prune_start"] // 8, prune_every=2)
     return dict(dataset=dataset, model=model, optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=1e-4,
                 batch_size=128, augment=True, **sched)
 
@@ -281,6 +284,18 @@ def spec(name: str, scale: str = "pocket") -> Experiment:
         return Experiment(name, scale, "Table 2: open-set noise", tuple(cfgs), (base["dataset"],),
                           f"eta = 0.4, last-epoch test accuracy after {sched['epochs']} epochs, no augmentation; "
                           f"outside images: {base['ood']}")
+    if name == "human":  # beyond the paper: real human label noise (CIFAR-10N) against its synthetic twin
+        title = "Human label noise: CIFAR-10N against its synthetic twin"
+        if scale == "pocket":  # the human labels belong to CIFAR-10's images: nothing to run offline
+            return Experiment(name, scale, title, (), (), "no runs at the pocket scale: CIFAR-10N labels "
+                              "need torchvision's CIFAR-10 (lite and paper scales)")
+        cfgs = [RunConfig(**_base("cifar10", scale), noise=kind, eta=0.0, human_labels=labels, method=m, q=0.7,
+                          k=0.5, seed=s, track_train_softmax=False)
+                for labels in HUMAN_LABEL_SETS for kind in ("human", "human_twin") for m in HUMAN_METHODS
+                for s in seeds]
+        return Experiment(name, scale, title, tuple(cfgs), ("cifar10",),
+                          "Table 1's protocol; human: CIFAR-10N labels (worse, aggre); human_twin: labels drawn "
+                          "from the same human transition matrix; q = 0.7, k = 0.5")
     raise ValueError(f"unknown experiment name={name!r}; known experiments: {', '.join(EXPERIMENTS)}")
 
 
@@ -359,152 +374,8 @@ def grid_flops(configs: Sequence[RunConfig]) -> float:
     return total
 
 
-# --------------------------------------------------------------------------- results with provenance
-
-
-_LATER_FIELDS = {"precision": "fp32", "channels_last": False, "compile": False}
-
-
-def run_id(config: RunConfig) -> str:
-    """A short stable hash of the config: the key under which a run is stored."""
-    d = config.to_dict()
-    for key, default in _LATER_FIELDS.items():  # fields added after results were first stored:
-        if d.get(key) == default:                # at their defaults they leave the key unchanged
-            d.pop(key)
-    blob = json.dumps(d, sort_keys=True)
-    return hashlib.sha1(blob.encode()).hexdigest()[:16]
-
-
-def _git_commit() -> str:
-    try:
-        root = Path(__file__).resolve().parents[2]
-        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True,
-                             timeout=5)
-        commit = out.stdout.strip()
-        if not commit:
-            return "unknown"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "src"], cwd=root,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
-        return commit + ("+dirty" if dirty else "")  # +dirty: src/ differed from the commit
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def provenance(device: torch.device | str = "cpu") -> dict:
-    """Columns stored with every run: commit, versions, device, date."""
-    from . import __version__
-    device = torch.device(device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
-    return {"commit": _git_commit(), "gce_version": __version__, "torch_version": torch.__version__,
-            "python_version": platform.python_version(), "device": name,
-            "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
-
-
-class ResultStore:
-    """Tidy result tables of one experiment at one scale, under ``root/<scale>/``.
-
-    ``<experiment>_runs.csv`` has one row per run (its config, its summary
-    numbers, the ``T`` it used, provenance); ``<experiment>_history.csv`` one
-    row per run and epoch.  Both are rewritten atomically after each group of
-    runs, so an interrupted sweep keeps every finished run.
-    """
-
-    def __init__(self, root: str | os.PathLike, scale: str, experiment: str):
-        self.dir = Path(root) / _check_scale(scale)
-        self.experiment = experiment
-        self.runs_path = self.dir / f"{experiment}_runs.csv"
-        self.history_path = self.dir / f"{experiment}_history.csv"
-        self.runs = self._read(self.runs_path)
-        self.history = self._read(self.history_path)
-        self._pending_runs: list[dict] = []
-        self._pending_hist: list[dict] = []
-        self._dirty = False
-        self.trained: list[str] = []
-
-    @staticmethod
-    def _read(path: Path) -> pd.DataFrame:
-        if not path.exists():
-            return pd.DataFrame()
-        try:
-            df = pd.read_csv(path)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-            raise ValueError(f"result file {path} is corrupt ({err}); move it away to start this experiment afresh")
-        if "run_id" not in df.columns:
-            raise ValueError(f"result file {path} has no run_id column: it is not a gce result table")
-        return df
-
-    def done(self) -> set[str]:
-        self._merge()
-        return set(self.runs["run_id"]) if len(self.runs) else set()
-
-    def add(self, results: Sequence[_train.RunResult], prov: dict, scale: str,
-            t_hat: dict[str, list] | None = None, flush: bool = True) -> None:
-        """Add finished runs (replacing stored runs with the same id); write the files unless ``flush=False``."""
-        for r in results:
-            rid = run_id(r.config)
-            self._pending_runs.append({
-                "run_id": rid, "experiment": self.experiment, "scale": scale, **_flat_config(r.config),
-                "best_epoch": r.best_epoch, "test_acc_best_val": r.test_acc_best_val,
-                "test_acc_last": r.test_acc_last, "flip_rate_train": r.flip_rate_train,
-                "flip_rate_val": r.flip_rate_val, "T_used": json.dumps(r.T_used) if r.T_used is not None else "",
-                "T_hat_estimate": json.dumps((t_hat or {}).get(rid)) if (t_hat or {}).get(rid) else "",
-                **prov})
-            for e in range(r.epochs):
-                self._pending_hist.append({"run_id": rid, "epoch": e + 1,
-                                           **{k: v[e] for k, v in r.history.items()}})
-        if flush:
-            self.flush()
-
-    def _merge(self) -> None:
-        if not self._pending_runs:
-            return
-        rows, hist = pd.DataFrame(self._pending_runs), pd.DataFrame(self._pending_hist)
-        rows = rows.drop_duplicates("run_id", keep="last")
-        new_ids = set(rows["run_id"])
-        hist = hist[hist["run_id"].isin(new_ids)].drop_duplicates(["run_id", "epoch"], keep="last")
-        keep_runs = self.runs[~self.runs["run_id"].isin(new_ids)] if len(self.runs) else self.runs
-        keep_hist = self.history[~self.history["run_id"].isin(new_ids)] if len(self.history) else self.history
-        self.runs = pd.concat([keep_runs, rows], ignore_index=True)
-        self.history = pd.concat([keep_hist, hist], ignore_index=True)
-        self._pending_runs, self._pending_hist = [], []
-        self._dirty = True
-
-    def flush(self) -> None:
-        """Write the tables (atomically: a temporary file, then a rename) if anything was added."""
-        self._merge()
-        if self._dirty:
-            self._write()
-            self._dirty = False
-
-    def _write(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        for df, path in ((self.runs, self.runs_path), (self.history, self.history_path)):
-            tmp = path.with_suffix(".csv.tmp")
-            df.to_csv(tmp, index=False, float_format="%.6g")
-            os.replace(tmp, path)
-
-    def t_hat(self, config: RunConfig) -> list | None:
-        """The T-hat estimated from the stored CCE run matching ``config`` (None if not stored)."""
-        self._merge()
-        if not len(self.runs) or "T_hat_estimate" not in self.runs:
-            return None
-        rid = run_id(_cce_twin(config))
-        row = self.runs[self.runs["run_id"] == rid]
-        if not len(row) or not isinstance(row["T_hat_estimate"].iloc[0], str) or not row["T_hat_estimate"].iloc[0]:
-            return None
-        return json.loads(row["T_hat_estimate"].iloc[0])
-
-
-def _flat_config(cfg: RunConfig) -> dict:
-    d = cfg.to_dict()
-    d["milestones"] = " ".join(str(m) for m in cfg.milestones)
-    d["model_kwargs"] = json.dumps(d["model_kwargs"])
-    return d
-
-
-def _cce_twin(cfg: RunConfig) -> RunConfig:
-    """The CCE run whose trained model gives the T-hat of a forward_T_hat run (same data, noise and seed)."""
-    return replace(cfg, method="cce", q=0.7, k=0.5)
+# --------------------------------------------------------------------------- results (gce.store)
+# run ids, provenance and the store live in gce.store; they are re-exported here for compatibility.
 
 
 # --------------------------------------------------------------------------- running
@@ -515,16 +386,71 @@ def default_scale() -> str:
     return _check_scale(os.environ.get("GCE_SCALE", "pocket"))
 
 
+def installed_results_dir() -> Path:
+    """The results installed with the package (``gce/results``: the stored pocket runs), read-only in general."""
+    return Path(str(resources.files("gce").joinpath("results")))
+
+
 def default_results_dir() -> Path:
     """Where results live: ``$GCE_RESULTS``, else the ``results/`` folder of the book's checkout
-    (found by walking up from the working directory to ``_toc.yml``), else ``./results``."""
+    (found by walking up from the working directory to ``_toc.yml``), else the results installed with the
+    package (:func:`installed_results_dir`, so that a ``pip install`` in Colab reads the stored pocket runs)."""
     if os.environ.get("GCE_RESULTS"):
         return Path(os.environ["GCE_RESULTS"])
     here = Path.cwd().resolve()
     for folder in (here, *here.parents):
         if (folder / "_toc.yml").exists():
             return folder / "results"
-    return here / "results"
+    return installed_results_dir()
+
+
+def _check_data(configs: Sequence[RunConfig], root) -> None:
+    """Load each dataset the configs need once, before any training: a missing or damaged dataset
+    raises its :class:`gce.data.DatasetUnavailable` / :class:`gce.data.DatasetCorrupt` (naming the dataset,
+    the path and how to get it) here, once, instead of once per group after other groups trained.
+    A data folder that did not exist before and is left empty by a failed download is removed again."""
+    from . import data
+
+    needed = []
+    for c in configs:
+        for name in (c.dataset, c.ood):
+            if name in data.DATASETS and name not in needed and name != "digits":
+                needed.append(name)
+    folder = data.data_root(root)
+    existed = folder.exists()
+    try:
+        for name in needed:
+            data.load(name, root)
+    except data.DatasetUnavailable as err:
+        if not existed:
+            _remove_empty_tree(folder)
+        text, _, cause = str(err).partition("\nThe download failed with ")
+        if cause:  # keep the message short: what is missing, where, how to get it, and why the download failed
+            text += f"\n(the download failed: {cause.splitlines()[0]})"
+        raise data.DatasetUnavailable(text, err.path) from None
+
+
+def _remove_empty_tree(folder: Path) -> None:
+    """Remove ``folder`` and its subfolders if they hold no file (what a failed download leaves)."""
+    if not folder.is_dir():
+        return
+    subdirs = sorted((p for p in folder.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True)
+    for d in [*subdirs, folder]:
+        try:
+            d.rmdir()
+        except OSError:  # not empty: keep it and everything above
+            return
+
+
+def _writable_results(store: ResultStore) -> None:
+    try:
+        _store.check_writable(store.dir)
+    except StoreError as err:
+        installed = installed_results_dir().resolve()
+        if store.dir.resolve().is_relative_to(installed):
+            raise StoreError(f"the installed results ({store.dir}) hold no run for some configs and are read-only; "
+                             f"set $GCE_RESULTS (or pass results=) to a writable folder to train them") from None
+        raise err from None
 
 
 def run(name: str, scale: str | None = None, *, results: str | os.PathLike | None = None, device=None, root=None,
@@ -537,10 +463,14 @@ def run(name: str, scale: str | None = None, *, results: str | os.PathLike | Non
     ``results`` to :func:`default_results_dir`.  ``engine`` is ``"local"``
     (this process, batched groups) or ``"ray"`` (one Ray task per run, on the
     cluster at ``address``, ``gpus_per_run`` GPUs each); see :mod:`gce.runners`.
-    Each run is stored as soon as it finishes, so an interrupted sweep keeps
-    every finished run and the next call trains only the missing ones.  Runs
-    that fail are reported together at the end (a :class:`RuntimeError` naming
-    each config and its error) after all the others have been trained.
+    Each run is stored (:class:`gce.store.ResultStore`, one SQLite transaction)
+    the moment it finishes, so an interrupted or killed sweep keeps every
+    finished run and the next call trains only the missing ones.  Before any
+    training, the results folder is checked to be writable and every dataset
+    needed is loaded once (a missing one raises
+    :class:`gce.data.DatasetUnavailable` naming it).  Runs that fail are
+    reported together at the end (a :class:`RuntimeError` naming each config
+    and its error) after all the others have been trained.
     ``store.trained`` lists the run ids trained by this call.
 
     Runs that need ``T-hat`` (forward correction with an estimated matrix)
@@ -549,42 +479,37 @@ def run(name: str, scale: str | None = None, *, results: str | os.PathLike | Non
     on the un-augmented noisy training images).  The estimate is stored with
     the CCE run.
     """
-    from . import runners
-
-    scale = default_scale() if scale is None else scale
+    scale = default_scale() if scale is None else _check_scale(scale)
     results = default_results_dir() if results is None else results
     exp = spec(name, scale)
     store = ResultStore(results, scale, name)
-    runner = runners.make_engine(engine, device=device, root=root, progress=progress, max_group=max_group,
-                                 address=address, gpus_per_run=gpus_per_run)
-    prov = provenance(getattr(runner, "device", "cpu"))
     done = store.done()
     todo = [c for c in exp.configs if run_id(c) not in done]
-    need_hat = {run_id(_cce_twin(c)) for c in exp.configs if c.method == "forward_T_hat"}
+    need_hat = {run_id(cce_twin(c)) for c in exp.configs if c.method == "forward_T_hat"}
     # a CCE twin that is stored without its estimate must be retrained (its model gives T-hat)
     first = [c for c in todo if c.method != "forward_T_hat"]
     for c in exp.configs:
-        twin = _cce_twin(c)
+        twin = cce_twin(c)
         if c.method == "forward_T_hat" and run_id(twin) in done and store.t_hat(c) is None and twin not in first:
             first.append(twin)
     second = [c for c in todo if c.method == "forward_T_hat"]
-
-    last_write = [time.monotonic()]
+    if not first and not second:
+        return exp, store
+    _writable_results(store)  # before any work: a read-only folder is found now, not after training
+    runner = runners.make_engine(engine, device=device, root=root, progress=progress, max_group=max_group,
+                                 address=address, gpus_per_run=gpus_per_run)
+    if engine == "local" or address is None:  # a remote Ray cluster's workers hold the data, not this machine
+        _check_data(first + second, root)
+    prov = provenance(getattr(runner, "device", "cpu"))
 
     def stored(res, t_hat, run_prov):
         rid = run_id(res.config)
-        store.add([res], run_prov, scale, {rid: t_hat} if t_hat is not None else None, flush=False)
+        store.add([res], run_prov, scale, {rid: t_hat} if t_hat is not None else None)  # durable on return
         store.trained.append(rid)
-        if time.monotonic() - last_write[0] > 2.0:  # write at most every 2 s; the rest at the end
-            store.flush()
-            last_write[0] = time.monotonic()
         if on_stored is not None:
             on_stored(rid)
 
-    try:
-        failures = runner.execute(first, {}, need_hat, run_id, stored, prov) if first else []
-    finally:
-        store.flush()  # also on Ctrl-C: every finished run is on disk
+    failures = runner.execute(first, {}, need_hat, run_id, stored, prov) if first else []
     if second:
         transitions, ready = {}, []
         for c in second:
@@ -594,14 +519,12 @@ def run(name: str, scale: str | None = None, *, results: str | os.PathLike | Non
                 continue
             transitions[len(ready)] = torch.tensor(T_hat, dtype=torch.float64)
             ready.append(c)
-        try:
-            failures += runner.execute(ready, transitions, set(), run_id, stored, prov)
-        finally:
-            store.flush()
+        failures += runner.execute(ready, transitions, set(), run_id, stored, prov)
     if failures:
         lines = "\n".join(f"- {run_id(f.config)} {f.config}: {f.error}" for f in failures)
-        raise RuntimeError(f"{len(failures)} of {len(first) + len(second)} runs failed (the others are stored "
-                           f"in {store.dir}):\n{lines}")
+        n_ok = len(store.trained)
+        raise RuntimeError(f"{len(failures)} of {len(first) + len(second)} runs failed ({n_ok} trained now and "
+                           f"stored in {store.path}):\n{lines}")
     return exp, store
 
 
@@ -631,6 +554,7 @@ def paper_fig1b() -> pd.DataFrame:
                          "note": ["after 7 epochs", "best within 2000 epochs"]})
 
 
+__all__ += ["HUMAN_LABEL_SETS", "HUMAN_METHODS"]
 __all__ += ["paper_fig1b", "TABLE1_METHODS", "TABLE1_NOISE", "FIG2_QS", "FIG2_ETAS", "TABLE2_METHODS",
             "PAPER_ANALOGUE", "MEMORISATION_ONSET", "ONSET_RISE", "ONSET_NOISE", "PROBE_EPOCHS",
             "POCKET_TABLE1_SEEDS", "pocket_schedule", "measured_onsets", "kept_by_class", "grid_flops"]

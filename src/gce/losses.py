@@ -35,13 +35,19 @@ Functions
 from __future__ import annotations
 
 import math
+import warnings
 from numbers import Real
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = [
+    "PAPER_Q",
+    "PAPER_K",
+    "Q_MIN",
+    "PRUNE_WARN_FRACTION",
     "cce",
     "mae",
     "lq",
@@ -64,6 +70,15 @@ __all__ = [
 
 _REDUCTIONS = ("mean", "sum", "none")
 
+#: The paper's ``q`` and ``k`` (Sec. 4: "q = 0.7, k = 0.5" for every dataset), the defaults everywhere in gce.
+PAPER_Q = 0.7
+PAPER_K = 0.5
+#: The smallest ``q`` accepted.  Below it ``L_q`` is CCE to within ``q (log f)^2 / 2`` (Eq. 6's limit
+#: ``q -> 0``): use ``cce`` there.  (Far below it, ``q log f`` underflows and ``L_q`` would be 0/0.)
+Q_MIN = 1e-6
+#: :meth:`TruncatedLqLoss.prune` warns when a pruning step keeps fewer than this fraction of its samples.
+PRUNE_WARN_FRACTION = 0.1
+
 
 # --------------------------------------------------------------------------
 # argument checks
@@ -79,10 +94,16 @@ def _check_real(name: str, value) -> float:
 
 
 def check_q(q) -> float:
-    """Return ``q`` as a float, or raise ``ValueError`` unless ``0 < q <= 1`` (Eq. 6)."""
+    """Return ``q`` as a float, or raise ``ValueError`` unless ``Q_MIN <= q <= 1`` (Eq. 6).
+
+    ``q = 0`` is CCE (the limit of Eq. 6); below :data:`Q_MIN` = 1e-6 use :func:`cce` itself.
+    """
     q = _check_real("q", q)
     if not 0.0 < q <= 1.0:
         raise ValueError(f"q must be in (0, 1] (Eq. 6), got q={q}")
+    if q < Q_MIN:
+        raise ValueError(f"q={q} is below Q_MIN={Q_MIN}: there L_q equals CCE (Eq. 6's limit q -> 0) to "
+                         f"within q (log f)^2 / 2, so use the cce loss")
     return q
 
 
@@ -191,18 +212,26 @@ def _reduce(per_sample: Tensor, weight: Tensor | None, reduction: str) -> Tensor
     return per_sample.mean()
 
 
-def lq_from_log(log_f: Tensor, q: float | Tensor) -> Tensor:
+def lq_from_log(log_f, q):
     """``L_q`` of Eq. 6 from ``log f``: ``(1 - f^q) / q = -expm1(q log f) / q``, exact for small ``q`` and
-    finite as ``f -> 0`` (no argument checks; ``q`` may be a tensor that broadcasts against ``log_f``)."""
-    return -torch.expm1(q * log_f) / q
+    finite as ``f -> 0`` (no argument checks; ``q`` may be a tensor or array that broadcasts against
+    ``log_f``).  The package's one formula for ``L_q``: tensors, numpy arrays and floats."""
+    if isinstance(log_f, Tensor) or isinstance(q, Tensor):
+        return -torch.expm1(q * log_f) / q
+    if isinstance(log_f, np.ndarray) or isinstance(q, np.ndarray):
+        return -np.expm1(q * log_f) / q
+    return -math.expm1(q * log_f) / q
 
 
-def lq_of_probability(f, q) -> float | Tensor:
-    """``L_q`` evaluated at a probability ``f`` (Eq. 6); e.g. ``L_q(k)`` of Eq. 9."""
+def lq_of_probability(f, q) -> float | Tensor | np.ndarray:
+    """``L_q`` evaluated at a probability ``f`` (Eq. 6); e.g. ``L_q(k)`` of Eq. 9.  ``f = 0`` gives ``1/q``."""
     q = check_q(q)
     if isinstance(f, Tensor):
-        return -torch.expm1(q * torch.log(f)) / q
-    return -math.expm1(q * math.log(f)) / q if f > 0 else 1.0 / q
+        return lq_from_log(torch.log(f), q)
+    if isinstance(f, np.ndarray):
+        with np.errstate(divide="ignore"):
+            return lq_from_log(np.log(f.astype(float)), q)
+    return lq_from_log(math.log(f), q) if f > 0 else 1.0 / q
 
 
 def cce(logits: Tensor, y: Tensor, *, weight: Tensor | None = None,
@@ -349,7 +378,14 @@ class _Loss(nn.Module):
 
 
 class CCELoss(_Loss):
-    """Module form of :func:`cce` (Eq. 2)."""
+    """Module form of :func:`cce` (Eq. 2).
+
+    Parameters
+    ----------
+    reduction : {"mean", "sum", "none"}
+        How the per-sample losses are combined: their mean (the default), their sum, or none (a tensor
+        of shape (N,)).
+    """
 
     def forward(self, logits: Tensor, y: Tensor, weight: Tensor | None = None) -> Tensor:
         """The loss of ``logits`` (N, c) at integer labels ``y`` (N,), optionally weighted."""
@@ -357,7 +393,14 @@ class CCELoss(_Loss):
 
 
 class MAELoss(_Loss):
-    """Module form of :func:`mae` (Eq. 4, ``2 - 2 f_y``)."""
+    """Module form of :func:`mae` (Eq. 4, ``2 - 2 f_y``).
+
+    Parameters
+    ----------
+    reduction : {"mean", "sum", "none"}
+        How the per-sample losses are combined: their mean (the default), their sum, or none (a tensor
+        of shape (N,)).
+    """
 
     def forward(self, logits: Tensor, y: Tensor, weight: Tensor | None = None) -> Tensor:
         """The loss of ``logits`` (N, c) at integer labels ``y`` (N,), optionally weighted."""
@@ -365,9 +408,19 @@ class MAELoss(_Loss):
 
 
 class LqLoss(_Loss):
-    """Module form of :func:`lq` (Eq. 6); the paper uses ``q = 0.7``."""
+    """Module form of :func:`lq` (Eq. 6); the paper uses ``q = 0.7``.
 
-    def __init__(self, q: float = 0.7, reduction: str = "mean"):
+    Parameters
+    ----------
+    q : float
+        The exponent of Eq. 6, in (0, 1]: small ``q`` behaves like CCE, ``q = 1`` is the unhinged loss
+        (half of MAE).  The paper's experiments use 0.7.
+    reduction : {"mean", "sum", "none"}
+        How the per-sample losses are combined: their mean (the default), their sum, or none (a tensor
+        of shape (N,)).
+    """
+
+    def __init__(self, q: float = PAPER_Q, reduction: str = "mean"):
         super().__init__(reduction)
         self.q = check_q(q)
 
@@ -387,11 +440,34 @@ class TruncatedLqLoss(_Loss):
     current model's logits for (a chunk of) the training set to run the
     pruning step; call the module with the batch's sample ids to train on the
     objective of Eq. 13.  Called without ids it evaluates Eq. 9 directly.
+    Sample ids from an ordinary ``DataLoader``: wrap the dataset in
+    :class:`gce.data.WithIndex`, whose items are ``(x, y, index)``.
+
+    **Warm-up.**  Train on all samples first and prune only once the model
+    fits most of them: the paper starts pruning at the first learning-rate
+    drop (epoch 40 of 120, Sec. 4.2) and prunes every 10 epochs after.  Right
+    after initialisation ``f_y`` is about ``1/c < k`` for every sample, so a
+    pruning step would drop them all (loss 0, gradient 0).  :meth:`prune`
+    warns when a step keeps fewer than :data:`PRUNE_WARN_FRACTION` (10%) of
+    its samples.
+
+    Parameters
+    ----------
+    num_samples : int
+        Size of the training set: one pruning weight per sample id.
+    q : float
+        The exponent of ``L_q`` (Eq. 6), in (0, 1]; the paper uses 0.7.
+    k : float
+        The truncation threshold of Eq. 9, in (0, 1): a sample whose softmax probability of its label is
+        at most ``k`` gets the constant loss ``L_q(k)`` (and weight 0 after pruning).  The paper uses 0.5.
+    reduction : {"mean", "sum", "none"}
+        How the per-sample losses are combined: their mean (the default), their sum, or none (a tensor
+        of shape (N,)).
     """
 
     weights: Tensor
 
-    def __init__(self, num_samples: int, q: float = 0.7, k: float = 0.5, reduction: str = "mean"):
+    def __init__(self, num_samples: int, q: float = PAPER_Q, k: float = PAPER_K, reduction: str = "mean"):
         super().__init__(reduction)
         if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
             raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
@@ -402,14 +478,40 @@ class TruncatedLqLoss(_Loss):
         """Eq. 13 with the stored weights of samples ``index``; Eq. 9 when ``index`` is None."""
         if index is None:
             return truncated_lq(logits, y, self.q, self.k, reduction=self.reduction)
-        w = self.weights.index_select(0, index.to(self.weights.device).long())
-        return acs_lq(logits, y, self.q, self.k, w.to(logits.device), reduction=self.reduction)
+        index = self._check_index(index, logits.shape[0])
+        w = self.weights.index_select(0, index)
+        return acs_lq(logits, y, self.q, self.k, w.to(device=logits.device, dtype=logits.dtype),
+                      reduction=self.reduction)
+
+    def _check_index(self, index, n: int) -> Tensor:
+        """Sample ids as a long tensor on the weights' device; ValueError naming bad ones."""
+        index = torch.as_tensor(index)
+        if index.dtype.is_floating_point or index.dtype == torch.bool or index.is_complex():
+            raise ValueError(f"index must hold integer sample ids, got dtype {index.dtype}")
+        if index.dim() != 1 or index.shape[0] != n:
+            raise ValueError(f"index must have shape ({n},) to match the logits, got {tuple(index.shape)}")
+        m = self.weights.numel()
+        bad = index[(index < 0) | (index >= m)]
+        if bad.numel():
+            raise ValueError(f"sample ids must lie in [0, {m - 1}] (num_samples={m}), found "
+                             f"{bad[:5].tolist()}{' ...' if bad.numel() > 5 else ''}")
+        return index.to(self.weights.device).long()
 
     @torch.no_grad()
     def prune(self, logits: Tensor, y: Tensor, index: Tensor) -> Tensor:
-        """Pruning step: set ``w`` for the samples ``index`` from their logits; return those ``w``."""
+        """Pruning step: set ``w`` for the samples ``index`` from their logits; return those ``w``.
+
+        Warns (``UserWarning``) when fewer than :data:`PRUNE_WARN_FRACTION` of the samples are kept:
+        see the warm-up in the class docstring.
+        """
+        index = self._check_index(index, logits.shape[0])
         w = prune_weights(logits, y, self.k)
-        self.weights.index_copy_(0, index.to(self.weights.device).long(), w.to(self.weights.device))
+        self.weights.index_copy_(0, index, w.to(device=self.weights.device, dtype=self.weights.dtype))
+        kept = float(w.float().mean()) if w.numel() else 1.0
+        if kept < PRUNE_WARN_FRACTION:
+            warnings.warn(f"this pruning step keeps {kept:.1%} of its {w.numel()} samples (f_y >= k={self.k} "
+                          f"for few): prune after a warm-up on all samples (Algorithm 1 starts at the first "
+                          f"learning-rate drop), see TruncatedLqLoss", UserWarning, stacklevel=2)
         return w
 
     def reset(self) -> None:
@@ -425,7 +527,16 @@ class TruncatedLqLoss(_Loss):
 
 
 class ForwardCorrectedLoss(_Loss):
-    """Module form of :func:`forward_corrected` (Eq. 1); ``T`` is kept as a buffer."""
+    """Module form of :func:`forward_corrected` (Eq. 1); ``T`` is kept as a buffer.
+
+    Parameters
+    ----------
+    T : Tensor or array, shape (c, c)
+        The transition matrix ``T[i, j] = p(noisy label j | true label i)``; rows sum to 1.
+    reduction : {"mean", "sum", "none"}
+        How the per-sample losses are combined: their mean (the default), their sum, or none (a tensor
+        of shape (N,)).
+    """
 
     T: Tensor
 
@@ -434,6 +545,9 @@ class ForwardCorrectedLoss(_Loss):
         self.register_buffer("T", check_transition_matrix(T).to(torch.get_default_dtype()))
 
     def forward(self, logits: Tensor, y: Tensor, weight: Tensor | None = None) -> Tensor:
-        """The loss of ``logits`` (N, c) at integer labels ``y`` (N,), optionally weighted."""
+        """The loss of ``logits`` (N, c) at integer labels ``y`` (N,), optionally weighted.
+
+        Labels outside ``[0, c - 1]`` raise ``ValueError`` naming them (``T`` was checked once, at init)."""
+        _check_inputs(logits, y, True)
         return forward_corrected(logits, y, self.T, weight=weight, reduction=self.reduction,
                                  validate=False)

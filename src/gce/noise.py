@@ -42,6 +42,7 @@ __all__ = [
     "expected_noisy_risk",
     "OpenSetNoise",
     "open_set",
+    "generator",
 ]
 
 NOISE_KINDS = ("uniform", "class_dependent")
@@ -136,15 +137,35 @@ def transition_matrix(kind: str, dataset: str, eta: float) -> Tensor:
     raise ValueError(f"unknown noise kind {kind!r}; known: {', '.join(NOISE_KINDS)}")
 
 
-def _generator(seed_or_generator) -> torch.Generator | None:
-    if seed_or_generator is None or isinstance(seed_or_generator, torch.Generator):
+_SEED_RANGE = (-(2 ** 63), 2 ** 64)  # what torch.Generator.manual_seed accepts
+
+
+def generator(seed_or_generator=None, *, allow_none: bool = True) -> torch.Generator | None:
+    """A ``torch.Generator`` from an int seed (a generator is returned as it is; ``None`` stays ``None``
+    unless ``allow_none=False``).  The one seed-to-generator helper of the package (gce.noise, gce.data).
+
+    A seed outside ``[-2**63, 2**64)`` (what torch accepts) raises ``ValueError`` naming it;
+    anything but an int or a generator raises ``TypeError``.
+    """
+    if seed_or_generator is None and allow_none:
+        return None
+    if isinstance(seed_or_generator, torch.Generator):
         return seed_or_generator
     if isinstance(seed_or_generator, bool) or not isinstance(seed_or_generator, int):
-        raise TypeError(f"generator must be a torch.Generator, an int seed or None, got {seed_or_generator!r}")
+        what = "an int seed or a torch.Generator" + (" or None" if allow_none else "")
+        raise TypeError(f"the seed or generator must be {what}, got {seed_or_generator!r}")
+    lo, hi = _SEED_RANGE
+    if not lo <= seed_or_generator < hi:
+        raise ValueError(f"seed must lie in [-2**63, 2**64), got {seed_or_generator}")
     return torch.Generator().manual_seed(seed_or_generator)
 
 
+_to_generator = generator  # for the functions below, whose argument is called ``generator``
+
+
 def _check_labels(labels, c: int) -> Tensor:
+    if isinstance(labels, (list, tuple)) and len(labels) == 0:
+        return torch.zeros(0, dtype=torch.long)  # an empty list: no labels (not a float tensor)
     labels = torch.as_tensor(labels)
     if labels.dim() != 1 or labels.dtype.is_floating_point or labels.dtype == torch.bool:
         raise ValueError(f"labels must be a 1-d integer tensor, got {labels.dtype} of shape {tuple(labels.shape)}")
@@ -174,7 +195,7 @@ def corrupt(labels, T, generator: torch.Generator | int | None = None) -> Corrup
     """
     T = check_transition_matrix(T).to(torch.float64)
     labels = _check_labels(labels, T.shape[0])
-    g = _generator(generator)
+    g = _to_generator(generator)
     u = torch.rand(labels.shape[0], generator=g, dtype=torch.float64)
     cdf = T.cumsum(dim=1)[labels]
     noisy = torch.searchsorted(cdf, u.unsqueeze(1), right=True).squeeze(1)
@@ -196,8 +217,10 @@ def empirical_transition(clean, noisy, c: int) -> Tensor:
 
 
 def flip_rate(clean, noisy) -> float:
-    """The fraction of labels that differ."""
+    """The fraction of labels that differ (``clean`` and ``noisy`` of one length, else ``ValueError``)."""
     clean, noisy = torch.as_tensor(clean), torch.as_tensor(noisy)
+    if clean.shape != noisy.shape:
+        raise ValueError(f"clean and noisy labels differ in shape: {tuple(clean.shape)} vs {tuple(noisy.shape)}")
     return float((clean != noisy).float().mean()) if clean.numel() else 0.0
 
 
@@ -264,7 +287,7 @@ def open_set(images: Tensor, labels, ood_images: Tensor, rate: float, c: int,
     n_open = round(eta * n)
     if n_open > ood_images.shape[0]:
         raise ValueError(f"rate={eta} needs {n_open} out-of-distribution images, only {ood_images.shape[0]} given")
-    g = _generator(generator)
+    g = _to_generator(generator)
     where = torch.randperm(n, generator=g)[:n_open]
     source = torch.randperm(ood_images.shape[0], generator=g)[:n_open]
     new_labels = torch.randint(0, c, (n_open,), generator=g)

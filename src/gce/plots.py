@@ -13,11 +13,13 @@ import numpy as np
 import seaborn as sns
 import torch
 
-__all__ = ["use_book_style", "transition_heatmap", "compare_transitions", "PALETTE"]
+__all__ = ["use_book_style", "transition_heatmap", "compare_transitions", "PALETTE", "MARKERS",
+           "COLUMN_PX", "FIG_WIDTH", "MIN_TEXT_PX", "smallest_text_px", "q_styles"]
 
-#: One colour per method, used by every figure of the book.
+#: One colour per method, used by every figure of the book: the Okabe-Ito palette, which stays
+#: distinct under the common colour-vision deficiencies; CCE is black so that it also stands out in greyscale.
 PALETTE = {
-    "CCE": "#E69F00",
+    "CCE": "#000000",
     "MAE": "#0072B2",
     "Forward T": "#009E73",
     "Forward T_hat": "#56B4E9",
@@ -25,17 +27,94 @@ PALETTE = {
     "Trunc Lq": "#CC79A7",
 }
 
+#: One marker per method, so that lines are told apart without colour (greyscale print).
+MARKERS = {"CCE": "o", "MAE": "s", "Forward T": "^", "Forward T_hat": "v", "Lq": "D", "Trunc Lq": "P"}
+
+#: Width of the rendered book's text column in CSS pixels (sphinx-book-theme 1.x at a desktop window).
+COLUMN_PX = 770
+#: Width of a full-column figure in inches: every figure of the book is at most this wide.
+FIG_WIDTH = 7.5
+#: The smallest text, in CSS pixels at :data:`COLUMN_PX`, that a figure may contain.
+MIN_TEXT_PX = 9.0
+
+_LINESTYLES = ["-", "--", "-.", ":", (0, (5, 1.5)), (0, (3, 1, 1, 1, 1, 1))]
+_Q_MARKERS = ["o", "s", "^", "D", "v", "P"]
+
 
 def use_book_style() -> None:
-    """The book's matplotlib style: seaborn's white grid, readable fonts, SVG-sharp lines."""
-    sns.set_theme(context="notebook", style="whitegrid", font_scale=0.95)
+    """The book's matplotlib style: seaborn's white grid and fonts legible at the column width.
+
+    Figures are at most :data:`FIG_WIDTH` inches wide and are scaled to the
+    :data:`COLUMN_PX` column, so a point of font becomes about 1.4 CSS pixels;
+    the smallest text (tick labels, legends) is 9 pt, about 13 px.
+    """
+    sns.set_theme(context="notebook", style="whitegrid")
     plt.rcParams.update({
         "figure.dpi": 110,
         "savefig.dpi": 150,
+        "font.size": 11,
+        "axes.titlesize": 11.5,
         "axes.titleweight": "bold",
-        "axes.titlesize": "medium",
+        "axes.labelsize": 10.5,
+        "xtick.labelsize": 9.5,
+        "ytick.labelsize": 9.5,
+        "legend.fontsize": 9,
+        "legend.title_fontsize": 9.5,
+        "figure.titlesize": 11.5,
+        "lines.linewidth": 1.8,
         "figure.constrained_layout.use": True,
     })
+
+
+def smallest_text_px(fig, column_px: float = COLUMN_PX) -> tuple[float, str]:
+    """The smallest visible text of ``fig`` in CSS pixels once the figure is shown in the book's column.
+
+    The notebook stores the figure as a PNG of its tight bounding box at the
+    figure's dpi; the page shows it at that size, scaled down to ``column_px``
+    when it is wider.  Returns ``(pixels, text)`` of the smallest text
+    (``(inf, "")`` for a figure without text).
+    """
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    width_in = fig.get_tightbbox(renderer).width
+    shown_px = min(width_in * fig.dpi, column_px)
+    px_per_pt = shown_px / (width_in * 72)
+    smallest = (float("inf"), "")
+    for text in fig.findobj(lambda a: isinstance(a, plt.Text)):
+        if not text.get_visible() or not text.get_text().strip():
+            continue
+        ax = text.axes
+        if ax is not None and not ax.get_visible():
+            continue
+        if text.get_window_extent(renderer).width == 0:
+            continue
+        px = text.get_fontsize() * px_per_pt
+        if px < smallest[0]:
+            smallest = (px, text.get_text())
+    return smallest
+
+
+def q_styles(qs: Sequence[float]) -> list[dict]:
+    """Line styles for a series of ``q`` values: ordered viridis colours, each with its own dash and marker.
+
+    Neighbouring ``q`` differ in dash pattern and marker as well as shade, so
+    the lines stay apart in greyscale and for colour-blind readers.
+    """
+    qs = list(qs)
+    colours = plt.get_cmap("viridis")(np.linspace(0.0, 0.85, max(2, len(qs))))
+    return [dict(color=colours[i], ls=_LINESTYLES[i % len(_LINESTYLES)], marker=_Q_MARKERS[i % len(_Q_MARKERS)])
+            for i in range(len(qs))]
+
+
+def _subplots(n_panels: int, *, max_cols: int = 2, panel_height: float = 3.3, **kw):
+    """A figure of ``n_panels`` panels, at most ``max_cols`` per row, :data:`FIG_WIDTH` wide; extra axes removed."""
+    ncols = max(1, min(max_cols, n_panels))
+    nrows = -(-n_panels // ncols)
+    width = FIG_WIDTH if ncols > 1 else min(FIG_WIDTH, 5.6)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, panel_height * nrows), squeeze=False, **kw)
+    for ax in list(axes.flat)[n_panels:]:
+        fig.delaxes(ax)
+    return fig, list(axes.flat)[:n_panels]
 
 
 def _as_array(T) -> np.ndarray:
@@ -53,20 +132,22 @@ def transition_heatmap(T, class_names: Sequence[str] | None = None, *, ax=None,
     T = _as_array(T)
     c = T.shape[0]
     if ax is None:
-        _, ax = plt.subplots(figsize=(4.6, 4.0) if c <= 12 else (6, 5.2))
+        _, ax = plt.subplots(figsize=(5.0, 4.4) if c <= 12 else (5.6, 4.9))
     if annotate is None:
         annotate = c <= 12
+    if annotate:  # ".40" rather than "0.40", and zeros left blank, so the numbers fit their cells
+        annotate = np.array([["" if v == 0 else f"{v:.2f}".removeprefix("0") for v in row] for row in T])
     labels = list(class_names) if class_names is not None and c <= 12 else False
     sns.heatmap(T, ax=ax, vmin=0, vmax=1, cmap="rocket_r", square=True, cbar=cbar,
-                annot=annotate, fmt=".2f", annot_kws={"fontsize": 7},
+                annot=annotate, fmt="", annot_kws={"fontsize": 9},
                 xticklabels=labels, yticklabels=labels,
                 cbar_kws={"shrink": 0.75, "label": "probability"} if cbar else None)
     if c > 12:
         ticks = np.arange(0, c, max(1, c // 10)) + 0.5
         ax.set_xticks(ticks, [str(int(t)) for t in ticks - 0.5])
         ax.set_yticks(ticks, [str(int(t)) for t in ticks - 0.5])
-    ax.tick_params(axis="x", labelrotation=90, labelsize=8)
-    ax.tick_params(axis="y", labelrotation=0, labelsize=8)
+    ax.tick_params(axis="x", labelrotation=90)
+    ax.tick_params(axis="y", labelrotation=0)
     ax.set_xlabel("noisy label $\\tilde y$")
     ax.set_ylabel("true label $y$")
     if title:
@@ -78,7 +159,7 @@ def compare_transitions(T, T_empirical, class_names: Sequence[str] | None = None
                         titles: tuple[str, str] = ("target $T$", "realised"),
                         suptitle: str | None = None):
     """Two heatmaps side by side: the target ``T`` and the one a corruption realised."""
-    fig, axes = plt.subplots(1, 2, figsize=(9.6, 4.2))
+    fig, axes = plt.subplots(1, 2, figsize=(FIG_WIDTH, 3.9))
     transition_heatmap(T, class_names, ax=axes[0], title=titles[0], cbar=False)
     transition_heatmap(T_empirical, class_names, ax=axes[1], title=titles[1])
     axes[1].set_ylabel("")
@@ -90,7 +171,7 @@ def compare_transitions(T, T_empirical, class_names: Sequence[str] | None = None
 # ---- noise chapter ----
 
 
-def transition_panels(matrices: dict, class_names_by_title: dict | None = None, *, ncols: int = 3):
+def transition_panels(matrices: dict, class_names_by_title: dict | None = None, *, ncols: int = 2):
     """A grid of transition heatmaps, one per entry ``title -> T`` of ``matrices`` (shared colour scale).
 
     ``class_names_by_title`` gives the tick labels of each panel (optional).
@@ -101,7 +182,7 @@ def transition_panels(matrices: dict, class_names_by_title: dict | None = None, 
     n = len(matrices)
     ncols = min(ncols, n)
     nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.4 * ncols, 4.1 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(FIG_WIDTH, 0.95 * FIG_WIDTH / ncols * nrows), squeeze=False)
     for ax, (title, T) in zip(axes.flat, matrices.items()):
         transition_heatmap(T, names.get(title), ax=ax, title=title, cbar=False)
     for ax in list(axes.flat)[n:]:
@@ -122,7 +203,8 @@ def image_grid(images, labels: Sequence | None = None, *, marked=None, ncols: in
     marked = np.zeros(n, dtype=bool) if marked is None else np.asarray(torch.as_tensor(marked).cpu(), dtype=bool)
     ncols = max(1, min(ncols, n))
     nrows = max(1, -(-n // ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(1.05 * ncols, 1.25 * nrows), squeeze=False,
+    width = min(FIG_WIDTH, 0.75 * ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, 1.3 * width / ncols * nrows), squeeze=False,
                              layout="constrained")
     for i, ax in enumerate(axes.flat):
         ax.set_xticks([])
@@ -135,7 +217,7 @@ def image_grid(images, labels: Sequence | None = None, *, marked=None, ncols: in
         ax.imshow(img[..., 0] if img.shape[2] == 1 else img, cmap="gray_r" if img.shape[2] == 1 else None,
                   vmin=0, vmax=255, interpolation="nearest")
         if labels is not None:
-            ax.set_title(str(labels[i]), fontsize=8, pad=2)
+            ax.set_title(str(labels[i]), fontsize=9, pad=2)
         for spine in ax.spines.values():
             spine.set_visible(bool(marked[i]))
             spine.set_color(mark_color)
@@ -164,10 +246,13 @@ def _lq_label(q_: float) -> str:
     return f"$q = {q_:g}$"
 
 
-def _lq_colour(q_: float):
+def _lq_style(q_: float, qs: Sequence[float]) -> dict:
+    """Colour and dash of ``q`` among ``qs``: CCE (q = 0) black and solid, the others from :func:`q_styles`."""
     if q_ == 0:
-        return PALETTE["CCE"]
-    return plt.get_cmap("viridis")(0.1 + 0.65 * float(q_))
+        return dict(color=PALETTE["CCE"], ls="-")
+    others = [v for v in qs if v != 0]
+    style = q_styles(others)[others.index(q_)]
+    return dict(color=style["color"], ls=style["ls"])
 
 
 def plot_lq_family(qs: Sequence[float] = LQ_FAMILY_QS, axes=None, *, show_mae: bool = True,
@@ -175,22 +260,22 @@ def plot_lq_family(qs: Sequence[float] = LQ_FAMILY_QS, axes=None, *, show_mae: b
     """Two panels: ``L_q(f)`` (Eq. 6) and its gradient weight ``f**(q-1)`` against ``f = f_y``.
 
     ``qs`` in ``[0, 1]``; ``q = 0`` draws CCE (Eq. 2), ``q = 1`` the unhinged loss.
-    With ``show_mae`` the MAE of Eq. 4, ``2 - 2 f`` (weight 2), is added dashed.
+    With ``show_mae`` the MAE of Eq. 4, ``2 - 2 f`` (weight 2), is added with square markers.
     The weight panel has a log scale.  ``axes`` is a pair of axes (a new figure
     when None); returns that pair.
     """
     from .theory import lq_curve, lq_gradient_weight
 
     if axes is None:
-        _, axes = plt.subplots(1, 2, figsize=(9.6, 3.8))
+        _, axes = plt.subplots(1, 2, figsize=(FIG_WIDTH, 3.4))
     ax_loss, ax_w = axes
     p = np.geomspace(f_min, 1.0, n_points)
     for q_ in qs:
-        kw = dict(color=_lq_colour(q_), label=_lq_label(q_), lw=2.0 if q_ in (0, 1) else 1.6)
+        kw = dict(**_lq_style(q_, qs), label=_lq_label(q_), lw=2.2 if q_ in (0, 1) else 1.8)
         ax_loss.plot(p, lq_curve(p, q_), **kw)
         ax_w.plot(p, lq_gradient_weight(p, q_), **kw)
     if show_mae:
-        kw = dict(color=PALETTE["MAE"], ls="--", lw=1.6, label="MAE (Eq. 4)")
+        kw = dict(color=PALETTE["MAE"], ls="-", lw=1.8, marker=MARKERS["MAE"], ms=5, markevery=0.08, label="MAE (Eq. 4)")
         ax_loss.plot(p, 2 - 2 * p, **kw)
         ax_w.plot(p, np.full_like(p, 2.0), **kw)
     ax_loss.set_ylim(0, 4.2)
@@ -204,7 +289,7 @@ def plot_lq_family(qs: Sequence[float] = LQ_FAMILY_QS, axes=None, *, show_mae: b
     ax_w.set_xlabel("$f_y$ (log scale)")
     ax_w.set_ylabel("weight $w(f_y)$ (log scale)")
     ax_w.set_title("gradient weight $w = f_y^{q-1}$")
-    ax_loss.legend(fontsize=8, loc="upper right")
+    ax_loss.legend(loc="upper right")
     return axes
 
 
@@ -223,13 +308,13 @@ def plot_relative_weight(qs: Sequence[float] = (0.25, 0.5, 0.7, 1.0), ax=None, *
     p = np.linspace(0, 1, n_points)
     ax.axhline(1.0, color=PALETTE["CCE"], lw=2.0, label=_lq_label(0.0))
     for q_ in qs:
-        ax.plot(p, lq_relative_weight(p, q_), color=_lq_colour(q_), lw=1.6, label=_lq_label(q_))
+        ax.plot(p, lq_relative_weight(p, q_), **_lq_style(q_, qs), lw=1.8, label=_lq_label(q_))
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.05)
     ax.set_xlabel("$f_y$ (softmax probability of the label)")
     ax.set_ylabel("$f_y^q$")
     ax.set_title("weight of $\\mathcal{L}_q$ relative to CCE")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(loc="lower right")
     return ax
 
 
@@ -246,7 +331,7 @@ def interactive_lq_family(q_init: float = 0.7, step: float = 0.05):
 
     def show(q):
         qs = sorted({0.0, round(float(q), 6), 1.0})
-        _, axes = plt.subplots(1, 2, figsize=(9.6, 3.8))
+        _, axes = plt.subplots(1, 2, figsize=(FIG_WIDTH, 3.4))
         plot_lq_family(qs, axes=axes)
         plt.show()
 
@@ -272,11 +357,12 @@ def _curves(runs, history, select: dict, metric: str):
     return g.mean(), g.std(ddof=0), int(ids.nunique())
 
 
-def _line(ax, runs, history, select, metric, label, color, style="-", scale=1.0):
+def _line(ax, runs, history, select, metric, label, color, style="-", scale=1.0, marker=None):
     mean, std, n = _curves(runs, history, select, metric)
     if not len(mean):
         return 0
-    ax.plot(mean.index, scale * mean.values, style, color=color, label=label, lw=1.6)
+    ax.plot(mean.index, scale * mean.values, ls=style, color=color, label=label, lw=1.8, marker=marker, ms=5,
+            markevery=max(1, len(mean) // 8))
     if n > 1:
         ax.fill_between(mean.index, scale * (mean - std).values, scale * (mean + std).values, color=color,
                         alpha=0.15, lw=0)
@@ -291,48 +377,54 @@ def plot_fig1(runs, history, *, datasets: Sequence[str], caption: str | None = N
     lines are means over seeds with a +-1 std band.
     """
     panels = list(datasets[:2]) + ["softmax"]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.5), squeeze=False)
+    fig, axes = _subplots(len(panels))
     letters = "abc" if len(panels) == 3 else "ac"
-    for ax, panel, letter in zip(axes[0], panels, letters):
+    for ax, panel, letter in zip(axes, panels, letters):
         if panel == "softmax":
             for method, label in (("cce", "CCE"), ("lq", "Lq (q=0.7)")):
                 sel, color = {"method": method, "noise": "uniform"}, PALETTE["CCE" if method == "cce" else "Lq"]
-                _line(ax, runs, history, sel, "softmax_clean", f"{label}, right labels", color)
-                _line(ax, runs, history, sel, "softmax_noisy", f"{label}, wrong labels", color, "--")
+                marker = MARKERS["CCE" if method == "cce" else "Lq"]
+                _line(ax, runs, history, sel, "softmax_clean", f"{label}, right labels", color, marker=marker)
+                _line(ax, runs, history, sel, "softmax_noisy", f"{label}, wrong labels", color, "--", marker=marker)
             ax.set_ylabel("mean softmax at the given label")
             ax.set_title(f"({letter}) {datasets[0]}, uniform noise 0.4")
         else:
             for method, label in (("cce", "CCE"), ("mae", "MAE")):
                 _line(ax, runs, history, {"method": method, "noise": "none", "dataset": panel}, "test_acc", label,
-                      PALETTE[label], scale=100)
+                      PALETTE[label], scale=100, marker=MARKERS[label])
             ax.set_ylabel("test accuracy (%)")
             ax.set_title(f"({letter}) {panel}, clean labels")
         ax.set_xlabel("epoch")
-        ax.legend(fontsize=7)
+        ax.legend()
     if caption:
-        fig.suptitle(caption, fontsize=9)
+        fig.suptitle(caption)
     return fig
 
 
 def plot_fig2(runs, history, *, qs: Sequence[float], etas: Sequence[float], caption: str | None = None):
     """Figure 2 of the paper: test accuracy (top) and noisy-validation loss (bottom) against epochs,
     one line per q (q = 0 is CCE), one column per noise rate eta."""
-    fig, axes = plt.subplots(2, len(etas), figsize=(4.2 * len(etas), 6.4), squeeze=False, sharex=True)
-    colors = sns.color_palette("viridis", len(qs))
+    fig, axes = plt.subplots(2, len(etas), figsize=(FIG_WIDTH, 6.6), squeeze=False, sharex=True)
+    styles = q_styles(qs)
     for j, eta in enumerate(etas):
-        for qv, color in zip(qs, colors):
+        for qv, st in zip(qs, styles):
             sel = {"eta": eta, "method": "cce"} if qv == 0 else {"eta": eta, "method": "lq", "q": qv}
             label = "CCE (q=0)" if qv == 0 else f"q={qv:g}"
-            _line(axes[0, j], runs, history, sel, "test_acc", label, color, scale=100)
-            _line(axes[1, j], runs, history, sel, "val_loss", label, color)
+            _line(axes[0, j], runs, history, sel, "test_acc", label, st["color"], st["ls"], 100, st["marker"])
+            _line(axes[1, j], runs, history, sel, "val_loss", label, st["color"], st["ls"], 1.0, st["marker"])
         axes[0, j].set_title(f"({'abc'[j]}) eta = {eta:g}")
         axes[1, j].set_title(f"({'def'[j]}) eta = {eta:g}")
         axes[1, j].set_xlabel("epoch")
     axes[0, 0].set_ylabel("test accuracy (%)")
     axes[1, 0].set_ylabel("validation loss (own loss, noisy labels)")
-    axes[0, -1].legend(fontsize=7)
+    legend = {}
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    if legend:
+        fig.legend(list(legend.values()), list(legend), loc="outside lower center", ncols=min(len(legend), 6))
     if caption:
-        fig.suptitle(caption, fontsize=9)
+        fig.suptitle(caption)
     return fig
 
 
@@ -355,11 +447,12 @@ def theorem1_A_curves(cs: Sequence[int] = (10, 100), etas: Sequence[float] = (0.
     q_grid = np.linspace(0.02, 0.995, 100) if q_grid is None else np.asarray(q_grid, dtype=float)
     if np.any(q_grid >= 1):
         raise ValueError("q_grid must stay below 1: -A = 0 at q = 1 has no place on a log axis")
-    fig, axes = plt.subplots(1, len(cs), figsize=(4.6 * len(cs), 3.8), sharey=True, squeeze=False)
-    colours = sns.color_palette("viridis", len(etas))
+    fig, axes = plt.subplots(1, len(cs), figsize=(FIG_WIDTH, 3.4), sharey=True, squeeze=False)
+    styles = q_styles(etas)
     for ax, c_ in zip(axes[0], cs):
-        for colour, eta_ in zip(colours, etas):
-            ax.plot(q_grid, -theory.theorem1_A(eta_, q_grid, c_), color=colour, label=f"$\\eta = {eta_:g}$")
+        for st, eta_ in zip(styles, etas):
+            ax.plot(q_grid, -theory.theorem1_A(eta_, q_grid, c_), color=st["color"], ls=st["ls"],
+                    label=f"$\\eta = {eta_:g}$")
         if mark_q is not None:
             ax.axvline(mark_q, color="0.4", ls="--", lw=1)
         ax.set_yscale("log")
@@ -367,7 +460,7 @@ def theorem1_A_curves(cs: Sequence[int] = (10, 100), etas: Sequence[float] = (0.
         ax.set_xlabel("$q$")
         ax.set_title(f"$c = {c_}$")
     axes[0, 0].set_ylabel("$-A$ (Eq. 8), log scale")
-    axes[0, -1].legend(loc="upper right", fontsize=8)
+    axes[0, -1].legend(loc="upper right")
     return fig
 
 
@@ -384,8 +477,8 @@ def theorem1_tightness(c_: int = 3, etas: Sequence[float] = (0.2, 0.4, 0.6), *, 
     if np.any(q_grid >= 1):
         raise ValueError("q_grid must stay below 1: both curves are 0 at q = 1")
     grid = theory.simplex_grid(c_, n)
-    fig, ax = plt.subplots(figsize=(5.6, 3.9))
-    colours = sns.color_palette("viridis", len(etas))
+    fig, ax = plt.subplots(figsize=(5.6, 4.2))
+    colours = [st["color"] for st in q_styles(etas)]
     for colour, eta_ in zip(colours, etas):
         worst = np.array([-theory.theorem1_pointwise_gap(grid, eta_, q_).min() for q_ in q_grid])
         ax.plot(q_grid, worst, color=colour, label=f"worst case, $\\eta = {eta_:g}$")
@@ -396,7 +489,7 @@ def theorem1_tightness(c_: int = 3, etas: Sequence[float] = (0.2, 0.4, 0.6), *, 
     ax.set_xlabel("$q$")
     ax.set_ylabel("$R(\\hat f) - R(f^*)$, log scale")
     ax.set_title(f"Theorem 1 over all maps to the simplex, $c = {c_}$")
-    ax.legend(fontsize=7, ncols=2, loc="lower left")
+    ax.legend(ncols=2, loc="lower left")
     return fig
 
 
@@ -418,18 +511,17 @@ def plot_truncated_lq(q_: float = 0.7, ks: Sequence[float] = (0.2, 0.5, 0.8), ax
     from .theory import _lq_num
 
     if axes is None:
-        _, axes = plt.subplots(1, 2, figsize=(9.6, 3.8))
+        _, axes = plt.subplots(1, 2, figsize=(FIG_WIDTH, 3.4))
     ax_loss, ax_grad = axes
     p = np.linspace(1e-3, 1, n_points)
     ax_loss.plot(p, _lq_num(p, q_), color=PALETTE["Lq"], lw=2.4, label=f"$\\mathcal{{L}}_q$, $q = {q_:g}$")
     ax_grad.plot(p, p ** (q_ - 1), color=PALETTE["Lq"], lw=2.4, label=f"$\\mathcal{{L}}_q$, $q = {q_:g}$")
-    cmap = plt.get_cmap("RdPu")
-    for i, k_ in enumerate(ks):
-        colour = cmap(0.45 + 0.5 * i / max(1, len(ks) - 1))
+    for i, (k_, st) in enumerate(zip(ks, q_styles(ks))):
         lq_k = float(_lq_num(k_, q_))
-        ax_loss.plot(p, np.where(p <= k_, lq_k, _lq_num(p, q_)), color=colour, lw=1.6, ls="--",
+        ls = _LINESTYLES[1 + i % (len(_LINESTYLES) - 1)]
+        ax_loss.plot(p, np.where(p <= k_, lq_k, _lq_num(p, q_)), color=st["color"], lw=1.8, ls=ls,
                      label=f"truncated, $k = {k_:g}$")
-        ax_grad.plot(p, np.where(p <= k_, 0.0, p ** (q_ - 1)), color=colour, lw=1.6, ls="--",
+        ax_grad.plot(p, np.where(p <= k_, 0.0, p ** (q_ - 1)), color=st["color"], lw=1.8, ls=ls,
                      label=f"truncated, $k = {k_:g}$")
     ax_loss.set_xlim(0, 1)
     ax_loss.set_ylim(0, 1.05 / q_)
@@ -441,7 +533,7 @@ def plot_truncated_lq(q_: float = 0.7, ks: Sequence[float] = (0.2, 0.5, 0.8), ax
     ax_grad.set_xlabel("$f_y$")
     ax_grad.set_ylabel("$|d\\mathcal{L}/df_y|$")
     ax_grad.set_title("derivative: 0 below the threshold")
-    ax_loss.legend(fontsize=8, loc="upper right")
+    ax_loss.legend(loc="upper right")
     return axes
 
 
@@ -460,7 +552,7 @@ def plot_eq11_region(cs: Sequence[int] = (2, 10, 100), *, claimed_ks: Sequence[f
     from .theory import eq11_gap
 
     if axes is None:
-        _, axes = plt.subplots(1, len(cs), figsize=(4.0 * len(cs), 3.9), sharey=True, squeeze=False)
+        _, axes = plt.subplots(1, len(cs), figsize=(FIG_WIDTH, 3.2), sharey=True, squeeze=False)
         axes = axes[0]
     qs = np.linspace(0.005, 1.0, n)
     ks = np.linspace(0.005, 0.995, n)
@@ -475,7 +567,7 @@ def plot_eq11_region(cs: Sequence[int] = (2, 10, 100), *, claimed_ks: Sequence[f
             ax.axhline(1 / c_, color="0.35", lw=0.8)
         for k_ in claimed_ks:
             ax.axhline(k_, color="0.15", lw=1.0, ls="--")
-            ax.text(0.02, k_ + 0.01, f"$k = {k_:g}$", fontsize=7, color="0.15")
+            ax.text(0.02, k_ + 0.01, f"$k = {k_:g}$", fontsize=9, color="0.15")
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
         ax.set_title(f"$c = {c_}$")
@@ -483,7 +575,7 @@ def plot_eq11_region(cs: Sequence[int] = (2, 10, 100), *, claimed_ks: Sequence[f
     axes[0].set_ylabel("$k$")
     handles = [Patch(facecolor="#cfe8cf", label="Eq. 11 holds"), Patch(facecolor="#f4c7b8", label="Eq. 11 fails"),
                Patch(facecolor="none", edgecolor="0.45", hatch="///", label="$k < 1/c$")]
-    axes[-1].legend(handles=handles, fontsize=7, loc="upper left", framealpha=0.9)
+    axes[-1].legend(handles=handles, loc="upper left", framealpha=0.9)
     return axes
 
 
@@ -501,12 +593,11 @@ def plot_eq11_q_max(ks: Sequence[float] = (0.2, 0.3, 0.5), cs=None, ax=None, *, 
     cs = np.asarray(cs)
     if ax is None:
         _, ax = plt.subplots(figsize=(5.6, 3.8))
-    cmap = plt.get_cmap("viridis")
-    for i, k_ in enumerate(ks):
-        colour = cmap(0.1 + 0.75 * i / max(1, len(ks) - 1))
+    for k_, st in zip(ks, q_styles(ks)):
+        colour = st["color"]
         ok = cs * k_ >= 1
         qm = [eq11_q_max(k_, float(c_), n_grid=801) for c_ in cs[ok]]
-        ax.plot(cs[ok], qm, color=colour, lw=1.8, marker="o", ms=2.5, label=f"$k = {k_:g}$")
+        ax.plot(cs[ok], qm, color=colour, lw=1.8, marker=st["marker"], ms=3.5, label=f"$k = {k_:g}$")
         ax.plot(cs[ok], 1 - np.log(2 - k_) / np.log(cs[ok]), color=colour, lw=1.0, ls=":")
     if mark_q is not None:
         ax.axhline(mark_q, color=PALETTE["Lq"], lw=1.0, ls="--", label=f"$q = {mark_q:g}$ (paper)")
@@ -515,7 +606,7 @@ def plot_eq11_q_max(ks: Sequence[float] = (0.2, 0.3, 0.5), cs=None, ax=None, *, 
     ax.set_xlabel("number of classes $c$ (log scale)")
     ax.set_ylabel("$q_{\\max}(k, c)$")
     ax.set_title("Eq. 11 holds exactly for $q < q_{\\max}$")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(loc="lower right")
     return ax
 
 
@@ -530,11 +621,12 @@ def plot_acs_run(test_curves: dict, kept: Sequence[float] | None = None,
     None); dotted vertical lines mark the pruning epochs.  Returns the axes.
     """
     if axes is None:
-        _, axes = plt.subplots(1, 2, figsize=(9.6, 3.6))
+        _, axes = plt.subplots(1, 2, figsize=(FIG_WIDTH, 3.3))
     ax_acc, ax_kept = axes
     for name, curve in test_curves.items():
         curve = np.asarray(curve, dtype=float)
-        ax_acc.plot(np.arange(1, len(curve) + 1), curve, color=PALETTE.get(name), lw=1.6, label=name)
+        ax_acc.plot(np.arange(1, len(curve) + 1), curve, color=PALETTE.get(name), lw=1.8, label=name,
+                    marker=MARKERS.get(name), markevery=max(1, len(curve) // 8), ms=5)
     if kept is not None:
         kept = np.asarray(kept, dtype=float)
         ax_kept.plot(np.arange(1, len(kept) + 1), kept, color=PALETTE["Trunc Lq"], lw=1.6)
@@ -544,7 +636,7 @@ def plot_acs_run(test_curves: dict, kept: Sequence[float] | None = None,
         ax.set_xlabel("epoch")
     ax_acc.set_ylabel("clean test accuracy")
     ax_acc.set_title("test accuracy (dotted: pruning steps)")
-    ax_acc.legend(fontsize=8, loc="lower right")
+    ax_acc.legend(loc="lower right")
     ax_kept.set_ylabel("fraction of samples kept")
     ax_kept.set_title("truncated $\\mathcal{L}_q$: kept fraction")
     return axes
@@ -577,27 +669,27 @@ def plot_fig1_ab(runs, history, *, datasets: Sequence[str], curves: dict | None 
     """
     curves = FIG1_AB_CURVES if curves is None else curves
     if axes is None:
-        fig, axes = plt.subplots(1, len(datasets), figsize=(4.6 * len(datasets), 3.5), squeeze=False)
-        axes = axes[0]
+        fig, axes = _subplots(len(datasets))
     else:
         axes = np.atleast_1d(axes)
         fig = axes[0].figure
     titles = [f"({letter}) {d}, clean labels" for d, letter in zip(datasets, "ab")] if titles is None else titles
     for ax, dataset, title in zip(axes, datasets, titles):
         for label, (select, color) in curves.items():
-            _line(ax, runs, history, {**select, "dataset": dataset}, "test_acc", label, color, scale=100)
+            _line(ax, runs, history, {**select, "dataset": dataset}, "test_acc", label, color, scale=100,
+                  marker=MARKERS.get(label))
         for t in thresholds:
             ax.axhline(100 * t, color="0.45", ls=":", lw=1.0)
             ax.annotate(f"{100 * t:g}%", xy=(1.0, 100 * t), xycoords=("axes fraction", "data"), xytext=(2, 0),
-                        textcoords="offset points", va="center", fontsize=7, color="0.35")
+                        textcoords="offset points", va="center", fontsize=9, color="0.35")
         if log_x:
             ax.set_xscale("log")
         ax.set_xlabel("epoch" + (" (log scale)" if log_x else ""))
         ax.set_ylabel("test accuracy (%)")
         ax.set_title(title)
-        ax.legend(fontsize=8, loc="lower right")
+        ax.legend(loc="lower right")
     if caption:
-        fig.suptitle(caption, fontsize=9)
+        fig.suptitle(caption)
     return fig
 
 
@@ -624,15 +716,16 @@ def plot_fig1c(runs, history, *, k: float | None = None, ax=None, title: str | N
         qs = runs.loc[runs["method"] == method, "q"].unique() if method == "lq" else []
         if len(qs) == 1:
             label = f"$\\mathcal{{L}}_q$ (q = {qs[0]:g})"
-        _line(ax, runs, history, sel, "softmax_clean", f"{label}, right labels", color)
-        _line(ax, runs, history, sel, "softmax_noisy", f"{label}, wrong labels", color, "--")
+        marker = MARKERS["CCE" if method == "cce" else "Lq"]
+        _line(ax, runs, history, sel, "softmax_clean", f"{label}, right labels", color, marker=marker)
+        _line(ax, runs, history, sel, "softmax_noisy", f"{label}, wrong labels", color, "--", marker=marker)
     if k is not None:
         ax.axhline(k, color="0.45", ls=":", lw=1.0, label=f"k = {k:g} (truncation)")
     ax.set_ylim(0, 1)
     ax.set_xlabel("epoch")
     ax.set_ylabel("mean softmax $f_{\\tilde y}(x)$ at the given label")
     ax.set_title(title or "(c) softmax at the given label, training set")
-    ax.legend(fontsize=7)
+    ax.legend()
     return ax
 
 
@@ -644,19 +737,20 @@ def plot_peak_drop(table, *, tol: float | None = None, ax=None):
     if ax is None:
         _, ax = plt.subplots(figsize=(5.2, 3.6))
     etas = sorted(table["eta"].unique())
-    colors = sns.color_palette("rocket", len(etas) + 1)
-    for eta, color in zip(etas, colors):
+    styles = q_styles(etas)
+    for eta, st in zip(etas, styles):
+        color = st["color"]
         g = table[table["eta"] == eta].sort_values("q")
         mean = 100 * g["drop"].to_numpy()
         err = np.vstack([mean - 100 * g["drop_min"].to_numpy(), 100 * g["drop_max"].to_numpy() - mean])
-        ax.errorbar(g["q"], mean, yerr=err, color=color, marker="o", ms=4, lw=1.6, capsize=3,
+        ax.errorbar(g["q"], mean, yerr=err, color=color, marker=st["marker"], ls=st["ls"], ms=5, lw=1.8, capsize=3,
                     label=f"eta = {eta:g}")
     if tol is not None:
         ax.axhline(100 * tol, color="0.45", ls=":", lw=1.0, label=f"tolerance {100 * tol:g} pp")
     ax.set_xlabel("q (0 = CCE)")
     ax.set_ylabel("peak - last test accuracy (pp)")
     ax.set_title("accuracy lost after the peak")
-    ax.legend(fontsize=8)
+    ax.legend()
     return ax
 
 
@@ -683,7 +777,7 @@ def plot_accuracy_vs_eta(runs, paper=None, *, methods: Sequence[str] | None = No
     from .experiments import METHOD_LABELS, TABLE1_METHODS
 
     methods = list(TABLE1_METHODS if methods is None else methods)
-    fig, axes = plt.subplots(1, len(noises), figsize=(4.4 * len(noises) + 1.6, 3.9), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, len(noises), figsize=(FIG_WIDTH, 4.2), squeeze=False, sharey=True)
     for ax, kind in zip(axes[0], noises):
         for m in methods:
             label = METHOD_LABELS.get(m, m)
@@ -692,7 +786,8 @@ def plot_accuracy_vs_eta(runs, paper=None, *, methods: Sequence[str] | None = No
             if len(sel):
                 g = sel.groupby("eta")[metric]
                 mean, std = 100 * g.mean(), 100 * g.std(ddof=1).fillna(0.0)
-                ax.errorbar(mean.index, mean.values, yerr=std.values, color=color, marker="o", ms=4, lw=1.6,
+                ax.errorbar(mean.index, mean.values, yerr=std.values, color=color, marker=MARKERS.get(label, "o"),
+                            ms=5, lw=1.8,
                             capsize=2.5, label=label)
             if paper is not None:
                 ref = paper[(paper["dataset"] == paper_dataset) & (paper["noise"] == kind) & (paper["method"] == m)]
@@ -707,9 +802,9 @@ def plot_accuracy_vs_eta(runs, paper=None, *, methods: Sequence[str] | None = No
         from matplotlib.lines import Line2D
         handles += [Line2D([], [], color="0.3", marker="o", ms=4), Line2D([], [], color="0.3", ls="--", alpha=0.5)]
         labels += ["ours (mean ± std)", f"paper ({paper_dataset})"]
-    fig.legend(handles, labels, fontsize=7, loc="outside right center")
+    fig.legend(handles, labels, loc="outside lower center", ncols=4)
     if caption:
-        fig.suptitle(caption, fontsize=9)
+        fig.suptitle(caption)
     return fig
 
 
@@ -728,17 +823,18 @@ def plot_accuracy_curves(runs, history, *, methods: Sequence[str] | None = None,
 
     methods = list(TABLE2_METHODS if methods is None else methods)
     n_panels = len(noises) + int(kept)
-    fig, axes = plt.subplots(1, n_panels, figsize=(4.4 * n_panels, 3.6), squeeze=False)
-    for ax, kind in zip(axes[0], noises):
+    fig, axes = _subplots(n_panels)
+    for ax, kind in zip(axes, noises):
         for m in methods:
             label = METHOD_LABELS.get(m, m)
-            _line(ax, runs, history, {"noise": kind, "method": m}, metric, label, PALETTE.get(label), scale=100)
+            _line(ax, runs, history, {"noise": kind, "method": m}, metric, label, PALETTE.get(label), scale=100,
+                  marker=MARKERS.get(label))
         ax.set_title(_NOISE_TITLES.get(kind, kind))
         ax.set_xlabel("epoch")
         ax.set_ylabel("test accuracy (%)")
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(loc="lower right")
     if kept:
-        ax = axes[0, -1]
+        ax = axes[-1]
         styles = ["-", "--", "-.", ":"]
         for kind, style in zip(noises, styles):
             n = _line(ax, runs, history, {"noise": kind, "method": "trunc_lq"}, "kept",
@@ -751,9 +847,9 @@ def plot_accuracy_curves(runs, history, *, methods: Sequence[str] | None = None,
         ax.set_xlabel("epoch")
         ax.set_ylabel("fraction of training samples")
         ax.set_title("Trunc Lq: samples kept by pruning")
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(loc="lower right")
     if caption:
-        fig.suptitle(caption, fontsize=9)
+        fig.suptitle(caption)
     return fig
 
 
@@ -766,7 +862,8 @@ def plot_kept_by_class(samples, *, class_names: Sequence[str] | None = None, cap
     labelled samples (for open-set noise: outside images) kept, over all classes.
     """
     kinds = list(dict.fromkeys(samples["noise"]))
-    fig, axes = plt.subplots(1, len(kinds), figsize=(5.0 * len(kinds), 3.4), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, len(kinds), figsize=(FIG_WIDTH if len(kinds) > 1 else 5.6, 3.4), squeeze=False,
+                             sharey=True)
     for ax, kind in zip(axes[0], kinds):
         s = samples[samples["noise"] == kind]
         right = s[s["clean"].astype(bool)]
@@ -787,13 +884,172 @@ def plot_kept_by_class(samples, *, class_names: Sequence[str] | None = None, cap
         ax.set_title(_NOISE_TITLES.get(kind, kind))
     axes[0, 0].set_ylabel("fraction kept (first pruning)")
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, fontsize=7, loc="outside lower center", ncols=2)
+    fig.legend(handles, labels, loc="outside lower center", ncols=2)
     if caption:
-        fig.suptitle(caption, fontsize=9)
+        fig.suptitle(caption)
     return fig
 
 
 __all__ += ["plot_accuracy_vs_eta", "plot_accuracy_curves", "plot_kept_by_class"]
+
+
+def plot_verdicts(table, *, caption: str | None = None):
+    """The claims of :mod:`gce.claims` as a grid: one row per claim (``id``, with its section), one column per
+    scale, each cell coloured by its verdict (holds / fails / not testable at this scale).
+
+    ``table`` is :func:`gce.claims.evaluate`'s output (one scale) or several of them concatenated.
+    """
+    from matplotlib.patches import Patch
+
+    from .claims import FAILS, HOLDS, NOT_TESTABLE
+
+    colours = {HOLDS: "#009E73", FAILS: "#D55E00", NOT_TESTABLE: "0.8"}
+    ids = list(dict.fromkeys(table["id"]))
+    scales = list(dict.fromkeys(table["scale"]))
+    section = dict(zip(table["id"], table["section"]))
+    status = {(r["id"], r["scale"]): r["status"] for _, r in table.iterrows()}
+    fig, ax = plt.subplots(figsize=(4.6 + 0.9 * len(scales), 0.26 * len(ids) + 1.4))
+    for i, cid in enumerate(ids):
+        for j, sc in enumerate(scales):
+            st = status.get((cid, sc), NOT_TESTABLE)
+            ax.add_patch(plt.Rectangle((j, i), 0.95, 0.9, color=colours[st]))
+    ax.set_xlim(0, len(scales))
+    ax.set_ylim(len(ids), 0)
+    ax.set_xticks(np.arange(len(scales)) + 0.475, scales)
+    ax.set_yticks(np.arange(len(ids)) + 0.45, [f"{cid} (Sec. {section[cid]})" for cid in ids], fontsize=7)
+    ax.tick_params(length=0)
+    ax.grid(False)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    fig.legend(handles=[Patch(color=c, label=s) for s, c in colours.items()], fontsize=7,
+               loc="outside lower center", ncols=3, frameon=False)
+    if caption:
+        ax.set_title(caption, fontsize=9)
+    return fig
+
+
+__all__ += ["plot_verdicts"]
+
+
+# ---- human noise chapter (CIFAR-10N / CIFAR-100N, gce.human_noise) ----
+# Drawn for the book's 780 px column: figures 7.2 in wide, every text >= 10 pt.
+
+_HUMAN_FONT = 10
+
+
+def plot_transition_grid(matrices: dict, class_labels: Sequence[str], *, ncols: int = 2,
+                         caption: str | None = None):
+    """Small transition matrices ``T[i, j] = p(noisy j | true i)`` (Sec. 3.1) side by side, entries in percent.
+
+    One panel per ``title -> T`` of ``matrices``, one colour scale (0 to 100 %);
+    entries that round to 0 % are left blank so that the structure of the noise shows.
+    ``class_labels`` are short tick labels (e.g. ``plane``, ``car``).
+    """
+    if not matrices:
+        raise ValueError("matrices is empty: give at least one title -> T")
+    n = len(matrices)
+    ncols = min(ncols, n)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(7.2, 3.75 * nrows), squeeze=False)
+    for ax, (title, T) in zip(axes.flat, matrices.items()):
+        P = 100 * _as_array(T).astype(float)
+        rounded = np.floor(P + 0.5).astype(int)  # half up, so that 0.5 % shows as 1
+        annot = np.where(rounded >= 1, rounded.astype(str), "")
+        sns.heatmap(P, ax=ax, vmin=0, vmax=100, cmap="rocket_r", square=True, cbar=False, annot=annot, fmt="",
+                    annot_kws={"fontsize": _HUMAN_FONT},
+                    xticklabels=list(class_labels), yticklabels=list(class_labels), linewidths=0.3,
+                    linecolor="0.9")
+        ax.set_title(title, fontsize=_HUMAN_FONT + 1)
+        ax.tick_params(axis="x", labelrotation=90, labelsize=_HUMAN_FONT)
+        ax.tick_params(axis="y", labelrotation=0, labelsize=_HUMAN_FONT)
+        ax.set_xlabel("noisy label", fontsize=_HUMAN_FONT)
+        ax.set_ylabel("true label", fontsize=_HUMAN_FONT)
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    if caption:
+        fig.suptitle(caption, fontsize=_HUMAN_FONT)
+    return fig
+
+
+def plot_class_noise_rates(rates: dict, class_labels: Sequence[str], *, caption: str | None = None):
+    """Per true class, the realised noise rate ``1 - T[i, i]`` of several noise models as grouped bars.
+
+    ``rates`` maps a name to an array of ``c`` rates in [0, 1]; each model's
+    overall rate is drawn as a dashed line of the same colour.
+    """
+    if not rates:
+        raise ValueError("rates is empty: give at least one name -> per-class rates")
+    c = len(class_labels)
+    x = np.arange(c)
+    width = 0.8 / len(rates)
+    colours = sns.color_palette("colorblind", len(rates))
+    fig, ax = plt.subplots(figsize=(7.2, 3.4))
+    for k, ((name, r), colour) in enumerate(zip(rates.items(), colours)):
+        r = 100 * np.asarray(r, dtype=float)
+        ax.bar(x - 0.4 + (k + 0.5) * width, r, width, color=colour, label=name)
+        ax.axhline(float(np.mean(r)), color=colour, ls="--", lw=1.2)
+    ax.set_xticks(x, list(class_labels), rotation=45, ha="right", fontsize=_HUMAN_FONT)
+    ax.tick_params(axis="y", labelsize=_HUMAN_FONT)
+    ax.set_ylabel("labels wrong (%)", fontsize=_HUMAN_FONT)
+    ax.set_xlabel("true class", fontsize=_HUMAN_FONT)
+    ax.legend(fontsize=_HUMAN_FONT, ncols=min(len(rates), 4), loc="upper left", frameon=True)
+    ax.set_ylim(0, max(100 * max(float(np.max(r)) for r in rates.values()) * 1.3, 10))
+    if caption:
+        ax.set_title(caption, fontsize=_HUMAN_FONT)
+    return fig
+
+
+def plot_superclass_confusions(T, coarse, *, caption: str | None = None):
+    """CIFAR-100's wrong labels by super-class: the off-diagonal of ``T`` (Sec. 3.1) with classes ordered by
+    super-class (left), and how the wrong labels of each super-class split (right).
+
+    ``coarse`` maps each fine label to its super-class (:func:`gce.human_noise.coarse_labels`).
+    The squares on the left are the 20 super-classes: noise inside them stays
+    within a super-class.  The paper's CIFAR-100 flip map sends every class to
+    the next label, one step right of the diagonal in label order.
+    """
+    T = _as_array(T).astype(float)
+    coarse = np.asarray(coarse)
+    c = len(T)
+    order = np.argsort(coarse, kind="stable")
+    off = T * (1 - np.eye(c))
+    P = 100 * off[np.ix_(order, order)]
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(7.2, 4.4), width_ratios=(1.15, 1))
+    im = ax.imshow(P, cmap="rocket_r", vmin=0, vmax=max(float(P.max()), 1e-9), interpolation="nearest")
+    edges = np.flatnonzero(np.diff(coarse[order])) + 0.5
+    for e in edges:
+        ax.axhline(e, color="0.75", lw=0.4)
+        ax.axvline(e, color="0.75", lw=0.4)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_xlabel("noisy label (by super-class)", fontsize=_HUMAN_FONT)
+    ax.set_ylabel("true label (by super-class)", fontsize=_HUMAN_FONT)
+    ax.grid(False)
+    cb = fig.colorbar(im, ax=ax, shrink=0.8)
+    cb.set_label("% of the class", fontsize=_HUMAN_FONT)
+    cb.ax.tick_params(labelsize=_HUMAN_FONT)
+    from .human_noise import superclass_shares
+
+    share = 100 * np.nan_to_num(superclass_shares(T, coarse))
+    k = len(share)
+    y = np.arange(k)
+    bx.barh(y, share, color="#0072B2", label="within the super-class")
+    bx.barh(y, 100 - share, left=share, color="0.8", label="to another super-class")
+    bx.axvline(100 * 4 / (c - 1), color="#D55E00", ls="--", lw=1.2, label="uniform noise")
+    bx.set_yticks(y, [str(s) for s in y], fontsize=_HUMAN_FONT)
+    bx.invert_yaxis()
+    bx.set_xlim(0, 100)
+    bx.tick_params(axis="x", labelsize=_HUMAN_FONT)
+    bx.set_xlabel("% of its wrong labels", fontsize=_HUMAN_FONT)
+    bx.set_ylabel("super-class", fontsize=_HUMAN_FONT)
+    handles, labels = bx.get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=_HUMAN_FONT, loc="outside lower center", ncols=3)
+    if caption:
+        fig.suptitle(caption, fontsize=_HUMAN_FONT)
+    return fig
+
+
+__all__ += ["plot_transition_grid", "plot_class_noise_rates", "plot_superclass_confusions"]
 
 
 def plot_memorisation_onset(runs, history, onsets, *, caption: str | None = None):

@@ -27,9 +27,10 @@ from dataclasses import dataclass
 import torch
 
 from . import train as _train
+from .store import provenance
 from .train import RunConfig, RunResult
 
-__all__ = ["Failure", "LocalEngine", "RayEngine", "ENGINES", "make_engine"]
+__all__ = ["Failure", "LocalEngine", "RayEngine", "ENGINES", "make_engine", "check_device"]
 
 OnResult = Callable[[RunResult, "list | None", dict], None]
 
@@ -62,7 +63,7 @@ class LocalEngine:
     name = "local"
 
     def __init__(self, device=None, root=None, max_group: int = 256, progress: bool = True):
-        self.device = _default_device(device)
+        self.device = check_device(device)
         self.root, self.max_group, self.progress = root, max_group, progress
 
     def execute(self, configs: Sequence[RunConfig], transitions: dict[int, torch.Tensor], need_hat: set[str],
@@ -86,8 +87,6 @@ class LocalEngine:
 
 def _ray_task(config: RunConfig, T: list | None, want_hat: bool, root, use_gpu: bool):
     """One run inside a Ray worker: train, estimate T-hat if asked, return plain data."""
-    from .experiments import provenance
-
     torch.set_num_threads(1)
     device = torch.device("cuda" if use_gpu and torch.cuda.is_available() else "cpu")
     transitions = {0: torch.tensor(T, dtype=torch.float64)} if T is not None else None
@@ -112,6 +111,11 @@ class RayEngine:
         self.gpus_per_run, self.root, self.progress = gpus_per_run, root, progress
         if not ray.is_initialized():
             ray.init(address=address, **(init_kwargs or {"log_to_driver": False}))
+        if gpus_per_run > 0:
+            have = ray.cluster_resources().get("GPU", 0)
+            if have < gpus_per_run:  # Ray would queue the tasks forever
+                raise ValueError(f"gpus_per_run={gpus_per_run} but the Ray cluster has {have:g} GPU(s); "
+                                 f"use --gpus-per-run 0 (CPU) or a cluster with GPUs")
 
     def execute(self, configs: Sequence[RunConfig], transitions: dict[int, torch.Tensor], need_hat: set[str],
                 run_id: Callable[[RunConfig], str], on_result: OnResult, prov: dict) -> list[Failure]:
@@ -163,7 +167,24 @@ def make_engine(engine: str = "local", *, device=None, root=None, progress: bool
     raise ValueError(f"unknown engine={engine!r}; known engines: {', '.join(ENGINES)}")
 
 
-def _default_device(device):
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+def check_device(device=None) -> torch.device:
+    """``device`` as a torch device, checked to exist here (default: cuda if available, else cpu).
+
+    An unknown name, or CUDA/MPS on a machine without it, raises one ``ValueError``
+    saying what was asked and what is available.
+    """
+    available = ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) + (
+        ["mps"] if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available() else [])
+    if device is None:
+        return torch.device("cuda") if "cuda" in available else torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"unknown device={device!r}; available here: {', '.join(available)}") from None
+    if dev.type not in available:
+        raise ValueError(f"device={device!r} asked, but {dev.type} is not available here; available: "
+                         f"{', '.join(available)}")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device={device!r} asked, but this machine has {torch.cuda.device_count()} CUDA "
+                         f"device(s)")
+    return dev

@@ -28,6 +28,8 @@ from functools import lru_cache
 import numpy as np
 import sympy as sp
 
+from . import losses as _losses
+
 __all__ = [
     "f", "q", "c", "eta", "k",
     "lq_expr", "cce_expr", "mae_expr", "unhinged_expr",
@@ -107,7 +109,8 @@ def eq7_bounds_expr(c_=c, q_=q) -> tuple[sp.Expr, sp.Expr]:
 def lq_class_sum(probs: np.ndarray, q_: float) -> np.ndarray:
     """``sum_j L_q(f_j)`` along the last axis of ``probs`` (the middle of Eq. 7)."""
     probs = np.asarray(probs, dtype=float)
-    return ((1 - probs ** q_) / q_).sum(axis=-1)
+    with np.errstate(divide="ignore"):
+        return _losses.lq_from_log(np.log(probs), q_).sum(axis=-1)
 
 
 # --------------------------------------------------------------------------
@@ -142,8 +145,9 @@ def eq10_bounds_expr(c_=c, q_=q, k_=k) -> tuple[sp.Expr, sp.Expr]:
 def truncated_class_sum(probs: np.ndarray, q_: float, k_: float) -> np.ndarray:
     """``sum_j L_trunc(f, e_j)`` along the last axis of ``probs`` (the middle of Eq. 10)."""
     probs = np.asarray(probs, dtype=float)
-    lq_k = (1 - k_ ** q_) / q_
-    vals = np.where(probs <= k_, lq_k, (1 - probs ** q_) / q_)
+    with np.errstate(divide="ignore"):
+        lq_k = _losses.lq_from_log(np.log(k_), q_)
+        vals = np.where(probs <= k_, lq_k, _losses.lq_from_log(np.log(probs), q_))
     return vals.sum(axis=-1)
 
 
@@ -297,9 +301,9 @@ def lq_curve(p, q_) -> np.ndarray:
     """
     _check_q_closed(q_)
     p, q_ = np.broadcast_arrays(np.asarray(p, dtype=float), np.asarray(q_, dtype=float))
-    log_p = np.log(p)
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = -np.expm1(q_ * log_p) / q_
+        log_p = np.log(p)
+        out = _losses.lq_from_log(log_p, q_)
     return np.where(q_ == 0, -log_p, out)
 
 
@@ -353,7 +357,7 @@ def lq_pointwise_risk(probs, label_dist, q_: float) -> np.ndarray:
     """
     _check_ranges(q_=q_)
     probs, t = np.asarray(probs, dtype=float), np.asarray(label_dist, dtype=float)
-    return (t * (1.0 - probs ** q_) / q_).sum(axis=-1)
+    return (t * _lq_num(probs, q_)).sum(axis=-1)
 
 
 def lq_pointwise_minimizer(label_dist, q_: float) -> np.ndarray:
@@ -596,7 +600,7 @@ __all__ += ["R_sym", "S_sym", "noisy_risk_uniform_expr", "eq7_slack_from_logits"
 def _lq_num(p, q_):
     """``L_q(p) = (1 - p**q) / q`` on arrays, without cancellation for small ``q``."""
     with np.errstate(divide="ignore"):
-        return -np.expm1(q_ * np.log(p)) / q_
+        return _losses.lq_from_log(np.log(p), q_)
 
 
 def _eq10_gain(m, q_, k_):

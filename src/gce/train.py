@@ -86,7 +86,7 @@ __all__ = [
 ]
 
 METHODS = ("cce", "mae", "lq", "trunc_lq", "forward_T", "forward_T_hat")
-NOISE_KINDS = ("none", "uniform", "class_dependent", "open_set")
+NOISE_KINDS = ("none", "uniform", "class_dependent", "open_set", "human", "human_twin")
 HISTORY_KEYS = ("train_loss", "val_acc", "val_loss", "test_acc", "softmax_clean", "softmax_noisy", "kept")
 
 
@@ -95,8 +95,11 @@ class RunConfig:
     """One training run (Sec. 4).  Defaults are the pocket scale's.
 
     ``noise`` is ``"none"``, ``"uniform"``, ``"class_dependent"`` (the flip map
-    of the dataset, Sec. 4.2) or ``"open_set"`` (a fraction ``eta`` of the
-    images replaced by images of ``ood``, Table 2).  ``milestones`` are the
+    of the dataset, Sec. 4.2), ``"open_set"`` (a fraction ``eta`` of the
+    images replaced by images of ``ood``, Table 2), or ``"human"`` /
+    ``"human_twin"``: the CIFAR-N label set ``human_labels`` (e.g. ``"worse"``)
+    or labels drawn from its transition matrix (:mod:`gce.human_noise`; ``eta``
+    stays 0).  ``milestones`` are the
     epochs after which the learning rate is multiplied by ``gamma`` (the paper:
     40 and 80 for CIFAR-10).  ``prune_start``/``prune_every`` set the pruning
     epochs of ``"trunc_lq"``.  ``model_kwargs`` is a tuple of ``(name, value)``
@@ -129,6 +132,7 @@ class RunConfig:
     precision: str = "fp32"
     channels_last: bool = False
     compile: bool = False
+    human_labels: str | None = None
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -147,6 +151,20 @@ class RunConfig:
         if self.noise == "open_set" and self.ood is None:
             raise ValueError("noise='open_set' needs ood, the source of the outside images "
                              "(e.g. 'cifar100' or 'photo_patches')")
+        if (self.noise in ("human", "human_twin")) != (self.human_labels is not None):
+            raise ValueError(f"human_labels (a CIFAR-N label set, e.g. 'worse') goes with noise='human' or "
+                             f"'human_twin' only, got noise={self.noise!r}, human_labels={self.human_labels!r}")
+        if self.human_labels is not None and self.eta != 0:
+            raise ValueError(f"noise={self.noise!r} takes its rates from human_labels; leave eta=0, got {self.eta}")
+        if self.human_labels is not None:
+            from .human_noise import LABEL_SETS
+            # the twin needs only the labels' T, so it also applies to the JPEG copy of CIFAR-10 (images in another
+            # order, which the human labels themselves do not fit)
+            target = "cifar10" if self.noise == "human_twin" and self.dataset == "cifar10_jpeg" else self.dataset
+            if LABEL_SETS.get(self.human_labels, ("",))[0] != target:
+                known = [s for s, (d, _) in LABEL_SETS.items() if d == target]
+                raise ValueError(f"human_labels={self.human_labels!r} is no CIFAR-N label set of {self.dataset}; "
+                                 f"known: {', '.join(known) or 'none (CIFAR-N labels cifar10 and cifar100)'}")
         if self.method in ("lq", "trunc_lq"):
             _losses.check_q(self.q)
         if self.method == "trunc_lq":
@@ -261,6 +279,10 @@ def build_group_data(configs: Sequence[RunConfig], root=None, dataset_cache: dic
         if cfg.noise == "open_set":
             splits = _data.open_set_splits(ds, ood, cfg.eta, cfg.val_fraction, cfg.seed)
             T = None
+        elif cfg.noise in ("human", "human_twin"):  # CIFAR-N labels or their synthetic twin (gce.human_noise)
+            splits = _data.human_noisy_splits(ds, cfg.human_labels, cfg.noise == "human_twin", cfg.val_fraction,
+                                              cfg.seed, root)
+            T = splits.T
         else:
             kind = ("uniform", 0.0) if cfg.noise == "none" else (cfg.noise, cfg.eta)
             splits = _data.noisy_splits(ds, kind, cfg.val_fraction, cfg.seed)

@@ -1,0 +1,134 @@
+"""The command line fails clearly: one line, a non-zero exit code, before any work (issue 11)."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from gce import __main__ as cli
+from gce import experiments, store, train
+from gce.experiments import Experiment
+from gce.train import RunConfig
+
+FAST = dict(dataset="digits", model="mlp", model_kwargs=(("hidden", (16,)),), epochs=2, lr=0.05,
+            track_train_softmax=False)
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    def refuse(*a, **k):
+        raise AssertionError("training started before the error was found")
+    monkeypatch.setattr(train, "train_many", refuse)
+
+
+def _one_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def test_help_shows_every_default_and_no_rst(capsys, monkeypatch):
+    monkeypatch.setenv("GCE_SCALE", "lite")
+    with pytest.raises(SystemExit) as ex:
+        cli.main(["reproduce", "--help"])
+    assert ex.value.code == 0
+    out = capsys.readouterr().out
+    assert "(default: lite)" in out  # $GCE_SCALE, as in the notebooks
+    flat = " ".join(out.split())
+    for flag in ("--results", "--device", "--data-root", "--engine", "--address", "--gpus-per-run", "--no-progress"):
+        assert "(default:" in flat.split(flag + " ", 2)[-1].split(" --")[0], flag
+    assert "(default: local)" in flat and "(default: 0.0)" in flat
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    top = capsys.readouterr().out
+    assert "``" not in top and "``" not in out
+
+
+def test_gce_scale_is_the_default_scale(monkeypatch, tmp_path, capsys):
+    seen = {}
+
+    def fake_run(name, scale, **kw):
+        seen["scale"] = scale
+        raise ValueError("stop here")
+    monkeypatch.setattr(experiments, "run", fake_run)
+    monkeypatch.setenv("GCE_SCALE", "paper")
+    assert cli.main(["reproduce", "table2", "--results", str(tmp_path)]) == 1
+    assert seen["scale"] == "paper"
+    assert _one_line(capsys.readouterr().err) == "error: stop here"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_without_cuda_is_one_line_before_any_work(tmp_path, capsys, no_training):
+    assert cli.main(["reproduce", "table1", "--results", str(tmp_path), "--device", "cuda"]) == 1
+    line = _one_line(capsys.readouterr().err)
+    assert "cuda" in line and "available: cpu" in line
+    assert not (tmp_path / "pocket").exists()
+
+
+def test_an_unknown_device_is_one_line(tmp_path, capsys, no_training):
+    assert cli.main(["reproduce", "table1", "--results", str(tmp_path), "--device", "gpu0"]) == 1
+    line = _one_line(capsys.readouterr().err)
+    assert "unknown device='gpu0'" in line and "available" in line
+
+
+def test_missing_data_is_one_message_before_training_and_creates_no_folder(tmp_path, capsys, no_training,
+                                                                            monkeypatch):
+    monkeypatch.setenv("GCE_SCALE", "lite")
+    data = tmp_path / "no-data"
+    rc = cli.main(["reproduce", "table1", "--results", str(tmp_path / "r"), "--data-root", str(data),
+                   "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "Traceback" not in err
+    assert err.count("not found") == 1 and str(data) in err and "download=True" in err
+    assert len(err.splitlines()) <= 3
+    assert "stored" not in err
+    assert not data.exists()
+
+
+def test_ctrl_c_says_how_many_runs_are_saved_and_exits_130(tmp_path, capsys, monkeypatch):
+    cfgs = tuple(RunConfig(**FAST, noise="uniform", eta=0.4, method="cce", seed=s) for s in range(3))
+    monkeypatch.setattr(experiments, "spec",
+                        lambda name, scale="pocket": Experiment("table1", "pocket", "t", cfgs, ("digits",), "t"))
+    real = store.ResultStore.add
+    calls = []
+
+    def add_then_interrupt(self, *a, **k):
+        real(self, *a, **k)
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(store.ResultStore, "add", add_then_interrupt)
+    rc = cli.main(["reproduce", "table1", "--results", str(tmp_path), "--no-progress"])
+    assert rc == 130
+    # the second run was stored before the interrupt reached the command line
+    assert _one_line(capsys.readouterr().err) == "interrupted; 2 runs saved; run the same command to resume"
+    assert len(store.ResultStore(tmp_path, "pocket", "table1").done()) == 2
+
+
+def test_a_read_only_results_folder_is_one_line_before_training(tmp_path, capsys, no_training):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    assert cli.main(["reproduce", "table1", "--results", str(blocker)]) == 1
+    assert "cannot be created" in _one_line(capsys.readouterr().err)
+
+
+def test_results_export_and_a_damaged_import(tmp_path, capsys):
+    st = store.ResultStore(tmp_path, "pocket", "table1")
+    cfg = RunConfig(**FAST, seed=3)
+    st.add([train.RunResult(cfg, {"test_acc": [0.1, 0.2]}, 2, 0.2, 0.2, 0.0, 0.0)], {}, "pocket")
+    assert cli.main(["results", "export", "--results", str(tmp_path), "--scale", "pocket",
+                     "--out", str(tmp_path / "csv")]) == 0
+    assert (tmp_path / "csv" / "table1_runs.csv").exists()
+    assert cli.main(["results", "import-csv", str(tmp_path / "csv"), "--results", str(tmp_path / "b")]) == 0
+    assert store.ResultStore(tmp_path / "b", "pocket", "table1").done() == st.done()
+    (tmp_path / "csv" / "table1_history.csv").write_text("run_id,epoch\n")
+    capsys.readouterr()
+    assert cli.main(["results", "import-csv", str(tmp_path / "csv"), "--results", str(tmp_path / "c")]) == 1
+    assert "table1_history.csv" in _one_line(capsys.readouterr().err)
+
+
+def test_the_module_runs_as_a_program():
+    out = subprocess.run([sys.executable, "-m", "gce", "reproduce", "table9"], capture_output=True, text=True)
+    assert out.returncode == 2 and "invalid choice" in out.stderr

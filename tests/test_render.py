@@ -1,0 +1,161 @@
+"""What a reader sees: stored outputs without warnings, code that fits the column, the Colab install cell,
+launch buttons that point at notebooks, titles without math, and the rendered-HTML check itself."""
+
+import importlib.util
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gce import colab
+from gce.notebooks import book_notebooks, cell_source, read_notebook
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = book_notebooks(ROOT)
+
+#: THE allow-list: checks that a chapter is known to fail, to be fixed in that chapter and then removed here.
+#: The four experiment chapters are rewritten on another branch; once merged, run `python -m gce.colab`
+#: (install cell), fix their stored warnings and long lines, re-execute them, and empty this dict.
+KNOWN_FAILURES = {
+    "cce_vs_mae.ipynb": {"outputs", "install-cell", "line-length", "output-width"},
+    "dynamics.ipynb": {"outputs", "install-cell", "line-length", "output-width"},
+    "closed_set.ipynb": {"outputs", "install-cell", "line-length", "output-width"},
+    "open_set.ipynb": {"outputs", "install-cell", "line-length", "output-width"},
+}
+
+#: Longest code line that fits the rendered code box without a scroll bar (about 88 characters).
+MAX_CODE_LINE = 88
+#: Longest line of a stored text output that fits its box in the 770 px column (about 95 characters).
+MAX_OUTPUT_LINE = 95
+_WARNING = re.compile(r"Traceback \(most recent call last\)|\b\w*Warning\b[:(]|^\s*warnings\.warn", re.M)
+
+
+def _known(path: Path, check: str):
+    if check in KNOWN_FAILURES.get(path.name, set()):
+        pytest.xfail(f"{path.name}: known {check} failure, listed in KNOWN_FAILURES")
+
+
+def _ids(p):
+    return str(p.relative_to(ROOT / "book"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids)
+def test_no_stored_output_shows_a_warning_or_a_traceback(path):
+    _known(path, "outputs")
+    bad = []
+    for i, cell in enumerate(read_notebook(path)["cells"]):
+        for out in cell.get("outputs", []):
+            if out["output_type"] == "error":
+                bad.append(f"cell {i}: error {out.get('ename')}")
+            text = out.get("text") or "".join(out.get("data", {}).get("text/plain", ""))
+            text = "".join(text) if isinstance(text, list) else text
+            if out.get("name") == "stderr" and text.strip():
+                bad.append(f"cell {i}: stderr {text.strip()[:80]!r}")
+            elif _WARNING.search(text):
+                bad.append(f"cell {i}: {_WARNING.search(text).group(0)!r}")
+    assert not bad, f"{path.name}: " + "; ".join(bad)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids)
+def test_code_lines_fit_the_rendered_code_box(path):
+    _known(path, "line-length")
+    long = [(i, line) for i, cell in enumerate(read_notebook(path)["cells"]) if cell["cell_type"] == "code"
+            for line in cell_source(cell).splitlines() if len(line) > MAX_CODE_LINE]
+    assert not long, f"{path.name}: {len(long)} code lines over {MAX_CODE_LINE} characters, e.g. cell {long[0]}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids)
+def test_text_outputs_fit_their_box(path):
+    _known(path, "output-width")
+    long = []
+    for i, cell in enumerate(read_notebook(path)["cells"]):
+        if "remove-output" in cell.get("metadata", {}).get("tags", []):
+            continue  # not shown on the page
+        for out in cell.get("outputs", []):
+            text = out.get("text") or out.get("data", {}).get("text/plain", "")
+            text = "".join(text) if isinstance(text, list) else text
+            long += [(i, line) for line in text.splitlines() if len(line) > MAX_OUTPUT_LINE]
+    assert not long, f"{path.name}: {len(long)} output lines over {MAX_OUTPUT_LINE} characters, e.g. cell {long[0]}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids)
+def test_the_install_cell_is_the_stamped_one(path):
+    _known(path, "install-cell")
+    nb = read_notebook(path)
+    index = colab.find_install_cell(nb)
+    assert index == next(i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code"), "not the first code cell"
+    assert cell_source(nb["cells"][index]) == colab.install_cell_source(ROOT), (
+        f"{path.name}: install cell differs from _config.yml/pyproject.toml: run `python -m gce.colab`")
+
+
+def test_known_failures_name_existing_notebooks_and_checks():
+    names = {p.name for p in NOTEBOOKS}
+    for name, checks in KNOWN_FAILURES.items():
+        assert name in names and checks <= {"outputs", "install-cell", "line-length", "output-width"}, name
+
+
+def _toc_files():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+    for part in toc.get("parts", []):
+        files += [ch["file"] for ch in part.get("chapters", [])]
+    return files
+
+
+def test_launch_buttons_point_at_notebooks_in_the_repository():
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert config["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
+    assert config["repository"]["path_to_book"] == ""
+    assert colab.repository_url(ROOT).startswith("https://github.com/")
+    # every chapter in the table of contents exists; Colab can open the .ipynb ones
+    for file in _toc_files():
+        matches = [p for p in (ROOT / f"{file}.ipynb", ROOT / f"{file}.md") if p.exists()]
+        assert len(matches) == 1, f"{file}: {matches}"
+    toc_notebooks = {ROOT / f"{f}.ipynb" for f in _toc_files() if (ROOT / f"{f}.ipynb").exists()}
+    assert toc_notebooks == set(NOTEBOOKS), "a notebook under book/ is missing from _toc.yml or vice versa"
+
+
+def test_page_titles_have_no_math():
+    # the sidebar, the <title> and every {doc} link show a page's title as plain text
+    for file in _toc_files():
+        path = next(p for p in (ROOT / f"{file}.ipynb", ROOT / f"{file}.md") if p.exists())
+        text = cell_source(read_notebook(path)["cells"][0]) if path.suffix == ".ipynb" else path.read_text()
+        title = next(line for line in text.splitlines() if line.startswith("# "))
+        assert "$" not in title and "\\" not in title, f"{path.name}: title {title!r} has math"
+
+
+def _check_html():
+    spec = importlib.util.spec_from_file_location("check_html", ROOT / "tools" / "check_html.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+MATHJAX = '<script defer src="https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js"></script>'
+
+
+def test_html_check_accepts_math_inside_math_elements_and_code():
+    check = _check_html()
+    page = (f"<html><head><title>CCE, MAE and the Lq family</title>{MATHJAX}</head><body>"
+            '<p>Take <span class="math notranslate nohighlight">\\(\\mathcal{L}_q\\)</span> with q.</p>'
+            '<div class="math notranslate nohighlight">\\[\\frac{1 - f^q}{q}\\]</div>'
+            '<pre><span>label = "$\\mathcal{L}_q$"</span></pre><p>It costs $5 and $6.</p></body></html>')
+    assert check.find_raw_latex(page) == []
+
+
+@pytest.mark.parametrize("html", [
+    '<a class="reference internal" href="truncated.html">Truncated \\mathcal{L}_q and ACS</a>',
+    "<p>$R^\\eta(f) = \\mathbb{E}\\big[ x $</p>",
+    "<title>Truncated \\(\\mathcal{L}_q\\) and ACS</title>",
+    '<nav><span class="math notranslate nohighlight">\\(\\mathcal{L}_q\\)</span></nav>',  # no MathJax on the page
+])
+def test_html_check_finds_raw_latex(html):
+    assert _check_html().find_raw_latex(f"<html><body>{html}</body></html>")
+
+
+def test_html_check_treats_math_as_raw_only_where_mathjax_is_missing():
+    check = _check_html()
+    span = '<span class="math notranslate nohighlight">\\(\\mathcal{L}_q\\)</span>'
+    assert check.find_raw_latex(f"<html><head>{MATHJAX}</head><body>{span}</body></html>") == []
+    assert check.find_raw_latex(f"<html><body>{span}</body></html>") != []

@@ -1,0 +1,158 @@
+"""The course kit: student copies without solutions, and exercise checkers that tell right from wrong."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gce import colab, teaching
+from gce.notebooks import book_notebooks, cell_source, read_notebook
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SAMPLE = """**Exercise 1.** Do this.
+
+```{admonition} Solution
+:class: dropdown
+The first answer.
+```
+
+**Exercise 2.** Do that.
+
+````{admonition} Solution to Exercise 7
+:class: dropdown
+Some words.
+```python
+print("code in the solution")
+```
+````
+
+:::{dropdown} Solution
+A colon-fenced answer.
+:::
+
+```{admonition} Note
+Not a solution: stays.
+```"""
+
+
+def test_strip_solutions_removes_every_fence_kind_and_keeps_the_rest():
+    text, removed = teaching.strip_solutions(SAMPLE)
+    assert [n for n, _ in removed] == [None, 7, None]
+    assert "The first answer" in removed[0][1] and "code in the solution" in removed[1][1]
+    assert "colon-fenced" in removed[2][1]
+    for word in ("Solution", "first answer", "code in the solution", "colon-fenced"):
+        assert word not in text
+    assert "**Exercise 1.** Do this." in text and "**Exercise 2.** Do that." in text
+    assert "Not a solution: stays." in text
+    assert "\n\n\n" not in text
+
+
+def test_strip_solutions_leaves_text_without_solutions_alone_and_rejects_an_unclosed_block():
+    assert teaching.strip_solutions("no\n\n\nsolutions here") == ("no\n\n\nsolutions here", [])
+    with pytest.raises(ValueError, match="never closed"):
+        teaching.strip_solutions("```{admonition} Solution\nopen forever")
+
+
+def _code(nb):
+    return [cell_source(c) for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+@pytest.mark.parametrize("path", book_notebooks(ROOT), ids=lambda p: p.stem)
+def test_student_copy_has_no_solution_text_and_nothing_else_changed(path):
+    nb = read_notebook(path)
+    student, removed = teaching.student_notebook(nb, path.stem)
+    flat = "\n".join(cell_source(c) for c in student["cells"])
+    assert not re.search(r"\{(admonition|dropdown)\}\s*Solution", flat)
+    assert not any(teaching.SOLUTION_TAG in c.get("metadata", {}).get("tags", []) for c in student["cells"])
+    for body in removed:  # no line of any solution survives
+        for line in body.splitlines()[2:]:
+            if len(line.strip()) > 25:
+                assert line not in flat, f"{path.name}: solution text left: {line!r}"
+    # every original cell that held no solution is still there, unchanged and in order
+    kept = [c for c in nb["cells"] if teaching.SOLUTION_TAG not in c.get("metadata", {}).get("tags", [])
+            and not teaching.strip_solutions(cell_source(c))[1]]
+    student_plain = [c for c in student["cells"] if "exercise-check" not in c.get("metadata", {}).get("tags", [])]
+    student_ids = [c.get("id") for c in student_plain]
+    for c in kept:
+        assert c in student_plain, f"{path.name}: cell {c.get('id')} changed"
+    assert [i for i in student_ids if i in {c.get("id") for c in kept}] == [c.get("id") for c in kept]
+    checks = [c for c in student["cells"] if "exercise-check" in c.get("metadata", {}).get("tags", [])]
+    assert len(checks) == sum(1 for (ch, _) in teaching.CHECKERS if ch == path.stem)
+
+
+def test_every_chapter_has_its_solutions_marked():
+    for path in book_notebooks(ROOT):
+        nb = read_notebook(path)
+        exercises = any("## Exercises" in cell_source(c) for c in nb["cells"])
+        _, removed = teaching.student_notebook(nb, path.stem)
+        assert not exercises or removed, f"{path.name} has exercises but no marked solution"
+
+
+@pytest.mark.parametrize("key", sorted(teaching.CHECKERS), ids=lambda k: f"{k[0]}-{k[1]}")
+def test_each_checker_accepts_the_right_answer_and_rejects_a_wrong_one(key, capsys):
+    checker = teaching.CHECKERS[key]
+    right = checker.answer()
+    assert teaching.check(*key, right) is True
+    assert teaching.check(*key, right + max(1.0, 10 * checker.tol)) is False
+    assert teaching.check(*key, right + 0.5 * checker.tol) is True
+    assert teaching.check(*key, None) is None
+    out = capsys.readouterr().out
+    assert "is right" in out and "not right yet" in out and "not answered yet" in out
+    with pytest.raises(ValueError, match="give a number"):
+        teaching.check(*key, "0.2")
+
+
+def test_check_names_the_unknown_exercise():
+    with pytest.raises(ValueError, match="no checker for exercise 99 of 'noise'"):
+        teaching.check("noise", 99, 1.0)
+
+
+def test_the_command_writes_copies_and_the_student_copy_of_a_chapter_still_runs(tmp_path, monkeypatch):
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    out = tmp_path / "student"
+    run = subprocess.run([sys.executable, "-m", "gce.teaching", "student", str(out), "--root", str(ROOT)],
+                         capture_output=True, text=True, env=env, cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    written = sorted(p.relative_to(out) for p in out.rglob("*.ipynb"))
+    assert written == sorted(p.relative_to(ROOT / "book") for p in book_notebooks(ROOT))
+    # the smallest chapter with a checked exercise runs top to bottom, checker cell included
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(out / "noise.ipynb", as_version=4)
+    monkeypatch.setenv("PYTHONPATH", str(ROOT / "src"))  # the kernel inherits it
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
+    check_cell = [c for c in nb.cells if "exercise-check" in c.metadata.get("tags", [])][0]
+    text = "".join(o.get("text", "") for o in check_cell.outputs)
+    assert "Exercise 2: not answered yet" in text
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert not errors
+
+
+def test_the_install_cell_comes_from_config_and_version(tmp_path):
+    (tmp_path / "_config.yml").write_text("repository:\n  url: https://github.com/someone/fork.git/\n")
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "gce"\nversion = "2.3.4"\n[tool.x]\nversion = "9"\n')
+    assert colab.install_requirement(tmp_path) == "gce @ git+https://github.com/someone/fork@v2.3.4"
+    assert colab.install_requirement(tmp_path, ref="0123abc") == "gce @ git+https://github.com/someone/fork@0123abc"
+    with pytest.raises(ValueError, match="ref must be"):
+        colab.install_requirement(tmp_path, ref="v1; rm -rf /")
+    (tmp_path / "_config.yml").write_text("repository:\n  url: ''\n")
+    with pytest.raises(ValueError, match="repository.url"):
+        colab.repository_url(tmp_path)
+
+
+def test_the_install_cell_prints_a_message_instead_of_crashing_when_pip_fails(tmp_path):
+    source = colab.install_cell_source(ROOT).replace(colab.install_requirement(ROOT), "gce @ file:///no/such/place")
+    fake_colab = tmp_path / "google" / "colab"
+    fake_colab.mkdir(parents=True)
+    (tmp_path / "google" / "__init__.py").write_text("")
+    (fake_colab / "__init__.py").write_text("")
+    script = "import google.colab\n" + source
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path,
+                         env={**os.environ, "PYTHONPATH": str(tmp_path), "PIP_NO_INDEX": "1"}, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "Could not install gce @ file:///no/such/place" in run.stdout
