@@ -661,3 +661,52 @@ def ood_separability(images: torch.Tensor, ood_images: torch.Tensor, *, folds: i
 
 
 __all__ += ["ood_separability"]
+
+
+# ---- closed_set: what truncation changed ----
+# Table 1's truncated-L_q column against its L_q column, paired by seed (the chapter "Closed-set noise").
+
+
+def truncation_effect(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
+    """What Algorithm 1's pruning changed in the runs Table 1 selects (Sec. 4.3, Eq. 13), one row per
+    ``(dataset, noise, eta)`` in the order of ``runs``.
+
+    Built on :func:`pruning_summary` (which pairs every truncated-``L_q`` run
+    with the ``L_q`` run of the same data, noise and seed).  Columns: ``runs``
+    (truncated runs), ``engaged`` (how many of them report a model selected at
+    or after the first pruning step, ``best_epoch >= prune_start``, that was
+    trained on a pruned set, ``kept < 1`` in that epoch: only there can
+    truncation change the reported number), ``prune_start`` (epochs, counted
+    from 0 as ``best_epoch``), ``best_epoch`` (mean over the truncated runs),
+    ``kept_first`` (mean kept fraction after the first pruning step),
+    ``kept_reported`` (mean kept fraction in the reported epoch; 1 where it
+    precedes pruning), ``trunc_minus_lq`` (mean over seeds of truncated minus
+    ``L_q`` test accuracy at each run's best-validation epoch, in points) and
+    ``trunc_minus_lq_se`` (its standard error, ddof 1; 0 for one seed).
+    """
+    need = {"run_id", "dataset", "noise", "eta", "seed", "method", "prune_start", "best_epoch",
+            "test_acc_best_val", "test_acc_last", "flip_rate_train"}
+    if not need <= set(runs.columns):
+        raise ValueError(f"runs lack columns {sorted(need - set(runs.columns))}: pass store.runs of table1")
+    if not {"run_id", "epoch", "kept"} <= set(history.columns):
+        raise ValueError("history needs columns run_id, epoch and kept: pass store.history of table1")
+    if not (runs["method"] == "trunc_lq").any():
+        raise ValueError("runs hold no truncated L_q runs (method='trunc_lq')")
+    ps = pruning_summary(runs, history)
+    if ps["lq_acc"].isna().any():
+        bad = ps.loc[ps["lq_acc"].isna(), ["dataset", "noise", "eta", "seed"]].iloc[0].to_dict()
+        raise ValueError(f"no L_q run pairs the truncated run {bad}: Table 1 needs both methods per seed")
+    ps = ps.assign(engaged=ps["pruned_before_best"] & (ps["kept_best"] < 1.0),
+                   diff=100 * (ps["acc"] - ps["lq_acc"]))
+    rows = []
+    for (d, kind, eta), g in ps.groupby(["dataset", "noise", "eta"], sort=False):
+        n = len(g)
+        se = float(g["diff"].std(ddof=1) / _np.sqrt(n)) if n > 1 else 0.0
+        rows.append({"dataset": d, "noise": kind, "eta": float(eta), "runs": n, "engaged": int(g["engaged"].sum()),
+                     "prune_start": int(g["prune_start"].iloc[0]), "best_epoch": float(g["best_epoch"].mean()),
+                     "kept_first": float(g["kept_first"].mean()), "kept_reported": float(g["kept_best"].mean()),
+                     "trunc_minus_lq": float(g["diff"].mean()), "trunc_minus_lq_se": se})
+    return pd.DataFrame(rows)
+
+
+__all__ += ["truncation_effect"]
