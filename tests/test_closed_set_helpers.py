@@ -30,7 +30,7 @@ def test_truncation_effect_counts_only_runs_reported_after_a_pruning_that_remove
     t = analysis.truncation_effect(runs, hist)
     assert len(t) == 1
     row = t.iloc[0]
-    assert (row["runs"], row["engaged"], row["prune_start"]) == (3, 1, 2)
+    assert (row["runs"], row["engaged"], row["prune_start"], row["kept_none"]) == (3, 1, 2, 0)
     assert row["best_epoch"] == pytest.approx(2.0)
     assert row["kept_first"] == pytest.approx((0.6 + 0.7 + 1.0) / 3)
     assert row["kept_reported"] == pytest.approx((0.5 + 1.0 + 1.0) / 3)
@@ -49,3 +49,10 @@ def test_truncation_effect_names_what_is_missing():
         analysis.truncation_effect(runs.drop(columns="prune_start"), hist)
     with pytest.raises(ValueError, match="kept"):
         analysis.truncation_effect(runs, hist.drop(columns="kept"))
+
+
+def test_truncation_effect_counts_runs_whose_first_pruning_step_kept_nothing():
+    runs, hist = _tables([(0, 3, [1.0, 1.0, 0.0, 0.0], 0.1, 0.3), (1, 0, [1.0, 1.0, 0.5, 0.5], 0.3, 0.3)])
+    row = analysis.truncation_effect(runs, hist).iloc[0]
+    assert (row["kept_none"], row["engaged"]) == (1, 1)
+    assert row["kept_first"] == pytest.approx(0.25)

@@ -679,6 +679,8 @@ def truncation_effect(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame
     truncation change the reported number), ``prune_start`` (epochs, counted
     from 0 as ``best_epoch``), ``best_epoch`` (mean over the truncated runs),
     ``kept_first`` (mean kept fraction after the first pruning step),
+    ``kept_none`` (runs whose first pruning step kept no sample at all: their
+    loss is 0 from then on, and only the weight decay still moves them),
     ``kept_reported`` (mean kept fraction in the reported epoch; 1 where it
     precedes pruning), ``trunc_minus_lq`` (mean over seeds of truncated minus
     ``L_q`` test accuracy at each run's best-validation epoch, in points) and
@@ -704,7 +706,8 @@ def truncation_effect(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame
         se = float(g["diff"].std(ddof=1) / _np.sqrt(n)) if n > 1 else 0.0
         rows.append({"dataset": d, "noise": kind, "eta": float(eta), "runs": n, "engaged": int(g["engaged"].sum()),
                      "prune_start": int(g["prune_start"].iloc[0]), "best_epoch": float(g["best_epoch"].mean()),
-                     "kept_first": float(g["kept_first"].mean()), "kept_reported": float(g["kept_best"].mean()),
+                     "kept_first": float(g["kept_first"].mean()), "kept_none": int((g["kept_first"] == 0).sum()),
+                     "kept_reported": float(g["kept_best"].mean()),
                      "trunc_minus_lq": float(g["diff"].mean()), "trunc_minus_lq_se": se})
     return pd.DataFrame(rows)
 
