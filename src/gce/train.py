@@ -877,6 +877,7 @@ class _ForeachSGD:
         self.params, self.momentum, self.weight_decay = params, momentum, weight_decay
         self.bufs: list[Tensor] | None = None
 
+    @torch.no_grad()
     def step(self, grads: list[Tensor], lr: float) -> None:
         if self.weight_decay != 0:
             grads = torch._foreach_add(grads, self.params, alpha=self.weight_decay)
@@ -899,6 +900,7 @@ class _ForeachAdam:
         self.exp_avg_sq = [torch.zeros_like(p) for p in params]
         self.t = 0
 
+    @torch.no_grad()
     def step(self, grads: list[Tensor], lr: float) -> None:
         beta1, beta2 = self.betas
         self.t += 1
