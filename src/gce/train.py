@@ -41,6 +41,19 @@ floating-point rounding (tested).  BatchNorm's running statistics cannot be
 vmapped; models with BatchNorm (the paper's ResNets and the CNN of Table 2)
 are trained one run at a time, with the module itself.
 
+Groups of BatchNorm-free ``mlp`` runs in float32 (any input size, hidden sizes
+and number of classes; the whole pocket scale) go through one faster engine
+instead, with the same results up to float rounding (tested against the path
+above, which ``Tricks(mlp_engine=False)`` selects): the runs' weights are
+stacked as ``(R, out, in)`` tensors, the layers are batched matrix products
+with the bias fused in (``baddbmm``), their gradients are written out (the
+loss head alone goes through autograd), SGD and Adam are ``torch._foreach_*``
+steps with ``torch.optim``'s formulas, the runs are trained in cache-sized
+chunks of 32 through all their epochs, the shared test set goes through the
+first layer of a chunk as one matrix product, and the pruning pass runs only
+for the runs that prune.  Each trick is a switch of :class:`Tricks`
+(``benchmarks/pocket.py`` measures each).
+
 Truncated ``L_q`` (Algorithm 1, Sec. 4.2)
 -----------------------------------------
 Until ``prune_start`` all weights are 1 (plain ``L_q``).  At ``prune_start``
