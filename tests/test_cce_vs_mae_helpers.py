@@ -64,3 +64,14 @@ def test_fig1b_beside_paper_puts_ours_under_the_papers_numbers():
     assert ours.loc["cce", "seeds"] == 1 and ours.loc["mae", "seeds"] == 2
     assert "1 of 2 seeds" in ours.loc["cce", "note"]
     assert t["best_test_acc"].dtype == float and t["epochs"].dtype == float
+
+
+def test_largest_gap_finds_the_epoch_where_the_mean_curves_are_furthest_apart():
+    runs, hist = _frames(CURVES)
+    pairs = runs[runs["dataset"] == "pairs"]
+    g = analysis.largest_gap(pairs, hist)
+    # means per epoch: CCE 0.10 0.25 0.40 0.525 0.56; MAE 0.02 0.075 0.25 0.46 0.45
+    assert g["epoch"] == 2 and g["cce"] == pytest.approx(0.25) and g["mae"] == pytest.approx(0.075)
+    assert g["gap"] == pytest.approx(0.175)
+    with pytest.raises(ValueError, match="method='mae'"):
+        analysis.largest_gap(pairs[pairs["method"] == "cce"], hist)

@@ -738,4 +738,20 @@ def fig1b_beside_paper(runs: pd.DataFrame, history: pd.DataFrame, dataset: str) 
     return pd.concat([paper, ours], ignore_index=True)[list(ours.columns)]
 
 
-__all__ += ["mae_catch_up", "fig1b_beside_paper"]
+def largest_gap(runs: pd.DataFrame, history: pd.DataFrame, *, ahead: str = "cce", behind: str = "mae",
+                metric: str = "test_acc") -> dict:
+    """Where the seed-mean curves of two methods are furthest apart (Fig. 1(a, b), Sec. 3.2): the epoch at
+    which ``mean(ahead) - mean(behind)`` of ``metric`` is largest, with both means and the gap there
+    (fractions).  ``runs`` holds the runs of both methods on one dataset; epochs both have count."""
+    for m in (ahead, behind):
+        if not (runs["method"] == m).any():
+            raise ValueError(f"no runs with method={m!r} among {sorted(runs['method'].unique())}")
+    h = history.merge(runs[["run_id", "method"]], on="run_id")
+    curves = h.groupby(["method", "epoch"])[metric].mean().unstack(0)[[ahead, behind]].dropna()
+    gap = curves[ahead] - curves[behind]
+    epoch = int(gap.idxmax())
+    return {"epoch": epoch, ahead: float(curves.loc[epoch, ahead]), behind: float(curves.loc[epoch, behind]),
+            "gap": float(gap.loc[epoch])}
+
+
+__all__ += ["mae_catch_up", "fig1b_beside_paper", "largest_gap"]
