@@ -19,7 +19,6 @@ NOTEBOOKS = book_notebooks(ROOT)
 #: (install cell), fix their stored warnings and long lines, re-execute them, and empty this dict.
 KNOWN_FAILURES = {
     "cce_vs_mae.ipynb": {"outputs", "install-cell", "line-length", "output-width"},
-    "dynamics.ipynb": {"outputs", "install-cell", "line-length", "output-width"},
     "closed_set.ipynb": {"outputs", "install-cell", "line-length", "output-width"},
     "open_set.ipynb": {"outputs", "install-cell", "line-length", "output-width"},
 }

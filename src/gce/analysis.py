@@ -663,6 +663,48 @@ def ood_separability(images: torch.Tensor, ood_images: torch.Tensor, *, folds: i
 __all__ += ["ood_separability"]
 
 
+# ---- dynamics: display ----
+# Display helpers of the chapter "Training dynamics" (Fig. 1c and Fig. 2, Sec. 4.1).
+
+#: Column names of :func:`format_overfitting`, keyed by the columns of :func:`overfitting_table`.
+OVERFITTING_COLUMNS = {"peak": "peak %", "peak_epoch": "peak epoch", "last": "last %", "drop": "drop",
+                       "drop_min": "drop min", "drop_max": "drop max",
+                       "val_loss_min_epoch": "val-loss min epoch"}
+
+
+def format_overfitting(table: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
+    """:func:`overfitting_table` for reading (Sec. 4.1, Fig. 2): one row per ``(eta, q)``, accuracies in %
+    and drops in percentage points rounded with :func:`round_pct`, epochs (means over seeds) to one decimal,
+    under the short names of :data:`OVERFITTING_COLUMNS` so that the table fits the book's column.
+
+    The values stay numbers; ``seeds`` is left out (say it in the caption).  A column of
+    :data:`OVERFITTING_COLUMNS` that ``table`` lacks is skipped; missing ``eta`` or ``q`` raises ValueError.
+    """
+    missing = [c for c in ("eta", "q", "peak", "last", "drop") if c not in table.columns]
+    if missing:
+        raise ValueError(f"table has no column(s) {missing}: pass the output of overfitting_table")
+    out = table.set_index(["eta", "q"])[[c for c in OVERFITTING_COLUMNS if c in table.columns]].copy()
+    for col in out.columns:
+        if col.endswith("epoch"):
+            out[col] = out[col].astype(float).round(1)
+        else:
+            out[col] = [round_pct(100 * float(v), digits) for v in out[col]]
+    return out.rename(columns=OVERFITTING_COLUMNS)
+
+
+def threshold_text(thresholds: pd.Series, *, none: str = "none in the grid") -> str:
+    """:func:`overfitting_threshold`'s Series in words (Sec. 4.1's threshold of ``q``), e.g.
+    ``"eta = 0.2: q = 0.8; eta = 0.6: none in the grid"``: NaN (no ``q`` of the grid is free of
+    overfitting) reads as ``none``.  An empty Series raises ValueError."""
+    if not len(thresholds):
+        raise ValueError("thresholds is empty: no noise rate to describe")
+    return "; ".join(f"eta = {float(e):g}: " + (none if v != v else f"q = {float(v):g}")
+                     for e, v in thresholds.items())
+
+
+__all__ += ["OVERFITTING_COLUMNS", "format_overfitting", "threshold_text"]
+
+
 # ---- cce_vs_mae: Fig. 1(b) beside the paper ----
 # Sec. 3.2 reads Fig. 1(b) as two numbers: MAE's best test accuracy within its whole budget (38.29 % in
 # 2000 epochs) and how soon CCE gets there (39.92 % after 7 epochs).  These functions compute the same
