@@ -390,7 +390,55 @@ def _book_figures():
                                                                    caption="digits, pocket scale, 3 seeds"),
         "plot_accuracy_curves": lambda: plots.plot_accuracy_curves(curve_runs, curve_hist, caption="pocket"),
         "plot_kept_by_class": lambda: plots.plot_kept_by_class(samples, caption="pocket"),
+        "plot_verdicts": lambda: plots.plot_verdicts(_verdict_table(), caption="pocket"),
+        "plot_memorisation_onset": lambda: plots.plot_memorisation_onset(*_onset_results(),
+                                                                        caption="pocket, 2 seeds"),
+        "plot_transition_grid": lambda: plots.plot_transition_grid(
+            {"uniform": noise.uniform(10, eta), "CIFAR-10": table["CIFAR-10"]}, class_names("cifar10")),
+        "plot_class_noise_rates": lambda: plots.plot_class_noise_rates(
+            {"uniform": np.full(10, eta), "flips": 1 - np.diag(table["CIFAR-10"].numpy())}, class_names("cifar10")),
+        "plot_superclass_confusions": lambda: plots.plot_superclass_confusions(
+            table["CIFAR-100"], np.arange(100) // 5),
     }
+
+
+def _verdict_table():
+    """A small claims table in :func:`gce.claims.evaluate`'s shape: three claims at two scales."""
+    import pandas as pd
+
+    from gce import claims
+
+    statuses = (claims.HOLDS, claims.FAILS, claims.NOT_TESTABLE)
+    return pd.DataFrame([dict(id=f"claim_{i}", section="4.1", scale=sc, status=st)
+                         for i, st in enumerate(statuses) for sc in ("pocket", "lite")])
+
+
+def _onset_results():
+    """Stored-results-shaped probe runs of three tasks (``rule`` rows) with curves that rise after epoch 3."""
+    import pandas as pd
+
+    runs, hist, onsets = [], [], []
+    for d in ("digits", "digit_pairs", "digits_0to4"):
+        for s in (0, 1):
+            rid = f"{d}{s}"
+            runs.append(dict(run_id=rid, dataset=d, noise="uniform", eta=0.4, seed=s))
+            hist += [dict(run_id=rid, epoch=e, softmax_clean=0.2 + 0.1 * e, softmax_noisy=0.1 + 0.02 * max(0, e - 3))
+                     for e in range(1, 8)]
+        onsets.append(dict(dataset=d, noise="uniform", eta=0.4, seeds=2, onset=3, rule=True))
+    return pd.DataFrame(runs), pd.DataFrame(hist), pd.DataFrame(onsets)
+
+
+#: public functions of gce.plots that draw no book figure of their own
+_NOT_FIGURES = {"q_styles", "smallest_text_px", "use_book_style", "interactive_lq_family"}
+
+
+def test_every_figure_function_is_in_the_legibility_check():
+    import inspect
+
+    drawn = {n for n, f in inspect.getmembers(plots, inspect.isfunction)
+             if f.__module__ == "gce.plots" and not n.startswith("_")} - _NOT_FIGURES
+    missing = drawn - {name.split("_c100")[0] for name in _book_figures()}
+    assert not missing, f"figure functions without a legibility check: {sorted(missing)}"
 
 
 _FIGURES = list(_book_figures())

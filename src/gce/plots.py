@@ -916,15 +916,15 @@ def plot_verdicts(table, *, caption: str | None = None):
     ax.set_xlim(0, len(scales))
     ax.set_ylim(len(ids), 0)
     ax.set_xticks(np.arange(len(scales)) + 0.475, scales)
-    ax.set_yticks(np.arange(len(ids)) + 0.45, [f"{cid} (Sec. {section[cid]})" for cid in ids], fontsize=7)
+    ax.set_yticks(np.arange(len(ids)) + 0.45, [f"{cid} (Sec. {section[cid]})" for cid in ids])
     ax.tick_params(length=0)
     ax.grid(False)
     for side in ax.spines.values():
         side.set_visible(False)
-    fig.legend(handles=[Patch(color=c, label=s) for s, c in colours.items()], fontsize=7,
+    fig.legend(handles=[Patch(color=c, label=s) for s, c in colours.items()],
                loc="outside lower center", ncols=3, frameon=False)
     if caption:
-        ax.set_title(caption, fontsize=9)
+        ax.set_title(caption)
     return fig
 
 
@@ -1063,8 +1063,12 @@ def plot_memorisation_onset(runs, history, onsets, *, caption: str | None = None
     vertical line at the onset (the first learning-rate drop and pruning start).
     """
     rows = onsets[onsets["rule"].astype(bool)]
-    fig, axes = plt.subplots(1, len(rows), figsize=(4.6 * len(rows), 3.4), squeeze=False)
-    for ax, (_, row) in zip(axes[0], rows.iterrows()):
+    ncols = min(2, len(rows))  # the book's style: at most two dense panels a row
+    nrows = -(-len(rows) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(FIG_WIDTH, 3.6 * nrows), squeeze=False)
+    for ax in axes.flat[len(rows):]:
+        ax.set_visible(False)
+    for ax, (_, row) in zip(axes.flat, rows.iterrows()):
         sel = {"dataset": row["dataset"], "noise": row["noise"], "eta": row["eta"]}
         label = f"{row['noise'].replace('_', '-')} $\\eta$ = {row['eta']:g}"
         _line(ax, runs, history, sel, "softmax_clean", f"{label}, right labels", PALETTE["CCE"])
@@ -1078,10 +1082,11 @@ def plot_memorisation_onset(runs, history, onsets, *, caption: str | None = None
         ax.set_ylim(0, 1)
         ax.set_xlabel("epoch")
         ax.set_title(str(row["dataset"]))
-        ax.legend(fontsize=7)
-    axes[0, 0].set_ylabel("mean softmax $f_{\\tilde y}(x)$ at the given label")
+        ax.legend(loc="upper right")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("mean softmax at the given label")
     if caption:
-        fig.suptitle(caption, fontsize=9)
+        fig.suptitle(caption)
     return fig
 
 
