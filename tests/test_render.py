@@ -18,8 +18,6 @@ NOTEBOOKS = book_notebooks(ROOT)
 #: The four experiment chapters are rewritten on another branch; once merged, run `python -m gce.colab`
 #: (install cell), fix their stored warnings and long lines, re-execute them, and empty this dict.
 KNOWN_FAILURES = {
-    "cce_vs_mae.ipynb": {"outputs", "install-cell", "line-length", "output-width"},
-    "closed_set.ipynb": {"outputs", "install-cell", "line-length", "output-width"},
     "open_set.ipynb": {"outputs", "install-cell", "line-length", "output-width"},
 }
 

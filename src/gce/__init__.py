@@ -8,22 +8,33 @@ Entropy Loss for Training Deep Neural Networks with Noisy Labels* (NeurIPS
   correction (Eq. 1, 2, 4, 6, 9, 12-13).
 - :mod:`gce.noise` -- uniform, class-dependent and open-set label noise
   (Sec. 3.1, 4.2).
-- :mod:`gce.data` -- the datasets as ``uint8`` tensors and the noisy splits of
-  Sec. 4 (validation held out, train/validation noisy, test clean).
+- :mod:`gce.human_noise` -- real human label noise (CIFAR-10N/100N) measured
+  with the paper's notions (Sec. 3.1, 4.2).
+- :mod:`gce.data` -- the datasets as ``uint8`` tensors (and the pocket tasks
+  built from the digits: ``digit_pairs``, ``digits_0to4``, ``digits_5to9``),
+  the noisy splits of Sec. 4 (validation held out, train/validation noisy,
+  test clean).
 - :mod:`gce.models` -- the networks of Sec. 4 (CIFAR ResNet-34/18, the shallow
   CNN of Table 2) and BatchNorm-free small models for CPU runs.
 - :mod:`gce.train` -- one training run as a dataclass config; many runs
   trained together (vmap), Algorithm 1's pruning, Patrini's T-hat.
 - :mod:`gce.experiments` -- the paper's figures and tables as grids of runs
-  at three scales; the resumable result store; the paper's numbers.
+  at three scales; ``run``; the paper's numbers.
 - :mod:`gce.schedule` -- the pocket schedules, derived from where CCE starts
   to memorise the noise (Fig. 1(c), Sec. 4.2).
+- :mod:`gce.store` -- the result store: one SQLite file per scale, the single
+  source of truth; run ids, provenance, CSV export and import.
 - :mod:`gce.runners` -- where a grid runs: in process, or on Ray.
 - :mod:`gce.analysis` -- the summaries the experiment chapters print.
-- :mod:`gce.claims` -- the paper's experimental claims, with verdicts computed from stored results.
+- :mod:`gce.claims` -- the paper's experimental claims (Sec. 3.2, 4.1, 4.3),
+  with verdicts computed from stored results.
 - :mod:`gce.theory` -- the mathematics of Sec. 3 in sympy, with numeric twins.
 - :mod:`gce.classes` -- class names of the datasets.
 - :mod:`gce.plots` -- the book's figures.
+- :mod:`gce.teaching` -- the course kit: student copies without solutions,
+  checked exercises.
+- :mod:`gce.colab` -- the Colab install cell, stamped into every chapter.
+- :mod:`gce.notebooks` -- reading and writing the book's notebooks as JSON.
 """
 
 from importlib.metadata import PackageNotFoundError, version

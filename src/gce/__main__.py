@@ -1,10 +1,12 @@
-"""Command line: python -m gce reproduce {fig1,fig2,table1,table2,human,all} --scale {pocket,lite,paper}.
+"""Command line: python -m gce reproduce {schedule,fig1,fig2,table1,table2,human,all} --scale {pocket,lite,paper}.
 
 reproduce trains what the result store does not hold yet (an interrupted or
 killed run resumes where it stopped), then draws the figure or writes the
 table next to the results: <results>/<scale>/<name>.png and <name>.md.
+The store, <results>/<scale>/results.sqlite, is the single source of truth.
 results export writes the stored runs as CSV tables; results import-csv
-stores CSV tables (checked row by row) in the database, the source of truth.
+stores CSV tables (checked row by row) in the database; results compact folds
+the write-ahead log into the database file before it is committed.
 
 Exit codes: 0 done, 1 an error (one line saying what), 2 bad arguments,
 130 interrupted (every finished run is saved; run the same command to resume).

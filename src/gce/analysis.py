@@ -703,3 +703,149 @@ def threshold_text(thresholds: pd.Series, *, none: str = "none in the grid") -> 
 
 
 __all__ += ["OVERFITTING_COLUMNS", "format_overfitting", "threshold_text"]
+
+
+# ---- cce_vs_mae: Fig. 1(b) beside the paper ----
+# Sec. 3.2 reads Fig. 1(b) as two numbers: MAE's best test accuracy within its whole budget (38.29 % in
+# 2000 epochs) and how soon CCE gets there (39.92 % after 7 epochs).  These functions compute the same
+# two numbers from stored runs, so that the pocket analogue can sit in the paper's table.
+
+
+def mae_catch_up(runs: pd.DataFrame, history: pd.DataFrame, *, metric: str = "test_acc") -> pd.DataFrame:
+    """Sec. 3.2's reading of Fig. 1(b), per dataset and seed: MAE's best ``metric`` within its whole epoch
+    budget, and the first epoch at which CCE's run with the same seed reaches it.
+
+    ``runs`` holds clean-label CCE and MAE runs (``method`` ``"cce"``/``"mae"``, columns ``dataset`` and
+    ``seed``).  One row per dataset and seed with a run of each method: ``mae_best``, ``mae_best_epoch``,
+    ``mae_epochs`` (MAE's budget: its last epoch), ``cce_epoch`` (first epoch, 1-based, at which CCE's
+    ``metric`` is at least ``mae_best``; NaN if it never is), ``cce_at`` (CCE's ``metric`` at that epoch,
+    NaN if never) and ``cce_best``.  Accuracies stay fractions.
+    """
+    need = {"run_id", "dataset", "method", "seed"}
+    if need - set(runs.columns):
+        raise ValueError(f"runs has no column(s) {sorted(need - set(runs.columns))}")
+    sel = runs[runs["method"].isin(["cce", "mae"])]
+    if not len(sel):
+        raise ValueError(f"no CCE or MAE runs among methods {sorted(runs['method'].unique())}")
+    for key, group in sel.groupby(["dataset", "method", "seed"]):
+        if len(group) > 1:
+            raise ValueError(f"several runs for (dataset, method, seed) = {key}: cannot pair CCE with MAE")
+    h = history[history["run_id"].isin(sel["run_id"])].sort_values(["run_id", "epoch"])
+    curves = {rid: (g["epoch"].to_numpy(), g[metric].to_numpy(dtype=float)) for rid, g in h.groupby("run_id")}
+    rows = []
+    for (dataset, seed), pair in sel.groupby(["dataset", "seed"], sort=True):
+        ids = dict(zip(pair["method"], pair["run_id"]))
+        if set(ids) != {"cce", "mae"} or not all(i in curves for i in ids.values()):
+            continue
+        (me, mv), (ce, cv) = curves[ids["mae"]], curves[ids["cce"]]
+        best = int(_np.nanargmax(mv))
+        hit = cv >= mv[best]
+        rows.append({"dataset": dataset, "seed": seed, "mae_best": float(mv[best]),
+                     "mae_best_epoch": int(me[best]), "mae_epochs": int(me[-1]),
+                     "cce_epoch": float(ce[hit.argmax()]) if hit.any() else _np.nan,
+                     "cce_at": float(cv[hit.argmax()]) if hit.any() else _np.nan,
+                     "cce_best": float(_np.nanmax(cv))})
+    if not rows:
+        raise ValueError("no dataset and seed has both a CCE and an MAE run with a history")
+    return pd.DataFrame(rows)
+
+
+def fig1b_beside_paper(runs: pd.DataFrame, history: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """Our runs on ``dataset`` in the shape of :func:`gce.experiments.paper_fig1b` (Sec. 3.2, Fig. 1(b)),
+    with the paper's rows above them: columns ``source`` (``"paper"``/``"ours"``), ``method``, ``dataset``,
+    ``best_test_acc`` (%), ``epochs``, ``seeds`` and ``note``.
+
+    Our MAE row: the mean over seeds of MAE's best test accuracy within its budget (``epochs`` = the
+    budget).  Our CCE row: the mean over seeds of CCE's test accuracy at the first epoch it reaches
+    that seed's MAE best, and the mean of those epochs (:func:`mae_catch_up`); the note says in how
+    many seeds CCE gets there at all.  ``best_test_acc`` and ``epochs`` stay numbers (NaN where CCE never
+    gets there in any seed)."""
+    per = mae_catch_up(runs[runs["dataset"] == dataset], history)
+    n = len(per)
+    reached = per.dropna(subset=["cce_epoch"])
+    budget = int(per["mae_epochs"].max())
+    cce_note = (f"first epoch at MAE's best, {len(reached)} of {n} seeds" if len(reached)
+                else f"never reaches MAE's best ({n} seeds)")
+    ours = pd.DataFrame({
+        "source": "ours", "method": ["cce", "mae"], "dataset": dataset,
+        "best_test_acc": [100 * reached["cce_at"].mean() if len(reached) else _np.nan,
+                          100 * per["mae_best"].mean()],
+        "epochs": [reached["cce_epoch"].mean() if len(reached) else _np.nan, float(budget)],
+        "seeds": [len(reached), n],
+        "note": [cce_note, f"best within {budget} epochs"]})
+    from .experiments import paper_fig1b
+
+    paper = paper_fig1b().assign(source="paper", seeds=1)
+    paper["epochs"] = paper["epochs"].astype(float)
+    return pd.concat([paper, ours], ignore_index=True)[list(ours.columns)]
+
+
+def largest_gap(runs: pd.DataFrame, history: pd.DataFrame, *, ahead: str = "cce", behind: str = "mae",
+                metric: str = "test_acc") -> dict:
+    """Where the seed-mean curves of two methods are furthest apart (Fig. 1(a, b), Sec. 3.2): the epoch at
+    which ``mean(ahead) - mean(behind)`` of ``metric`` is largest, with both means and the gap there
+    (fractions).  ``runs`` holds the runs of both methods on one dataset; epochs both have count."""
+    for m in (ahead, behind):
+        if not (runs["method"] == m).any():
+            raise ValueError(f"no runs with method={m!r} among {sorted(runs['method'].unique())}")
+    h = history.merge(runs[["run_id", "method"]], on="run_id")
+    curves = h.groupby(["method", "epoch"])[metric].mean().unstack(0)[[ahead, behind]].dropna()
+    gap = curves[ahead] - curves[behind]
+    epoch = int(gap.idxmax())
+    return {"epoch": epoch, ahead: float(curves.loc[epoch, ahead]), behind: float(curves.loc[epoch, behind]),
+            "gap": float(gap.loc[epoch])}
+
+
+__all__ += ["mae_catch_up", "fig1b_beside_paper", "largest_gap"]
+
+
+# ---- closed_set: what truncation changed ----
+# Table 1's truncated-L_q column against its L_q column, paired by seed (the chapter "Closed-set noise").
+
+
+def truncation_effect(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
+    """What Algorithm 1's pruning changed in the runs Table 1 selects (Sec. 4.3, Eq. 13), one row per
+    ``(dataset, noise, eta)`` in the order of ``runs``.
+
+    Built on :func:`pruning_summary` (which pairs every truncated-``L_q`` run
+    with the ``L_q`` run of the same data, noise and seed).  Columns: ``runs``
+    (truncated runs), ``engaged`` (how many of them report a model selected at
+    or after the first pruning step, ``best_epoch >= prune_start``, that was
+    trained on a pruned set, ``kept < 1`` in that epoch: only there can
+    truncation change the reported number), ``prune_start`` (epochs, counted
+    from 0 as ``best_epoch``), ``best_epoch`` (mean over the truncated runs),
+    ``kept_first`` (mean kept fraction after the first pruning step),
+    ``kept_none`` (runs whose first pruning step kept no sample at all: their
+    loss is 0 from then on, and only the weight decay still moves them),
+    ``kept_reported`` (mean kept fraction in the reported epoch; 1 where it
+    precedes pruning), ``trunc_minus_lq`` (mean over seeds of truncated minus
+    ``L_q`` test accuracy at each run's best-validation epoch, in points) and
+    ``trunc_minus_lq_se`` (its standard error, ddof 1; 0 for one seed).
+    """
+    need = {"run_id", "dataset", "noise", "eta", "seed", "method", "prune_start", "best_epoch",
+            "test_acc_best_val", "test_acc_last", "flip_rate_train"}
+    if not need <= set(runs.columns):
+        raise ValueError(f"runs lack columns {sorted(need - set(runs.columns))}: pass store.runs of table1")
+    if not {"run_id", "epoch", "kept"} <= set(history.columns):
+        raise ValueError("history needs columns run_id, epoch and kept: pass store.history of table1")
+    if not (runs["method"] == "trunc_lq").any():
+        raise ValueError("runs hold no truncated L_q runs (method='trunc_lq')")
+    ps = pruning_summary(runs, history)
+    if ps["lq_acc"].isna().any():
+        bad = ps.loc[ps["lq_acc"].isna(), ["dataset", "noise", "eta", "seed"]].iloc[0].to_dict()
+        raise ValueError(f"no L_q run pairs the truncated run {bad}: Table 1 needs both methods per seed")
+    ps = ps.assign(engaged=ps["pruned_before_best"] & (ps["kept_best"] < 1.0),
+                   diff=100 * (ps["acc"] - ps["lq_acc"]))
+    rows = []
+    for (d, kind, eta), g in ps.groupby(["dataset", "noise", "eta"], sort=False):
+        n = len(g)
+        se = float(g["diff"].std(ddof=1) / _np.sqrt(n)) if n > 1 else 0.0
+        rows.append({"dataset": d, "noise": kind, "eta": float(eta), "runs": n, "engaged": int(g["engaged"].sum()),
+                     "prune_start": int(g["prune_start"].iloc[0]), "best_epoch": float(g["best_epoch"].mean()),
+                     "kept_first": float(g["kept_first"].mean()), "kept_none": int((g["kept_first"] == 0).sum()),
+                     "kept_reported": float(g["kept_best"].mean()),
+                     "trunc_minus_lq": float(g["diff"].mean()), "trunc_minus_lq_se": se})
+    return pd.DataFrame(rows)
+
+
+__all__ += ["truncation_effect"]
