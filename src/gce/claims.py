@@ -737,3 +737,111 @@ def load_results(scale: str | None = None, results_dir: str | os.PathLike | None
         if got is not None:
             out[name] = got
     return out
+
+
+# --------------------------------------------------------------------------- display (book/claims.ipynb)
+
+import textwrap  # noqa: E402  (used by this display section only)
+
+__all__ += ["TEXT_WIDTH", "numbers_text", "format_check", "format_verdicts"]
+
+#: Width, in characters, that the display helpers fill by default: the book's code and text boxes
+#: (tests/test_render.py) fit about 88 characters without a scroll bar.
+TEXT_WIDTH = 88
+_NBSP = "\u00a0"
+#: Spaces the wrapping keeps ("eta = 0.6", "13.8 ± 0.4", "Fig. 2", "0 of 4", "5 seeds" stay on one line).
+_UNBROKEN = re.compile(r" (?=[=±] )|(?<= [=±]) |(?<=\b(?:Fig|Sec)\.) |(?<=\bTable) "
+                       r"|(?<=\d) (?=of \d)|(?<=\d of) (?=\d)|(?<=\d) (?=(?:seeds?|points?)\b)")
+_KEY_COLUMNS = ("eta", "q")
+_LABEL_WIDTH = 8  # "reason: " and the other labels, padded to one width
+
+
+def _check_width(width: int, least: int = 40) -> None:
+    if not isinstance(width, (int, np.integer)) or width < least:
+        raise ValueError(f"width={width!r} is too narrow: give an integer of at least {least} characters")
+
+
+def _wrapped(label: str, text: str, width: int) -> str:
+    prefix = f"  {label + ':':<{_LABEL_WIDTH}}"
+    body = textwrap.fill(_UNBROKEN.sub(_NBSP, str(text)), width, initial_indent=prefix,
+                         subsequent_indent=" " * len(prefix), break_on_hyphens=False)
+    return body.replace(_NBSP, " ")
+
+
+def numbers_text(numbers: pd.DataFrame, width: int = TEXT_WIDTH, digits: int = 3) -> str:
+    """A verdict's ``numbers`` (:attr:`Verdict.numbers`) as plain text no wider than ``width``.
+
+    Values are rounded to ``digits`` decimals, float columns whose values are all whole numbers (seed
+    counts, win indicators) are shown as integers, and a missing value (no threshold ``q`` in the grid,
+    no standard error with one seed) is shown as ``-``.  A table wider than ``width`` is split into
+    column groups, each repeating the key columns (the text columns and ``eta``, ``q``) so that every
+    row can still be read on its own (a group holds at least one column, so a single column wider than
+    what the key columns leave is shown whole).  Display only: the checks of Sec. 3.2, 4.1 and 4.3 compute the
+    numbers.
+    """
+    _check_width(width, least=20)
+    if not isinstance(numbers, pd.DataFrame):
+        raise ValueError(f"numbers must be a DataFrame, got {type(numbers).__name__}")
+    if not len(numbers) or not len(numbers.columns):
+        return ""
+    t = numbers.reset_index(drop=True).copy()
+    for col in t.columns:
+        if pd.api.types.is_float_dtype(t[col]):
+            values = t[col]
+            whole = values.notna().all() and bool((values == values.round()).all())
+            t[col] = values.astype("int64") if whole else values.round(digits)
+    keys = [c for c in t.columns if not pd.api.types.is_numeric_dtype(t[c]) or c in _KEY_COLUMNS]
+    rest = [c for c in t.columns if c not in keys]
+
+    def render(cols):
+        return t[cols].to_string(index=False, na_rep="-")
+
+    def fits(cols):
+        return max(len(line) for line in render(cols).splitlines()) <= width
+
+    groups, current = [], []
+    for col in rest:
+        if current and not fits(keys + current + [col]):
+            groups.append(current)
+            current = []
+        current.append(col)
+    if current or not groups:
+        groups.append(current)
+    return "\n\n".join(render(keys + g) for g in groups)
+
+
+def format_check(claim: Claim | str, verdict: Verdict, width: int = TEXT_WIDTH) -> str:
+    """One claim's verdict as plain text no wider than ``width``: a header ``id (Sec. s, experiments):
+    status``, then the claim, its decision rule (:attr:`Claim.rule`) and the verdict's reason, each
+    wrapped with a hanging indent, then its numbers (:func:`numbers_text`, indented)."""
+    _check_width(width)
+    claim = get(claim) if isinstance(claim, str) else claim
+    if not isinstance(verdict, Verdict):
+        raise ValueError(f"verdict must be a Verdict, got {type(verdict).__name__}")
+    lines = [textwrap.fill(f"{claim.id} (Sec. {claim.section}, {', '.join(claim.experiments)}): "
+                           f"{verdict.status}", width, subsequent_indent="    ")]
+    lines += [_wrapped(label, text, width)
+              for label, text in (("claim", claim.text), ("rule", claim.rule), ("reason", verdict.reason))]
+    table = numbers_text(verdict.numbers, width - 2) if verdict.numbers is not None else ""
+    if table:
+        lines.append(textwrap.indent(table, "  "))
+    return "\n".join(lines)
+
+
+def format_verdicts(verdicts: pd.DataFrame, width: int = TEXT_WIDTH,
+                    fields: Sequence[str] = ("claim", "reason")) -> str:
+    """The rows of :func:`evaluate_results` as plain text no wider than ``width`` (a verdict table
+    that fits the book's column): per claim a line ``id (Sec. s): status``, then each column of
+    ``fields`` wrapped with a hanging indent."""
+    _check_width(width)
+    needed = ["id", "section", "status", *fields]
+    missing = [c for c in needed if c not in verdicts.columns]
+    if missing:
+        raise ValueError(f"verdicts lacks the columns {missing}; expected the table of evaluate_results")
+    blocks = []
+    for row in verdicts.to_dict("records"):
+        block = [textwrap.fill(f"{row['id']} (Sec. {row['section']}): {row['status']}", width,
+                               subsequent_indent="    ")]
+        block += [_wrapped(f, row[f], width) for f in fields]
+        blocks.append("\n".join(block))
+    return "\n".join(blocks)
