@@ -661,3 +661,72 @@ def ood_separability(images: torch.Tensor, ood_images: torch.Tensor, *, folds: i
 
 
 __all__ += ["ood_separability"]
+
+
+# ---- open_set: what pruning leaves (Table 2's pruning check) ----
+
+
+def classes_dropped(per_class: pd.DataFrame) -> pd.DataFrame:
+    """Per run, whether a pruning step of truncated ``L_q`` (Algorithm 1, Eq. 13; Sec. 4.3's Table 2) dropped
+    whole classes or every sample.
+
+    ``per_class`` is :func:`gce.experiments.kept_by_class`'s frame (one row per
+    run and noisy label).  One row per run: ``run``, ``noise``, ``eta``,
+    ``seed``, ``kept`` (the fraction of all training samples kept), ``labels``
+    (labels that carry at least one clean sample), ``dropped`` (how many of
+    them kept none of their clean samples: the class is gone from the training
+    set), ``dropped_labels`` (those labels, a tuple) and ``kept_nothing`` (no
+    sample kept at all: every weight ``w_i`` is 0, so the loss of Eq. 13 is 0
+    and only weight decay still changes the parameters).
+    """
+    need = {"run", "noise", "eta", "seed", "noisy_label", "n", "kept", "n_clean", "clean_kept"}
+    if not need <= set(per_class.columns):
+        raise ValueError(f"per_class lacks columns {sorted(need - set(per_class.columns))}: "
+                         "pass the frame of gce.experiments.kept_by_class")
+    rows = []
+    for (run, noise, eta, seed), g in per_class.groupby(["run", "noise", "eta", "seed"], sort=True):
+        has_clean = g[g["n_clean"] > 0]
+        gone = has_clean[has_clean["clean_kept"] == 0]
+        kept = float((g["kept"] * g["n"]).sum() / g["n"].sum())
+        rows.append({"run": run, "noise": noise, "eta": float(eta), "seed": seed, "kept": kept,
+                     "labels": len(has_clean), "dropped": len(gone),
+                     "dropped_labels": tuple(int(v) for v in gone["noisy_label"]), "kept_nothing": kept == 0})
+    return pd.DataFrame(rows, columns=["run", "noise", "eta", "seed", "kept", "labels", "dropped",
+                                       "dropped_labels", "kept_nothing"])
+
+
+def empty_pruning_runs(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
+    """Per truncated-``L_q`` run, from the stored history: did a pruning step keep no sample at all, and did
+    the run move afterwards (Algorithm 1 taken literally: with every ``w_i = 0`` the loss of Eq. 13 is 0).
+
+    One row per ``trunc_lq`` run of ``runs``: ``run_id``, ``noise``, ``eta``,
+    ``seed``, ``kept_min`` and ``kept_last`` (fractions kept, history column
+    ``kept``), ``empty_epoch`` (the first history epoch, counted from 1, whose
+    ``kept`` is 0; NaN if none), ``acc_at_empty`` (test accuracy at that
+    epoch) and ``acc_range_after`` (largest minus smallest test accuracy from
+    that epoch to the last: 0 when the model's predictions never change
+    again).  Accuracies stay fractions.
+    """
+    need = {"run_id", "noise", "eta", "seed", "method"}
+    if not need <= set(runs.columns) or not {"run_id", "epoch", "kept", "test_acc"} <= set(history.columns):
+        raise ValueError(f"runs need columns {sorted(need)} and history run_id, epoch, kept, test_acc")
+    trunc = runs[runs["method"] == "trunc_lq"]
+    h = history[history["run_id"].isin(trunc["run_id"])].sort_values(["run_id", "epoch"])
+    rows = []
+    for _, r in trunc.iterrows():
+        g = h[h["run_id"] == r["run_id"]]
+        empty = g[g["kept"] == 0]
+        row = {"run_id": r["run_id"], "noise": r["noise"], "eta": float(r["eta"]), "seed": r["seed"],
+               "kept_min": float(g["kept"].min()), "kept_last": float(g["kept"].iloc[-1]),
+               "empty_epoch": _np.nan, "acc_at_empty": _np.nan, "acc_range_after": _np.nan}
+        if len(empty):
+            first = int(empty["epoch"].iloc[0])
+            after = g.loc[g["epoch"] >= first, "test_acc"].astype(float)
+            row.update(empty_epoch=first, acc_at_empty=float(after.iloc[0]),
+                       acc_range_after=float(after.max() - after.min()))
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["run_id", "noise", "eta", "seed", "kept_min", "kept_last", "empty_epoch",
+                                       "acc_at_empty", "acc_range_after"])
+
+
+__all__ += ["classes_dropped", "empty_pruning_runs"]
