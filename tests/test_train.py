@@ -115,16 +115,38 @@ def test_results_report_the_best_validation_and_last_epochs():
     assert abs(res.flip_rate_train - 0.2) < 0.05
 
 
-def test_estimate_transition_recovers_T_from_a_perfect_noisy_posterior():
-    T = noise.class_dependent("digits", 0.3)
-    y = torch.arange(10).repeat_interleave(50)
-    probs = T[y].clone()
-    # a few over-confident outliers above the 97th percentile must be skipped
-    probs[:5] = torch.nn.functional.one_hot(torch.zeros(5, dtype=torch.long), 10).double()
-    T_hat = estimate_transition(probs)
-    torch.testing.assert_close(T_hat, T)
+def _patrini_reference(probs: np.ndarray) -> np.ndarray:
+    """Patrini et al.'s loss-correction code (filter_outlier=True, then row-normalised), on a copy."""
+    eta = probs.copy()
+    c = eta.shape[1]
+    T = np.empty((c, c))
+    for i in range(c):
+        thresh = np.percentile(eta[:, i], 97, method="higher")
+        robust = eta[:, i].copy()
+        robust[robust >= thresh] = 0.0
+        T[i] = eta[np.argmax(robust)]
+    return T / T.sum(1, keepdims=True)
+
+
+def test_estimate_transition_takes_patrini_et_al_s_anchor():
+    probs = torch.distributions.Dirichlet(torch.ones(10)).sample((400,)).double()
+    np.testing.assert_allclose(estimate_transition(probs).numpy(), _patrini_reference(probs.numpy()), rtol=1e-12)
+    # the anchor is the largest value strictly below the 97th percentile: here 96 of 0..99, not 97
+    col = torch.arange(100, dtype=torch.float64) / 100
+    probs = torch.stack([col, 1 - col], 1)
+    assert estimate_transition(probs)[0, 0] == 0.96
     with pytest.raises(ValueError, match="0.97"):
         estimate_transition(probs, quantile=97)
+
+
+def test_estimate_transition_recovers_T_from_a_perfect_noisy_posterior():
+    T = noise.class_dependent("digits", 0.3) * 0.98 + 0.002  # no sample has p_i = 1
+    y = torch.arange(10).repeat_interleave(50)
+    probs = T[y].clone()
+    # over-confident outliers (30 per class, more than the top 3 % of 800 samples) must be skipped
+    out = torch.arange(10).repeat_interleave(30)
+    probs = torch.cat([probs, torch.nn.functional.one_hot(out, 10).double()])
+    torch.testing.assert_close(estimate_transition(probs), T)
 
 
 def test_augmentation_crops_and_flips_within_the_padding():

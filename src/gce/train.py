@@ -41,6 +41,19 @@ floating-point rounding (tested).  BatchNorm's running statistics cannot be
 vmapped; models with BatchNorm (the paper's ResNets and the CNN of Table 2)
 are trained one run at a time, with the module itself.
 
+Groups of BatchNorm-free ``mlp`` runs in float32 (any input size, hidden sizes
+and number of classes; the whole pocket scale) go through one faster engine
+instead, with the same results up to float rounding (tested against the path
+above, which ``Tricks(mlp_engine=False)`` selects): the runs' weights are
+stacked as ``(R, out, in)`` tensors, the layers are batched matrix products
+with the bias fused in (``baddbmm``), their gradients are written out (the
+loss head alone goes through autograd), SGD and Adam are ``torch._foreach_*``
+steps with ``torch.optim``'s formulas, the runs are trained in cache-sized
+chunks of 32 through all their epochs, the shared test set goes through the
+first layer of a chunk as one matrix product, and the pruning pass runs only
+for the runs that prune.  Each trick is a switch of :class:`Tricks`
+(``benchmarks/pocket.py`` measures each).
+
 Truncated ``L_q`` (Algorithm 1, Sec. 4.2)
 -----------------------------------------
 Until ``prune_start`` all weights are 1 (plain ``L_q``).  At ``prune_start``
@@ -61,7 +74,7 @@ from __future__ import annotations
 import contextlib
 import copy
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import torch
 import torch.nn.functional as F
@@ -83,6 +96,7 @@ __all__ = [
     "group_key",
     "estimate_transition",
     "run_losses",
+    "Tricks",
 ]
 
 METHODS = ("cce", "mae", "lq", "trunc_lq", "forward_T", "forward_T_hat")
@@ -178,6 +192,14 @@ class RunConfig:
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
         if not 0 < self.val_fraction < 1:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction!r}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got momentum={self.momentum!r}")
+        if not self.gamma >= 0:
+            raise ValueError(f"gamma must be non-negative, got gamma={self.gamma!r}")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"weight_decay must be non-negative, got weight_decay={self.weight_decay!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2 ** 63:
+            raise ValueError(f"seed must be an integer in [0, 2**63), got seed={self.seed!r}")
 
     @property
     def uses_pruning(self) -> bool:
@@ -379,13 +401,6 @@ class _Stacked:
             m = mask.view(-1, *([1] * (v.dim() - 1)))
             snap[k].copy_(torch.where(m, v.detach(), snap[k]))
 
-    def module(self, r: int) -> nn.Module:
-        """Run ``r``'s parameters in a fresh module (for saving or T-hat estimation)."""
-        m = copy.deepcopy(self.base).to_empty(device=next(iter(self.params.values())).device)
-        m.load_state_dict({**{k: v[r].detach() for k, v in self.params.items()},
-                           **{k: v[r] for k, v in self.buffers.items()}})
-        return m
-
 
 class _Single:
     """One run with its own module (BatchNorm models), behind the same interface as :class:`_Stacked`.
@@ -432,9 +447,6 @@ class _Single:
         if bool(mask[0]):
             for k, v in self.m.state_dict().items():
                 snap[k].copy_(v)
-
-    def module(self, r: int) -> nn.Module:
-        return self.m
 
 
 # --------------------------------------------------------------------------- losses of a group
@@ -486,12 +498,19 @@ def run_losses(logits: Tensor, y: Tensor, configs: Sequence[RunConfig], T_log: T
 def estimate_transition(probs: Tensor, quantile: float = 0.97) -> Tensor:
     """Patrini et al.'s (2017) estimate of ``T`` from softmax outputs ``probs`` ``(N, c)`` of a trained model.
 
-    For each class ``i`` the anchor is the sample whose ``p_i(x)`` is at the
-    ``quantile`` (0.97, i.e. the 97th percentile, *not* 97) of ``p_i`` over the
-    samples (the top 3% are treated as outliers); row ``i`` of ``T-hat`` is that
-    sample's softmax output, so ``T-hat`` is row-stochastic with
-    ``T-hat[i, j] ~ p(noisy j | true i)`` (rows: true classes, the convention
-    of :mod:`gce.noise`; cleanlab's noise matrix is the transpose).
+    For each class ``i`` the anchor is chosen as in Patrini et al.'s reference
+    code (``loss-correction``, ``filter_outlier=True``): the threshold is the
+    ``quantile`` (0.97, i.e. the 97th percentile, *not* 97) of ``p_i`` over
+    the samples, taken at the next sample value above it (numpy's
+    ``interpolation='higher'``); every sample at or above the threshold counts
+    as an outlier, and the anchor is the sample with the largest ``p_i``
+    strictly below it (the first such sample on ties; sample 0 when none is
+    below).  Row ``i`` of ``T-hat`` is the anchor's softmax output, normalised
+    to sum to 1, so ``T-hat`` is row-stochastic with ``T-hat[i, j] ~ p(noisy j
+    | true i)`` (rows: true classes, the convention of :mod:`gce.noise`;
+    cleanlab's noise matrix is the transpose).  Unlike the reference code,
+    the input is not modified (the reference zeroes the outliers of column
+    ``i`` in place, which later rows of ``T-hat`` then read).
     """
     if not 0 < quantile <= 1:
         raise ValueError(f"quantile must be in (0, 1] (0.97 for the 97th percentile), got {quantile!r}")
@@ -503,9 +522,47 @@ def estimate_transition(probs: Tensor, quantile: float = 0.97) -> Tensor:
     for i in range(c):
         col = probs[:, i]
         thresh = torch.quantile(col, quantile, interpolation="higher")
-        anchor = int(torch.nonzero(col == thresh)[0])
-        T[i] = probs[anchor]
+        robust = torch.where(col >= thresh, torch.zeros_like(col), col)
+        T[i] = probs[int(torch.argmax(robust))]
     return T / T.sum(dim=1, keepdim=True)
+
+
+# --------------------------------------------------------------------------- the engine's switches
+
+
+@dataclass(frozen=True)
+class Tricks:
+    """The speed tricks of the MLP engine, each switchable where it is applied (as airbench does).
+
+    With every switch on (the default), a group of BatchNorm-free ``mlp`` runs
+    is trained by :func:`_train_mlp_group`; ``mlp_engine=False`` trains it with
+    the general path instead (vmap of the modules, autograd, ``torch.optim``),
+    which is the reference the engine is tested against.  The others switch one
+    trick of the engine off, so ``benchmarks/pocket.py`` can measure each:
+
+    ``fused_bias``          bias added inside the batched matrix product (``baddbmm``), not after it
+    ``run_chunk``           runs trained together through all epochs, sized for the cache (0: the whole group)
+    ``foreach_optim``       ``torch._foreach_*`` SGD / Adam steps with ``torch.optim``'s formulas
+    ``hand_grad``           the layers' gradients written out (checked against autograd); off: autograd
+    ``shared_test_matmul``  the shared test set through the first layer of all runs as one matrix product
+    ``prune_only_pruning``  the pruning forward pass only for the runs that prune at that epoch
+    ``float_bank``          images converted to float and centred once per group, not once per minibatch
+    """
+
+    mlp_engine: bool = True
+    fused_bias: bool = True
+    run_chunk: int = 32
+    foreach_optim: bool = True
+    hand_grad: bool = True
+    shared_test_matmul: bool = True
+    prune_only_pruning: bool = True
+    float_bank: bool = True
+
+    def off(self, name: str) -> "Tricks":
+        """The same switches with ``name`` off (``run_chunk`` off means one chunk for the whole group)."""
+        if name not in {f.name for f in fields(self)}:
+            raise ValueError(f"unknown trick {name!r}; known: {', '.join(f.name for f in fields(self))}")
+        return replace(self, **{name: 0 if name == "run_chunk" else False})
 
 
 # --------------------------------------------------------------------------- training loop
@@ -519,6 +576,7 @@ def _check_group(configs: Sequence[RunConfig]) -> None:
 
 
 def split_groups(configs: Sequence[RunConfig], max_group: int) -> list[list[int]]:
+    """Indices of ``configs`` in groups of at most ``max_group`` runs that share a :func:`group_key`."""
     groups: dict[tuple, list[int]] = {}
     for i, c in enumerate(configs):
         groups.setdefault(group_key(c), []).append(i)
@@ -529,25 +587,31 @@ def split_groups(configs: Sequence[RunConfig], max_group: int) -> list[list[int]
     return out
 
 
-def train(config: RunConfig, *, T: Tensor | None = None, device=None, root=None, progress: bool = False) -> RunResult:
+def train(config: RunConfig, *, T: Tensor | None = None, device=None, root=None, progress: bool = False,
+          tricks: Tricks | None = None) -> RunResult:
     """Train one run; see :func:`train_many`."""
     return train_many([config], transitions={0: T} if T is not None else None, device=device, root=root,
-                      progress=progress)[0]
+                      progress=progress, tricks=tricks)[0]
 
 
 def train_many(configs: Sequence[RunConfig], *, transitions: dict[int, Tensor] | None = None, device=None,
                root=None, max_group: int = 256, progress: bool = False, keep_models: bool = False,
-               on_group_done: Callable[[list[int], list[RunResult]], None] | None = None) -> list[RunResult]:
-    """Train every run of ``configs``, batching those that can share a vmapped group.
+               on_group_done: Callable[[list[int], list[RunResult]], None] | None = None,
+               tricks: Tricks | None = None) -> list[RunResult]:
+    """Train every run of ``configs`` (Sec. 4), batching those that can share a group.
 
     ``transitions[i]`` is the ``T-hat`` of run ``i`` when its method is
     ``"forward_T_hat"`` (required for those).  ``keep_models`` stores each
     run's best-validation model in ``result.extra["model"]`` (for estimating
     ``T-hat`` from a CCE run).  ``on_group_done(indices, results)`` is called
-    after each group, so callers can save results as they finish.
+    after each group, so callers can save results as they finish.  ``tricks``
+    switches the engine's speed tricks (:class:`Tricks`; all on by default).
+    The caller's global torch random state is left as it was: every random
+    draw comes from the runs' own seeds.
     """
     configs = list(configs)
     transitions = transitions or {}
+    tricks = tricks or Tricks()
     for i, c in enumerate(configs):
         if c.method == "forward_T_hat" and i not in transitions:
             raise ValueError(f"run {i} uses forward_T_hat but no estimated T was given in transitions[{i}]")
@@ -555,15 +619,16 @@ def train_many(configs: Sequence[RunConfig], *, transitions: dict[int, Tensor] |
     results: list[RunResult | None] = [None] * len(configs)
     cache: dict = {}
     groups = split_groups(configs, max_group)
-    bar = _progress(sum(configs[g[0]].epochs for g in groups), progress)
-    for g in groups:
-        group_cfgs = [configs[i] for i in g]
-        group_T = {j: transitions[i] for j, i in enumerate(g) if i in transitions}
-        out = _train_group(group_cfgs, group_T, device, root, cache, bar, keep_models)
-        for i, r in zip(g, out):
-            results[i] = r
-        if on_group_done is not None:
-            on_group_done(g, out)
+    bar = _progress(sum(len(g) * configs[g[0]].epochs for g in groups), progress)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        for g in groups:
+            group_cfgs = [configs[i] for i in g]
+            group_T = {j: transitions[i] for j, i in enumerate(g) if i in transitions}
+            out = _train_group(group_cfgs, group_T, device, root, cache, bar, keep_models, tricks)
+            for i, r in zip(g, out):
+                results[i] = r
+            if on_group_done is not None:
+                on_group_done(g, out)
     if bar is not None:
         bar.close()
     return results  # type: ignore[return-value]
@@ -573,7 +638,13 @@ def _progress(total: int, enabled: bool):
     if not enabled:
         return None
     from tqdm import tqdm
-    return tqdm(total=total, desc="epochs", unit="epoch", leave=False)
+    return tqdm(total=total, desc="run-epochs", unit="run-epoch", leave=False)
+
+
+def _tick(bar, runs: int, test_acc: Tensor) -> None:
+    if bar is not None:
+        bar.update(runs)
+        bar.set_postfix(test_acc=f"{float(test_acc.mean()):.3f}")
 
 
 def _make_optimizer(cfg: RunConfig, params: list[Tensor]):
@@ -614,130 +685,440 @@ def _forward_chunks(model, x_uint8_idx: Tensor, bank: Tensor, mean: Tensor, chun
     return torch.cat(outs, dim=1)
 
 
-def _train_group(configs: list[RunConfig], group_T: dict, device, root, cache, bar, keep_models) -> list[RunResult]:
+def _augment_per_run(x: Tensor, gens: list[torch.Generator]) -> Tensor:
+    """Sec. 4.2's crops and flips of ``x`` ``(R, b, C, H, W)``, run ``r`` drawing from its own generator."""
+    return torch.stack([_augment(x[r], g) for r, g in enumerate(gens)])
+
+
+def _train_group(configs: list[RunConfig], group_T: dict, device, root, cache, bar, keep_models,
+                 tricks: Tricks) -> list[RunResult]:
+    """One group of runs sharing a :func:`group_key`: the MLP engine, the vmap path or one run at a time."""
     _check_group(configs)
-    cfg0 = configs[0]
     gd = build_group_data(configs, root, cache)
-    R, N = gd.train_idx.shape
-    c = gd.num_classes
-    image_shape = tuple(gd.bank.shape[1:])
-    modules = [_init_model(cfg, c, image_shape) for cfg in configs]
-    batched = not _has_batchnorm(modules[0])
-    if not batched and R > 1:  # BatchNorm: one run at a time
+    modules = [_init_model(cfg, gd.num_classes, tuple(gd.bank.shape[1:])) for cfg in configs]
+    T_log, T_used = _transition_logs(configs, gd, group_T, device)
+    if _mlp_engine_applies(configs[0], modules[0], tricks):
+        hist, best_epoch, best = _train_mlp_group(configs, gd, modules, T_log, device, bar, tricks)
+    elif _has_batchnorm(modules[0]) and len(configs) > 1:  # BatchNorm: one run at a time
         out = []
         for j, cfg in enumerate(configs):
-            out += _train_group([cfg], {0: group_T[j]} if j in group_T else {}, device, root, cache, bar, keep_models)
+            out += _train_group([cfg], {0: group_T[j]} if j in group_T else {}, device, root, cache, bar,
+                                keep_models, tricks)
         return out
-    model = _Stacked(modules, device) if batched else _Single(modules[0], device, cfg0.channels_last, cfg0.compile)
-    autocast = _autocast(cfg0.precision, device)
-    bank, mean = gd.bank.to(device), gd.mean.to(device)
-    train_idx, train_y = gd.train_idx.to(device), gd.train_y.to(device)
-    train_clean = gd.train_clean.to(device)
-    val_idx, val_y = gd.val_idx.to(device), gd.val_y.to(device)
-    test_x, test_y = gd.test_x.to(device), gd.test_y.to(device)
-    T_log, T_used = _transition_logs(configs, gd, group_T, device)
-    loss_fn = _vectorised_losses(configs)
-    opt, sched = _make_optimizer(cfg0, model.parameters())
+    else:
+        hist, best_epoch, best = _train_general_group(configs, gd, modules, T_log, device, bar)
+    return _results(configs, gd, hist, best_epoch, T_used, modules if keep_models else None, best)
 
-    gens = [torch.Generator().manual_seed(10_000 + cfg.seed) for cfg in configs]
-    aug_gen = torch.Generator().manual_seed(20_000 + cfg0.seed)
-    weights = torch.ones(R, N, device=device)
-    pruned = torch.tensor([cfg.uses_pruning for cfg in configs], device=device)
-    lq_k = torch.tensor([_losses.lq_of_probability(cfg.k, cfg.q) if cfg.uses_pruning else 0.0 for cfg in configs],
-                        device=device)
-    ks = torch.tensor([cfg.k if cfg.uses_pruning else 0.0 for cfg in configs], device=device)
-    prune_at = [set(cfg.prune_epochs()) for cfg in configs]
-    best_val = torch.full((R,), -1.0, device=device)
-    best_epoch = torch.zeros(R, dtype=torch.long)
-    best_snap = model.snapshot()
-    hist = {k: [[] for _ in range(R)] for k in HISTORY_KEYS}
-    B = cfg0.batch_size
-    chunk = 1024
-    rows = torch.arange(R, device=device)[:, None]
 
-    for epoch in range(cfg0.epochs):
-        # Algorithm 1's pruning step, from the best-validation parameters, eval mode, no augmentation
-        prune_now = [epoch in p for p in prune_at]
-        if any(prune_now):
-            model.eval()
-            with autocast():
-                logits = _forward_chunks(model, train_idx, bank, mean, chunk, snap=best_snap)
-            fy = F.softmax(logits.float(), -1).gather(-1, train_y.unsqueeze(-1)).squeeze(-1)
-            new_w = (fy >= ks[:, None]).float()
-            now = torch.tensor(prune_now, device=device)[:, None]
-            weights = torch.where(now, new_w, weights)
-        # one epoch of minibatch training; every run shuffles with its own generator
-        model.train()
-        perms = torch.stack([torch.randperm(N, generator=g) for g in gens]).to(device)
-        sum_loss = torch.zeros(R, device=device)
-        n_batches = 0
-        for s in range(0, N, B):
-            pos = perms[:, s:s + B]                              # (R, b)
-            x = _preprocess(bank[train_idx[rows, pos]], mean, cfg0.augment, aug_gen)
-            y = train_y[rows, pos]
-            with autocast():
-                logits_b = model(x)
-            per = loss_fn(logits_b, y, T_log)                   # (R, b), float32
-            w = torch.where(pruned[:, None], weights[rows, pos], torch.ones_like(per))
-            offset = torch.where(pruned, lq_k, torch.zeros_like(lq_k))[:, None]
-            run_loss = ((per - offset) * w).sum(1) / w.sum(1).clamp_min(1.0)  # Eq. 13, weighted mean
-            opt.zero_grad(set_to_none=True)
-            run_loss.sum().backward()
-            opt.step()
-            sum_loss += run_loss.detach()
-            n_batches += 1
-        sched.step()
-        # evaluation, eval mode, no augmentation
-        model.eval()
-        with torch.no_grad(), autocast():
-            v_logits = _forward_chunks(model, val_idx, bank, mean, chunk)
-            val_acc = (v_logits.argmax(-1) == val_y).float().mean(1)
-            val_loss = loss_fn(v_logits, val_y, T_log).mean(1)
-            t_logits = torch.cat([model(_preprocess(test_x[s:s + chunk], mean, False, None).unsqueeze(0).expand(R, -1, -1, -1, -1))
-                                  for s in range(0, test_x.shape[0], chunk)], dim=1)
-            test_acc = (t_logits.argmax(-1) == test_y).float().mean(1)
-            if cfg0.track_train_softmax:
-                tr_logits = _forward_chunks(model, train_idx, bank, mean, chunk)
-                fy = F.softmax(tr_logits.float(), -1).gather(-1, train_y.unsqueeze(-1)).squeeze(-1)
-                cl = train_clean.float()
-                soft_clean = (fy * cl).sum(1) / cl.sum(1).clamp_min(1)
-                soft_noisy = (fy * (1 - cl)).sum(1) / (1 - cl).sum(1).clamp_min(1)
-            else:
-                soft_clean = soft_noisy = torch.full((R,), float("nan"), device=device)
-            improved = val_acc > best_val
-            model.update_snapshot(best_snap, improved)
-            best_val = torch.where(improved, val_acc, best_val)
-            best_epoch = torch.where(improved.cpu(), torch.full_like(best_epoch, epoch), best_epoch)
-        values = {"train_loss": sum_loss / max(n_batches, 1), "val_acc": val_acc, "val_loss": val_loss,
-                  "test_acc": test_acc, "softmax_clean": soft_clean, "softmax_noisy": soft_noisy,
-                  "kept": weights.mean(1)}
-        for key, v in values.items():
-            v = v.detach().cpu().tolist()
-            for r in range(R):
-                hist[key][r].append(float(v[r]))
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(runs=R, test_acc=f"{float(test_acc.mean()):.3f}")
-
+def _results(configs, gd: _GroupData, hist: dict, best_epoch: list[int], T_used: list,
+             modules: list[nn.Module] | None, best: list[dict[str, Tensor]]) -> list[RunResult]:
+    """One :class:`RunResult` per run; with ``modules``, each run's best-validation model in ``extra``."""
     results = []
     for r, cfg in enumerate(configs):
         h = {k: hist[k][r] for k in HISTORY_KEYS}
         be = int(best_epoch[r])
         res = RunResult(cfg, h, be, h["test_acc"][be], h["test_acc"][-1], gd.flip_train[r], gd.flip_val[r],
                         T_used[r])
-        if keep_models:
-            final = model.module(r) if batched else copy.deepcopy(model.m)
-            best = copy.deepcopy(final)
-            if batched:
-                best.load_state_dict({**{k: v[r] for k, v in best_snap.items()},
-                                      **{k: v[r] for k, v in model.buffers.items()}})
-            else:
-                best.load_state_dict(best_snap)
-            res.extra["model"] = best.eval().cpu()
+        if modules is not None:
+            model = copy.deepcopy(modules[r])
+            model.load_state_dict({**model.state_dict(), **best[r]})
+            res.extra["model"] = model.eval().cpu()
             res.extra["preprocess_mean"] = gd.mean
             res.extra["train_images"] = gd.bank[gd.train_idx[r]]
         results.append(res)
     return results
+
+
+# --------------------------------------------------------------------------- the general path (any model)
+
+
+class _GroupTensors:
+    """A group's data on the device."""
+
+    def __init__(self, gd: _GroupData, device):
+        self.bank, self.mean = gd.bank.to(device), gd.mean.to(device)
+        self.train_idx, self.train_y = gd.train_idx.to(device), gd.train_y.to(device)
+        self.train_clean = gd.train_clean.to(device)
+        self.val_idx, self.val_y = gd.val_idx.to(device), gd.val_y.to(device)
+        self.test_x, self.test_y = gd.test_x.to(device), gd.test_y.to(device)
+
+
+class _Pruning:
+    """Algorithm 1's per-sample weights of a group and the constants of Eq. 13."""
+
+    def __init__(self, configs: Sequence[RunConfig], N: int, device):
+        R = len(configs)
+        self.weights = torch.ones(R, N, device=device)
+        self.pruned = torch.tensor([cfg.uses_pruning for cfg in configs], device=device)
+        self.lq_k = torch.tensor([_losses.lq_of_probability(cfg.k, cfg.q) if cfg.uses_pruning else 0.0
+                                  for cfg in configs], device=device)
+        self.ks = torch.tensor([cfg.k if cfg.uses_pruning else 0.0 for cfg in configs], device=device)
+        self.prune_at = [set(cfg.prune_epochs()) for cfg in configs]
+
+    def runs_pruning_at(self, epoch: int) -> list[int]:
+        return [r for r, p in enumerate(self.prune_at) if epoch in p]
+
+    def update(self, runs: list[int], logits: Tensor, train_y: Tensor) -> None:
+        """New weights ``1[f_y >= k]`` (Eq. 13) of ``runs`` from their logits ``(len(runs), N, c)``."""
+        idx = torch.tensor(runs, device=self.weights.device)
+        fy = F.softmax(logits.float(), -1).gather(-1, train_y[idx].unsqueeze(-1)).squeeze(-1)
+        self.weights[idx] = (fy >= self.ks[idx, None]).float()
+
+    def objective(self, per: Tensor, rows: Tensor, pos: Tensor) -> Tensor:
+        """Each run's loss on a minibatch: Eq. 13's weighted mean of ``L_q(f) - L_q(k)`` (plain mean without pruning)."""
+        w = torch.where(self.pruned[:, None], self.weights[rows, pos], torch.ones_like(per))
+        offset = torch.where(self.pruned, self.lq_k, torch.zeros_like(self.lq_k))[:, None]
+        return ((per - offset) * w).sum(1) / w.sum(1).clamp_min(1.0)
+
+
+def _softmax_on_train(logits: Tensor, train_y: Tensor, clean: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean ``f_{y~}`` on the training samples whose label is right and on those whose label is wrong (Fig. 1c)."""
+    fy = F.softmax(logits.float(), -1).gather(-1, train_y.unsqueeze(-1)).squeeze(-1)
+    cl = clean.float()
+    return (fy * cl).sum(1) / cl.sum(1).clamp_min(1), (fy * (1 - cl)).sum(1) / (1 - cl).sum(1).clamp_min(1)
+
+
+class _History:
+    """Per-epoch values of every run, kept on the device and converted to lists once at the end."""
+
+    def __init__(self):
+        self.rows: dict[str, list[Tensor]] = {k: [] for k in HISTORY_KEYS}
+
+    def add(self, **values: Tensor) -> None:
+        for k, v in values.items():
+            self.rows[k].append(v.detach().float())
+
+    def lists(self) -> dict[str, list[list[float]]]:
+        return {k: torch.stack(v, 1).cpu().tolist() for k, v in self.rows.items()}
+
+
+def _train_general_group(configs, gd: _GroupData, modules, T_log, device, bar):
+    """Any model: vmap over the stacked modules (BatchNorm-free) or one module (BatchNorm), autograd, torch.optim."""
+    cfg0 = configs[0]
+    R, N = gd.train_idx.shape
+    model = _Single(modules[0], device, cfg0.channels_last, cfg0.compile) if _has_batchnorm(modules[0]) \
+        else _Stacked(modules, device)
+    autocast = _autocast(cfg0.precision, device)
+    t = _GroupTensors(gd, device)
+    loss_fn = _vectorised_losses(configs)
+    opt, sched = _make_optimizer(cfg0, model.parameters())
+    gens = [torch.Generator().manual_seed(10_000 + cfg.seed) for cfg in configs]
+    aug_gens = [torch.Generator().manual_seed(20_000 + cfg.seed) for cfg in configs]
+    prune = _Pruning(configs, N, device)
+    best_val = torch.full((R,), -1.0, device=device)
+    best_epoch = torch.zeros(R, dtype=torch.long, device=device)
+    best_snap = model.snapshot()
+    hist = _History()
+    chunk = 1024
+    rows = torch.arange(R, device=device)[:, None]
+    for epoch in range(cfg0.epochs):
+        runs = prune.runs_pruning_at(epoch)
+        if runs:  # Algorithm 1: from the best-validation parameters, eval mode, no augmentation
+            model.eval()
+            with autocast():
+                logits = _forward_chunks(model, t.train_idx, t.bank, t.mean, chunk, snap=best_snap)
+            prune.update(runs, logits[runs], t.train_y)
+        model.train()
+        perms = torch.stack([torch.randperm(N, generator=g) for g in gens]).to(device)
+        sum_loss = torch.zeros(R, device=device)
+        n_batches = 0
+        for s in range(0, N, cfg0.batch_size):
+            pos = perms[:, s:s + cfg0.batch_size]
+            x = _preprocess(t.bank[t.train_idx[rows, pos]], t.mean, False, None)
+            if cfg0.augment:
+                x = _augment_per_run(x, aug_gens)
+            with autocast():
+                logits_b = model(x)
+            run_loss = prune.objective(loss_fn(logits_b, t.train_y[rows, pos], T_log), rows, pos)
+            opt.zero_grad(set_to_none=True)
+            run_loss.sum().backward()
+            opt.step()
+            sum_loss += run_loss.detach()
+            n_batches += 1
+        sched.step()
+        model.eval()
+        with torch.no_grad(), autocast():
+            v_logits = _forward_chunks(model, t.val_idx, t.bank, t.mean, chunk)
+            val_acc = (v_logits.argmax(-1) == t.val_y).float().mean(1)
+            val_loss = loss_fn(v_logits, t.val_y, T_log).mean(1)
+            t_logits = torch.cat([model(_preprocess(t.test_x[s:s + chunk], t.mean, False, None)
+                                        .unsqueeze(0).expand(R, -1, -1, -1, -1))
+                                  for s in range(0, t.test_x.shape[0], chunk)], dim=1)
+            test_acc = (t_logits.argmax(-1) == t.test_y).float().mean(1)
+            if cfg0.track_train_softmax:
+                soft_clean, soft_noisy = _softmax_on_train(_forward_chunks(model, t.train_idx, t.bank, t.mean, chunk),
+                                                           t.train_y, t.train_clean)
+            else:
+                soft_clean = soft_noisy = torch.full((R,), float("nan"), device=device)
+            improved = val_acc > best_val
+            model.update_snapshot(best_snap, improved)
+            best_val = torch.where(improved, val_acc, best_val)
+            best_epoch = torch.where(improved, torch.full_like(best_epoch, epoch), best_epoch)
+        hist.add(train_loss=sum_loss / max(n_batches, 1), val_acc=val_acc, val_loss=val_loss, test_acc=test_acc,
+                 softmax_clean=soft_clean, softmax_noisy=soft_noisy, kept=prune.weights.mean(1))
+        _tick(bar, R, test_acc)
+    if isinstance(model, _Stacked):
+        best = [{k: v[r].cpu() for k, v in best_snap.items()} for r in range(R)]
+    else:
+        best = [{k: v.cpu() for k, v in best_snap.items()}]
+    return hist.lists(), best_epoch.cpu().tolist(), best
+
+
+# --------------------------------------------------------------------------- the MLP engine
+
+
+def _mlp_engine_applies(cfg: RunConfig, module: nn.Module, tricks: Tricks) -> bool:
+    """The engine trains BatchNorm-free ``mlp`` groups in float32 (any input size, hidden sizes, classes)."""
+    return (tricks.mlp_engine and cfg.model == "mlp" and cfg.precision == "fp32" and not cfg.compile
+            and not _has_batchnorm(module))
+
+
+def _mlp_forward(params: list[Tensor], x: Tensor, fused_bias: bool, keep: bool = False):
+    """Logits ``(R, n, c)`` of R stacked MLPs ``[W_1, b_1, ..., W_L, b_L]`` (``W``: ``(R, out, in)``) on ``x`` ``(R, n, in)``.
+
+    With ``keep``, also each layer's input (the previous layer's ReLU output), which the backward pass needs.
+    """
+    inputs = []
+    h = x
+    L = len(params) // 2
+    for layer in range(L):
+        W, b = params[2 * layer], params[2 * layer + 1]
+        if keep:
+            inputs.append(h)
+        if fused_bias:  # Tricks.fused_bias
+            z = torch.baddbmm(b.unsqueeze(1), h, W.transpose(1, 2))
+        else:
+            z = torch.bmm(h, W.transpose(1, 2)) + b.unsqueeze(1)
+        h = z.relu_() if layer < L - 1 else z
+    return h, inputs
+
+
+def _mlp_backward(params: list[Tensor], inputs: list[Tensor], g: Tensor) -> list[Tensor]:
+    """The gradients of ``params`` from ``g = dLoss/dlogits`` ``(R, n, c)`` (Tricks.hand_grad; tested against autograd)."""
+    grads: list[Tensor] = [None] * len(params)  # type: ignore[list-item]
+    for layer in reversed(range(len(params) // 2)):
+        h = inputs[layer]
+        grads[2 * layer] = torch.bmm(g.transpose(1, 2), h)
+        grads[2 * layer + 1] = g.sum(1)
+        if layer > 0:  # through W, then through the ReLU that produced h
+            g = torch.ops.aten.threshold_backward(torch.bmm(g, params[2 * layer]), h, 0)
+    return grads
+
+
+class _ForeachSGD:
+    """``torch.optim.SGD`` (momentum, weight decay, no dampening or Nesterov) as ``torch._foreach_*`` steps."""
+
+    def __init__(self, params: list[Tensor], momentum: float, weight_decay: float):
+        self.params, self.momentum, self.weight_decay = params, momentum, weight_decay
+        self.bufs: list[Tensor] | None = None
+
+    @torch.no_grad()
+    def step(self, grads: list[Tensor], lr: float) -> None:
+        if self.weight_decay != 0:
+            grads = torch._foreach_add(grads, self.params, alpha=self.weight_decay)
+        if self.momentum != 0:
+            if self.bufs is None:
+                self.bufs = [g.detach().clone() for g in grads]
+            else:
+                torch._foreach_mul_(self.bufs, self.momentum)
+                torch._foreach_add_(self.bufs, grads, alpha=1)
+            grads = self.bufs
+        torch._foreach_add_(self.params, grads, alpha=-lr)
+
+
+class _ForeachAdam:
+    """``torch.optim.Adam`` (default betas and eps, L2 weight decay, no amsgrad) as ``torch._foreach_*`` steps."""
+
+    def __init__(self, params: list[Tensor], weight_decay: float, betas=(0.9, 0.999), eps: float = 1e-8):
+        self.params, self.weight_decay, self.betas, self.eps = params, weight_decay, betas, eps
+        self.exp_avg = [torch.zeros_like(p) for p in params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in params]
+        self.t = 0
+
+    @torch.no_grad()
+    def step(self, grads: list[Tensor], lr: float) -> None:
+        beta1, beta2 = self.betas
+        self.t += 1
+        if self.weight_decay != 0:
+            grads = torch._foreach_add(grads, self.params, alpha=self.weight_decay)
+        torch._foreach_lerp_(self.exp_avg, grads, 1 - beta1)
+        torch._foreach_mul_(self.exp_avg_sq, beta2)
+        torch._foreach_addcmul_(self.exp_avg_sq, grads, grads, value=1 - beta2)
+        step = float(self.t)
+        step_size = lr / (1 - beta1 ** step)
+        denom = torch._foreach_sqrt(self.exp_avg_sq)
+        torch._foreach_div_(denom, (1 - beta2 ** step) ** 0.5)
+        torch._foreach_add_(denom, self.eps)
+        torch._foreach_addcdiv_(self.params, self.exp_avg, denom, value=-step_size)
+
+
+class _TorchOptim:
+    """``torch.optim`` over the stacked tensors (Tricks.foreach_optim off), behind the same ``step``."""
+
+    def __init__(self, cfg: RunConfig, params: list[Tensor]):
+        self.params = params
+        self.opt, _ = _make_optimizer(replace(cfg, milestones=()), params)
+
+    def step(self, grads: list[Tensor], lr: float) -> None:
+        for p, g in zip(self.params, grads):
+            p.grad = g
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        self.opt.step()
+
+
+def _lr_schedule(cfg: RunConfig) -> list[float]:
+    """The learning rate of each epoch, as ``torch.optim.lr_scheduler.MultiStepLR`` computes it."""
+    lrs, lr = [], cfg.lr
+    for epoch in range(cfg.epochs):
+        lrs.append(lr)
+        if epoch + 1 in cfg.milestones:
+            lr = lr * cfg.gamma ** list(cfg.milestones).count(epoch + 1)
+    return lrs
+
+
+def _train_mlp_group(configs, gd: _GroupData, modules, T_log, device, bar, tricks: Tricks):
+    """Train a group of MLP runs in chunks of ``tricks.run_chunk`` runs; same outputs as the general path."""
+    R = len(configs)
+    t = _GroupTensors(gd, device)
+    if tricks.float_bank:  # Tricks.float_bank: preprocess once (Sec. 4.2's per-pixel mean), flattened
+        bank = _preprocess(t.bank, t.mean, False, None).flatten(1)
+        test = _preprocess(t.test_x, t.mean, False, None).flatten(1)
+    else:
+        bank = test = None
+    names = [n for n, _ in modules[0].named_parameters()]
+    step = tricks.run_chunk if tricks.run_chunk > 0 else R
+    parts = []
+    for a in range(0, R, step):
+        sl = slice(a, min(a + step, R))
+        params = [torch.stack([dict(m.named_parameters())[n].detach() for m in modules[sl]]).to(device).contiguous()
+                  for n in names]
+        parts.append(_train_mlp_chunk(configs[sl], params, t, sl, bank, test,
+                                      None if T_log is None else T_log[sl], bar, tricks))
+    hist = {k: sum((p[0][k] for p in parts), []) for k in HISTORY_KEYS}
+    best_epoch = sum((p[1] for p in parts), [])
+    best = [dict(zip(names, (w[r].cpu() for w in p[2]))) for p in parts for r in range(len(p[1]))]
+    return hist, best_epoch, best
+
+
+def _train_mlp_chunk(configs, params: list[Tensor], t: _GroupTensors, sl: slice, bank, test, T_log, bar,
+                     tricks: Tricks):
+    """All epochs of one chunk of MLP runs: minibatch steps, pruning, evaluation, best-validation snapshot."""
+    cfg0 = configs[0]
+    device = params[0].device
+    R = len(configs)
+    train_idx, train_y, val_idx, val_y = t.train_idx[sl], t.train_y[sl], t.val_idx[sl], t.val_y[sl]
+    N = train_idx.shape[1]
+    fused = tricks.fused_bias
+
+    def images(idx: Tensor) -> Tensor:  # (R, n) indices -> (R, n, features), centred floats
+        if bank is not None:
+            return bank[idx]
+        return _preprocess(t.bank[idx], t.mean, False, None).flatten(2)
+
+    def logits_of(p: list[Tensor], idx: Tensor) -> Tensor:
+        return _mlp_forward(p, images(idx), fused)[0]
+
+    loss_fn = _vectorised_losses(configs)
+    if tricks.hand_grad:
+        params = [p.detach() for p in params]
+    else:
+        params = [p.detach().requires_grad_(True) for p in params]
+    if not tricks.foreach_optim:
+        opt = _TorchOptim(cfg0, params)
+    elif cfg0.optimizer == "sgd":
+        opt = _ForeachSGD(params, cfg0.momentum, cfg0.weight_decay)
+    else:
+        opt = _ForeachAdam(params, cfg0.weight_decay)
+    gens = [torch.Generator().manual_seed(10_000 + cfg.seed) for cfg in configs]
+    aug_gens = [torch.Generator().manual_seed(20_000 + cfg.seed) for cfg in configs]
+    prune = _Pruning(configs, N, device)
+    best_val = torch.full((R,), -1.0, device=device)
+    best_epoch = torch.zeros(R, dtype=torch.long, device=device)
+    best = [p.detach().clone() for p in params]
+    hist = _History()
+    rows = torch.arange(R, device=device)[:, None]
+    nan = torch.full((R,), float("nan"), device=device)
+    for epoch, lr in enumerate(_lr_schedule(cfg0)):
+        runs = prune.runs_pruning_at(epoch)
+        if runs:  # Algorithm 1, from the best-validation parameters, no augmentation
+            if not tricks.prune_only_pruning:
+                runs_fwd = list(range(R))
+            else:
+                runs_fwd = runs
+            idx = torch.tensor(runs_fwd, device=device)
+            with torch.no_grad():
+                logits = logits_of([w[idx] for w in best], train_idx[idx])
+            keep = [runs_fwd.index(r) for r in runs]
+            prune.update(runs, logits[keep], train_y)
+        perms = torch.stack([torch.randperm(N, generator=g) for g in gens]).to(device)
+        sum_loss = torch.zeros(R, device=device)
+        n_batches = 0
+        for s in range(0, N, cfg0.batch_size):
+            pos = perms[:, s:s + cfg0.batch_size]
+            x = images(train_idx[rows, pos])
+            if cfg0.augment:
+                shape = tuple(t.bank.shape[1:])
+                x = _augment_per_run(x.view(R, -1, *shape), aug_gens).flatten(2)
+            y = train_y[rows, pos]
+            run_loss, grads = _loss_and_grads(params, x, y, loss_fn, T_log, prune, rows, pos, tricks)
+            opt.step(grads, lr)
+            sum_loss += run_loss
+            n_batches += 1
+        with torch.no_grad():
+            v_logits = logits_of(params, val_idx)
+            val_acc = (v_logits.argmax(-1) == val_y).float().mean(1)
+            val_loss = loss_fn(v_logits, val_y, T_log).mean(1)
+            test_acc = (_mlp_test_logits(params, t, test, tricks).argmax(-1) == t.test_y).float().mean(1)
+            if cfg0.track_train_softmax:
+                soft_clean, soft_noisy = _softmax_on_train(logits_of(params, train_idx), train_y, t.train_clean[sl])
+            else:
+                soft_clean = soft_noisy = nan
+            improved = val_acc > best_val
+            if bool(improved.any()):
+                idx = improved.nonzero().squeeze(1)
+                for w, p in zip(best, params):
+                    w[idx] = p[idx]
+            best_val = torch.where(improved, val_acc, best_val)
+            best_epoch = torch.where(improved, torch.full_like(best_epoch, epoch), best_epoch)
+        hist.add(train_loss=sum_loss / max(n_batches, 1), val_acc=val_acc, val_loss=val_loss, test_acc=test_acc,
+                 softmax_clean=soft_clean, softmax_noisy=soft_noisy, kept=prune.weights.mean(1))
+        _tick(bar, R, test_acc)
+    return hist.lists(), best_epoch.cpu().tolist(), best
+
+
+def _loss_and_grads(params, x, y, loss_fn, T_log, prune: _Pruning, rows, pos, tricks: Tricks):
+    """Each run's minibatch objective (Eq. 13 / the plain mean) and the gradients of ``params``."""
+    if not tricks.hand_grad:  # autograd through the whole network
+        for p in params:
+            p.grad = None
+        with torch.enable_grad():
+            logits, _ = _mlp_forward(params, x, tricks.fused_bias)
+            run_loss = prune.objective(loss_fn(logits, y, T_log), rows, pos)
+            grads = torch.autograd.grad(run_loss.sum(), params)
+        return run_loss.detach(), [g.detach() for g in grads]
+    with torch.no_grad():
+        logits, inputs = _mlp_forward(params, x, tricks.fused_bias, keep=True)
+    with torch.enable_grad():  # autograd only for the loss head (R, b, c), the layers by hand
+        logits.requires_grad_(True)
+        run_loss = prune.objective(loss_fn(logits, y, T_log), rows, pos)
+        (g,) = torch.autograd.grad(run_loss.sum(), logits)
+    with torch.no_grad():
+        return run_loss.detach(), _mlp_backward(params, inputs, g)
+
+
+def _mlp_test_logits(params: list[Tensor], t: _GroupTensors, test: Tensor | None, tricks: Tricks) -> Tensor:
+    """Logits ``(R, S, c)`` of every run on the shared test set."""
+    x = test if test is not None else _preprocess(t.test_x, t.mean, False, None).flatten(1)
+    R = params[0].shape[0]
+    if not tricks.shared_test_matmul:
+        return _mlp_forward(params, x.unsqueeze(0).expand(R, -1, -1), tricks.fused_bias)[0]
+    W, b = params[0], params[1]  # the first layer of all runs as one (S, in) x (in, R * out) product
+    out = W.shape[1]
+    z = torch.addmm(b.reshape(1, R * out), x, W.reshape(R * out, -1).t()).view(-1, R, out).transpose(0, 1)
+    if len(params) == 2:
+        return z
+    return _mlp_forward(params[2:], z.relu_(), tricks.fused_bias)[0]
 
 
 def _autocast(precision: str, device: torch.device):
