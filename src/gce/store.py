@@ -45,6 +45,7 @@ import platform
 import re
 import sqlite3
 import subprocess
+import zlib
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -137,6 +138,25 @@ def provenance(device: torch.device | str = "cpu") -> dict:
 
 
 # --------------------------------------------------------------------------- the database file
+
+
+def _pack(obj) -> bytes:
+    """A row or history as stored: JSON, zlib-compressed (a 100-class run's matrices are ~200 kB as text)."""
+    return zlib.compress(json.dumps(obj, allow_nan=False).encode(), 6)
+
+
+def _unpack(value):
+    """Inverse of :func:`_pack`; rows written as plain JSON text (before compression) read as they are."""
+    if isinstance(value, bytes):
+        value = zlib.decompress(value).decode()
+    return json.loads(value)
+
+
+def _matrix_text(T) -> str:
+    """A transition matrix as JSON, each entry to float32's precision (8 significant digits): the matrices
+    are float32 softmax outputs or float64 flip rates used in float32 training, so no digit that mattered
+    to a run is dropped."""
+    return json.dumps([[float(f"{x:.8g}") for x in row] for row in T])
 
 
 def _plain(v):
@@ -301,8 +321,8 @@ class ResultStore:
         self._raw = []
         for rid, epochs, row_text, hist_text in fetched:
             try:
-                row, hist = json.loads(row_text), json.loads(hist_text)
-            except (TypeError, json.JSONDecodeError) as err:
+                row, hist = _unpack(row_text), _unpack(hist_text)
+            except (TypeError, ValueError, zlib.error) as err:
                 raise _fail(self.path, f"run {rid} of {self.experiment} has a damaged row ({err})") from None
             if not isinstance(row, dict) or row.get("run_id") != rid:
                 raise _fail(self.path, f"run {rid} of {self.experiment} has a row that does not match its id")
@@ -363,8 +383,8 @@ class ResultStore:
             row = {"run_id": rid, "experiment": self.experiment, "scale": scale, **flat_config(r.config),
                    "best_epoch": r.best_epoch, "test_acc_best_val": r.test_acc_best_val,
                    "test_acc_last": r.test_acc_last, "flip_rate_train": r.flip_rate_train,
-                   "flip_rate_val": r.flip_rate_val, "T_used": json.dumps(r.T_used) if r.T_used is not None else "",
-                   "T_hat_estimate": json.dumps(est) if est else "", **prov}
+                   "flip_rate_val": r.flip_rate_val, "T_used": _matrix_text(r.T_used) if r.T_used is not None else "",
+                   "T_hat_estimate": _matrix_text(est) if est else "", **prov}
             hist = {"epoch": list(range(1, r.epochs + 1)),
                     **{k: [_plain(x) for x in v[:r.epochs]] for k, v in r.history.items()}}
             records.append((rid, r.epochs, {k: _plain(v) for k, v in row.items()}, hist))
@@ -379,8 +399,7 @@ class ResultStore:
         try:
             con.execute("PRAGMA synchronous = FULL")
             for rid, epochs, row, hist in records:
-                row_text = json.dumps(row, allow_nan=False)
-                hist_text = json.dumps(hist, allow_nan=False)
+                row_text, hist_text = _pack(row), _pack(hist)
                 con.execute("BEGIN IMMEDIATE")
                 try:
                     con.execute("DELETE FROM runs WHERE experiment = ? AND run_id = ?", (self.experiment, rid))
