@@ -38,27 +38,33 @@ def test_classes_dropped_names_missing_columns():
         analysis.classes_dropped(pd.DataFrame({"run": [0]}))
 
 
-def _stored(kept_by_run, acc_by_run):
+def _stored(kept_by_run, acc_by_run, best=(1, 4)):
     runs = pd.DataFrame({"run_id": list(kept_by_run), "noise": "open_set", "eta": 0.4,
-                         "seed": range(len(kept_by_run)), "method": "trunc_lq"})
+                         "seed": range(len(kept_by_run)), "method": "trunc_lq", "prune_start": 2,
+                         "best_epoch": list(best)[:len(kept_by_run)]})
     runs = pd.concat([runs, pd.DataFrame([{"run_id": "lq", "noise": "open_set", "eta": 0.4, "seed": 0,
-                                           "method": "lq"}])], ignore_index=True)
+                                           "method": "lq", "prune_start": 2, "best_epoch": 0}])],
+                     ignore_index=True)
     hist = [{"run_id": rid, "epoch": e + 1, "kept": k, "test_acc": a}
             for rid in kept_by_run for e, (k, a) in enumerate(zip(kept_by_run[rid], acc_by_run[rid]))]
     hist += [{"run_id": "lq", "epoch": 1, "kept": 1.0, "test_acc": 0.5}]
     return runs, pd.DataFrame(hist)
 
 
-def test_empty_pruning_runs_finds_the_first_empty_epoch_and_what_moved_after():
-    runs, hist = _stored({"a": [1, 1, 0, 0, 0], "b": [1, 0.6, 0.7, 0.7, 0.8]},
-                         {"a": [0.3, 0.5, 0.52, 0.52, 0.51], "b": [0.3, 0.6, 0.7, 0.8, 0.9]})
+def test_empty_pruning_runs_finds_the_empty_epochs_and_what_moved_in_them():
+    # pruning from epoch 2 (counted from 0): history epoch 3 is the first pruned one
+    runs, hist = _stored({"a": [1, 1, 0, 0, 0.5], "b": [1, 1, 0.6, 0.6, 0.8]},
+                         {"a": [0.3, 0.5, 0.52, 0.55, 0.40], "b": [0.3, 0.6, 0.7, 0.8, 0.9]})
     out = analysis.empty_pruning_runs(runs, hist).set_index("run_id")
     assert list(out.index) == ["a", "b"]  # only the truncated runs
-    assert out.loc["a", "empty_epoch"] == 3 and out.loc["a", "acc_at_empty"] == pytest.approx(0.52)
-    assert out.loc["a", "acc_range_after"] == pytest.approx(0.01)
-    assert out.loc["a", "kept_min"] == 0 and out.loc["a", "kept_last"] == 0
-    assert np.isnan(out.loc["b", "empty_epoch"]) and np.isnan(out.loc["b", "acc_range_after"])
-    assert out.loc["b", "kept_min"] == pytest.approx(0.6) and out.loc["b", "kept_last"] == pytest.approx(0.8)
+    assert out.loc["a", "empty_from"] == 3 and out.loc["a", "empty_epochs"] == 2
+    assert out.loc["a", "acc_range_empty"] == pytest.approx(0.03)  # epochs 3 and 4 only
+    assert out.loc["a", "kept_first"] == 0 and out.loc["a", "kept_min"] == 0
+    assert out.loc["a", "kept_last"] == 0.5 and out.loc["a", "kept_values"] == 2
+    assert out.loc["a", "best_epoch"] == 1
+    assert np.isnan(out.loc["b", "empty_from"]) and np.isnan(out.loc["b", "acc_range_empty"])
+    assert out.loc["b", "empty_epochs"] == 0 and out.loc["b", "kept_first"] == pytest.approx(0.6)
+    assert out.loc["b", "kept_min"] == pytest.approx(0.6) and out.loc["b", "kept_values"] == 2
 
 
 def test_empty_pruning_runs_names_missing_columns():

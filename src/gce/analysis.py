@@ -696,18 +696,22 @@ def classes_dropped(per_class: pd.DataFrame) -> pd.DataFrame:
 
 
 def empty_pruning_runs(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
-    """Per truncated-``L_q`` run, from the stored history: did a pruning step keep no sample at all, and did
-    the run move afterwards (Algorithm 1 taken literally: with every ``w_i = 0`` the loss of Eq. 13 is 0).
+    """Per truncated-``L_q`` run, from the stored history: what the pruning steps of Algorithm 1 kept over the
+    epochs, and whether a step kept no sample at all (with every ``w_i = 0`` the loss of Eq. 13 is 0).
 
     One row per ``trunc_lq`` run of ``runs``: ``run_id``, ``noise``, ``eta``,
-    ``seed``, ``kept_min`` and ``kept_last`` (fractions kept, history column
-    ``kept``), ``empty_epoch`` (the first history epoch, counted from 1, whose
-    ``kept`` is 0; NaN if none), ``acc_at_empty`` (test accuracy at that
-    epoch) and ``acc_range_after`` (largest minus smallest test accuracy from
-    that epoch to the last: 0 when the model's predictions never change
-    again).  Accuracies stay fractions.
+    ``seed``, ``best_epoch`` (the run's best noisy-validation epoch, counted
+    from 0 as ``prune_start``: when it precedes ``prune_start`` every pruning
+    step recomputed the weights from the same parameters), ``kept_first``
+    (fraction kept in the epoch of the first pruning step), ``kept_min``,
+    ``kept_last``, ``kept_values`` (how many different kept fractions the
+    pruning steps produced), ``empty_epochs`` (epochs whose ``kept`` is 0),
+    ``empty_from`` (the first of them, history epochs counted from 1; NaN if
+    none) and ``acc_range_empty`` (largest minus smallest test accuracy over
+    those epochs: how far the model moved with a loss of 0; NaN if none).
+    Accuracies and fractions stay fractions.
     """
-    need = {"run_id", "noise", "eta", "seed", "method"}
+    need = {"run_id", "noise", "eta", "seed", "method", "prune_start", "best_epoch"}
     if not need <= set(runs.columns) or not {"run_id", "epoch", "kept", "test_acc"} <= set(history.columns):
         raise ValueError(f"runs need columns {sorted(need)} and history run_id, epoch, kept, test_acc")
     trunc = runs[runs["method"] == "trunc_lq"]
@@ -715,18 +719,18 @@ def empty_pruning_runs(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFram
     rows = []
     for _, r in trunc.iterrows():
         g = h[h["run_id"] == r["run_id"]]
+        pruned = g[g["epoch"] > int(r["prune_start"])]  # history epoch prune_start + 1 is the first pruned one
         empty = g[g["kept"] == 0]
-        row = {"run_id": r["run_id"], "noise": r["noise"], "eta": float(r["eta"]), "seed": r["seed"],
-               "kept_min": float(g["kept"].min()), "kept_last": float(g["kept"].iloc[-1]),
-               "empty_epoch": _np.nan, "acc_at_empty": _np.nan, "acc_range_after": _np.nan}
-        if len(empty):
-            first = int(empty["epoch"].iloc[0])
-            after = g.loc[g["epoch"] >= first, "test_acc"].astype(float)
-            row.update(empty_epoch=first, acc_at_empty=float(after.iloc[0]),
-                       acc_range_after=float(after.max() - after.min()))
-        rows.append(row)
-    return pd.DataFrame(rows, columns=["run_id", "noise", "eta", "seed", "kept_min", "kept_last", "empty_epoch",
-                                       "acc_at_empty", "acc_range_after"])
+        rows.append({"run_id": r["run_id"], "noise": r["noise"], "eta": float(r["eta"]), "seed": r["seed"],
+                     "best_epoch": int(r["best_epoch"]),
+                     "kept_first": float(pruned["kept"].iloc[0]) if len(pruned) else _np.nan,
+                     "kept_min": float(g["kept"].min()), "kept_last": float(g["kept"].iloc[-1]),
+                     "kept_values": int(pruned["kept"].nunique()), "empty_epochs": len(empty),
+                     "empty_from": float(empty["epoch"].iloc[0]) if len(empty) else _np.nan,
+                     "acc_range_empty": float(empty["test_acc"].max() - empty["test_acc"].min())
+                     if len(empty) else _np.nan})
+    return pd.DataFrame(rows, columns=["run_id", "noise", "eta", "seed", "best_epoch", "kept_first", "kept_min",
+                                       "kept_last", "kept_values", "empty_epochs", "empty_from", "acc_range_empty"])
 
 
 __all__ += ["classes_dropped", "empty_pruning_runs"]
