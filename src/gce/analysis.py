@@ -849,3 +849,74 @@ def truncation_effect(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame
 
 
 __all__ += ["truncation_effect"]
+# ---- open_set: what pruning leaves (Table 2's pruning check) ----
+
+
+def classes_dropped(per_class: pd.DataFrame) -> pd.DataFrame:
+    """Per run, whether a pruning step of truncated ``L_q`` (Algorithm 1, Eq. 13; Sec. 4.3's Table 2) dropped
+    whole classes or every sample.
+
+    ``per_class`` is :func:`gce.experiments.kept_by_class`'s frame (one row per
+    run and noisy label).  One row per run: ``run``, ``noise``, ``eta``,
+    ``seed``, ``kept`` (the fraction of all training samples kept), ``labels``
+    (labels that carry at least one clean sample), ``dropped`` (how many of
+    them kept none of their clean samples: the class is gone from the training
+    set), ``dropped_labels`` (those labels, a tuple) and ``kept_nothing`` (no
+    sample kept at all: every weight ``w_i`` is 0, so the loss of Eq. 13 is 0
+    and only weight decay still changes the parameters).
+    """
+    need = {"run", "noise", "eta", "seed", "noisy_label", "n", "kept", "n_clean", "clean_kept"}
+    if not need <= set(per_class.columns):
+        raise ValueError(f"per_class lacks columns {sorted(need - set(per_class.columns))}: "
+                         "pass the frame of gce.experiments.kept_by_class")
+    rows = []
+    for (run, noise, eta, seed), g in per_class.groupby(["run", "noise", "eta", "seed"], sort=True):
+        has_clean = g[g["n_clean"] > 0]
+        gone = has_clean[has_clean["clean_kept"] == 0]
+        kept = float((g["kept"] * g["n"]).sum() / g["n"].sum())
+        rows.append({"run": run, "noise": noise, "eta": float(eta), "seed": seed, "kept": kept,
+                     "labels": len(has_clean), "dropped": len(gone),
+                     "dropped_labels": tuple(int(v) for v in gone["noisy_label"]), "kept_nothing": kept == 0})
+    return pd.DataFrame(rows, columns=["run", "noise", "eta", "seed", "kept", "labels", "dropped",
+                                       "dropped_labels", "kept_nothing"])
+
+
+def empty_pruning_runs(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
+    """Per truncated-``L_q`` run, from the stored history: what the pruning steps of Algorithm 1 kept over the
+    epochs, and whether a step kept no sample at all (with every ``w_i = 0`` the loss of Eq. 13 is 0).
+
+    One row per ``trunc_lq`` run of ``runs``: ``run_id``, ``noise``, ``eta``,
+    ``seed``, ``best_epoch`` (the run's best noisy-validation epoch, counted
+    from 0 as ``prune_start``: when it precedes ``prune_start`` every pruning
+    step recomputed the weights from the same parameters), ``kept_first``
+    (fraction kept in the epoch of the first pruning step), ``kept_min``,
+    ``kept_last``, ``kept_values`` (how many different kept fractions the
+    pruning steps produced), ``empty_epochs`` (epochs whose ``kept`` is 0),
+    ``empty_from`` (the first of them, history epochs counted from 1; NaN if
+    none) and ``acc_range_empty`` (largest minus smallest test accuracy over
+    those epochs: how far the model moved with a loss of 0; NaN if none).
+    Accuracies and fractions stay fractions.
+    """
+    need = {"run_id", "noise", "eta", "seed", "method", "prune_start", "best_epoch"}
+    if not need <= set(runs.columns) or not {"run_id", "epoch", "kept", "test_acc"} <= set(history.columns):
+        raise ValueError(f"runs need columns {sorted(need)} and history run_id, epoch, kept, test_acc")
+    trunc = runs[runs["method"] == "trunc_lq"]
+    h = history[history["run_id"].isin(trunc["run_id"])].sort_values(["run_id", "epoch"])
+    rows = []
+    for _, r in trunc.iterrows():
+        g = h[h["run_id"] == r["run_id"]]
+        pruned = g[g["epoch"] > int(r["prune_start"])]  # history epoch prune_start + 1 is the first pruned one
+        empty = g[g["kept"] == 0]
+        rows.append({"run_id": r["run_id"], "noise": r["noise"], "eta": float(r["eta"]), "seed": r["seed"],
+                     "best_epoch": int(r["best_epoch"]),
+                     "kept_first": float(pruned["kept"].iloc[0]) if len(pruned) else _np.nan,
+                     "kept_min": float(g["kept"].min()), "kept_last": float(g["kept"].iloc[-1]),
+                     "kept_values": int(pruned["kept"].nunique()), "empty_epochs": len(empty),
+                     "empty_from": float(empty["epoch"].iloc[0]) if len(empty) else _np.nan,
+                     "acc_range_empty": float(empty["test_acc"].max() - empty["test_acc"].min())
+                     if len(empty) else _np.nan})
+    return pd.DataFrame(rows, columns=["run_id", "noise", "eta", "seed", "best_epoch", "kept_first", "kept_min",
+                                       "kept_last", "kept_values", "empty_epochs", "empty_from", "acc_range_empty"])
+
+
+__all__ += ["classes_dropped", "empty_pruning_runs"]
