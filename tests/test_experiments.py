@@ -80,8 +80,8 @@ def test_run_stores_results_with_provenance_and_resumes(tmp_path, monkeypatch):
     t_hat = json.loads(cce["T_hat_estimate"])
     used = json.loads(runs[runs.method == "forward_T_hat"].iloc[0]["T_used"])
     np.testing.assert_allclose(used, t_hat, rtol=1e-9)
-    # stored at float32's precision (8 significant digits, gce.store): rows sum to 1 within that
-    np.testing.assert_allclose(np.sum(t_hat, axis=1), 1, rtol=1e-7)
+    # stored to 6 significant digits (gce.store): rows sum to 1 within that
+    np.testing.assert_allclose(np.sum(t_hat, axis=1), 1, rtol=1e-5)
 
     # a second call trains nothing
     def refuse(*a, **k):

@@ -153,10 +153,10 @@ def _unpack(value):
 
 
 def _matrix_text(T) -> str:
-    """A transition matrix as JSON, each entry to float32's precision (8 significant digits): the matrices
-    are float32 softmax outputs or float64 flip rates used in float32 training, so no digit that mattered
-    to a run is dropped."""
-    return json.dumps([[float(f"{x:.8g}") for x in row] for row in T])
+    """A transition matrix as JSON, each entry to 6 significant digits, as the CSV tables kept every number
+    before the database: a record of the ``T`` a run used (training used the full-precision matrix), small
+    enough that the 100-class T-hat estimates do not dominate the file."""
+    return json.dumps([[float(f"{x:.6g}") for x in row] for row in T])
 
 
 def _plain(v):
