@@ -920,3 +920,30 @@ def empty_pruning_runs(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFram
 
 
 __all__ += ["classes_dropped", "empty_pruning_runs"]
+
+
+# ---- pruning quality (the truncated, closed_set and open_set chapters) ----
+
+
+def pruning_quality(samples: pd.DataFrame, by: Sequence[str] = ("noise", "seed")) -> pd.DataFrame:
+    """What a pruning step of Algorithm 1 kept, per group of :func:`first_pruning_step`'s rows.
+
+    Columns: ``correct`` (fraction of samples whose label is right), ``kept``
+    (fraction kept, ``f_y >= k``), ``precision`` (fraction of the kept samples
+    whose label is right; NaN when nothing was kept) and ``recall`` (fraction of
+    the right-labelled samples that were kept).
+    """
+    by = list(by)
+    missing = [c for c in (*by, "clean", "kept") if c not in samples.columns]
+    if missing:
+        raise ValueError(f"samples lacks the column(s) {', '.join(missing)}; pass first_pruning_step's output")
+    s = samples.assign(clean=samples["clean"].astype(bool), kept=samples["kept"].astype(bool))
+    s = s.assign(kept_clean=s["clean"] & s["kept"])
+    g = s.groupby(by, sort=True)
+    n_kept, n_clean = g["kept"].sum(), g["clean"].sum()
+    return pd.DataFrame({"correct": g["clean"].mean(), "kept": g["kept"].mean(),
+                         "precision": (g["kept_clean"].sum() / n_kept.where(n_kept > 0)).astype(float),
+                         "recall": (g["kept_clean"].sum() / n_clean.where(n_clean > 0)).astype(float)})
+
+
+__all__ += ["pruning_quality"]
