@@ -7,13 +7,16 @@ In one run it measures:
 1. the machine's fp32 peak: the best of several 2048 x 2048 x 2048 matrix products;
 2. the pocket grid (every experiment of ``gce.experiments.EXPERIMENTS`` at scale ``pocket``, or the
    ``--only`` subset, the first ``--runs`` runs of each), trained by ``gce.train.train_many`` without storing
-   anything, once with the general (vmap) path and once with the MLP engine, back to back; the FLOPs are
+   anything, one call per experiment as ``python -m gce reproduce`` does, once with the general (vmap) path and once with the MLP engine, back to back; the FLOPs are
    computed from the configs (:func:`grid_flops`) and reported as GFLOP/s and as a fraction of the peak;
    ``forward_T_hat`` runs get a fixed uniform ``T`` (the cost of a run does not depend on it);
 3. a typical peer loop (one run at a time, ``DataLoader(TensorDataset)``, ``nn.Module``, ``torch.optim``,
-   the same MLP, data, losses and epochs, validation and test evaluated every epoch) on 12 of the runs,
-   against ``train_many`` on the same 12 runs and against the per-run time of the whole batched grid;
-4. an ablation: the engine with each trick of ``gce.train.Tricks`` switched off in turn, on a subset.
+   the same MLP, data, losses and epochs, validation and test evaluated every epoch) on ``--peer-runs`` runs of
+   each experiment, against ``train_many`` on the same runs; and its time for the whole grid, projected from its
+   time per run-epoch in each experiment, against the engine's time for the grid;
+4. an ablation: the engine with each trick of ``gce.train.Tricks`` switched off in turn, on a subset, in
+   alternating rounds (the best time of each counts);
+5. the fp32 peak again, since the machine may be shared: the fraction is also given of the higher peak.
 
 The machine may be shared: it prints the load average at the start and the end; ratios measured back to back
 are what count.
@@ -151,6 +154,16 @@ def _shorten(c: train.RunConfig, epochs: int | None) -> train.RunConfig:
                    prune_start=int(c.prune_start * scale), prune_every=max(1, int(c.prune_every * scale)))
 
 
+def _peer_sample(by_exp: dict[str, list], per_exp: int) -> dict[str, list]:
+    """``per_exp`` runs of each experiment that the peer loop can train, evenly spaced through its list."""
+    out = {}
+    for name, cfgs in by_exp.items():
+        ok = [c for c in cfgs if c.method in ("cce", "mae", "lq", "forward_T")]
+        if ok:
+            out[name] = ok[:: max(1, len(ok) // per_exp)][:per_exp]
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--only", nargs="*", default=list(experiments.EXPERIMENTS), choices=experiments.EXPERIMENTS)
@@ -158,9 +171,10 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=0, help="shorten every run to EPOCHS epochs (0: as specified)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--no-old", action="store_true", help="skip the general (vmap) path on the grid")
-    p.add_argument("--peer-runs", type=int, default=12)
+    p.add_argument("--peer-runs", type=int, default=2, help="peer-loop runs per experiment")
     p.add_argument("--ablation-runs", type=int, default=64)
     p.add_argument("--ablation-epochs", type=int, default=20)
+    p.add_argument("--ablation-rounds", type=int, default=2, help="rounds of the ablation; the best time counts")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -169,21 +183,29 @@ def main() -> None:
     peak = peak_gflops()
     print(f"fp32 peak (best of 5 2048^3 matmuls): {peak:.1f} GFLOP/s")
 
-    grid = []
+    by_exp = {}
     for name in args.only:
         cfgs = list(experiments.spec(name, "pocket").configs)
-        grid += [_shorten(c, args.epochs) for c in (cfgs[: args.runs] if args.runs else cfgs)]
-    trans = _transitions(grid)
+        by_exp[name] = [_shorten(c, args.epochs) for c in (cfgs[: args.runs] if args.runs else cfgs)]
+    grid = [c for cfgs in by_exp.values() for c in cfgs]
     fl = grid_flops(grid)
     run_epochs = sum(c.epochs for c in grid)
     print(f"grid: {len(grid)} runs of {', '.join(args.only)} (pocket), {run_epochs} run-epochs, "
           f"{fl['useful'] / 1e12:.3f} TFLOP useful, {fl['general'] / 1e12:.3f} TFLOP executed by the general path")
-    train.train_many(grid[:2], transitions={i: t for i, t in trans.items() if i < 2})  # warm up
+    train.train_many(grid[:2], transitions={i: t for i, t in _transitions(grid).items() if i < 2})  # warm up
 
-    t_new, new = _timed(lambda: train.train_many(grid, transitions=trans))
+    t_exp, new = {}, []
+    for name, cfgs in by_exp.items():  # one train_many per experiment, as `python -m gce reproduce` does
+        t_exp[name], out = _timed(lambda: train.train_many(cfgs, transitions=_transitions(cfgs)))
+        new += out
+    t_new = sum(t_exp.values())
     print(f"engine:       {t_new:8.1f} s  {fl['engine'] / t_new / 1e9:6.1f} GFLOP/s executed  "
-          f"{fl['engine'] / t_new / 1e9 / peak:6.1%} of peak")
+          f"{fl['engine'] / t_new / 1e9 / peak:6.1%} of the peak measured at the start")
+    for name, t in t_exp.items():
+        f = grid_flops(by_exp[name])["engine"]
+        print(f"  {name:10s} {len(by_exp[name]):4d} runs {t:7.1f} s  {f / t / 1e9:6.1f} GFLOP/s")
     if not args.no_old:
+        trans = _transitions(grid)
         t_old, old = _timed(lambda: train.train_many(grid, transitions=trans, tricks=train.Tricks(mlp_engine=False)))
         print(f"general path: {t_old:8.1f} s  {fl['general'] / t_old / 1e9:6.1f} GFLOP/s executed  "
               f"{fl['general'] / t_old / 1e9 / peak:6.1%} of peak;  useful rate {fl['useful'] / t_old / 1e9:.1f} "
@@ -196,30 +218,51 @@ def main() -> None:
         print(f"same best-validation epoch: {same}/{len(grid)}; largest test-accuracy difference at it: {acc:.2e}; "
               f"largest validation-loss difference: {worst:.2e}")
 
-    peers = [c for c in grid if c.method in ("cce", "mae", "lq", "forward_T")]
-    peers = peers[:: max(1, len(peers) // args.peer_runs)][: args.peer_runs]
+    # The peer loop on a few runs of each experiment; its time for the whole grid is projected from its time
+    # per run-epoch in each experiment (the runs of one experiment share their data, model and schedule).
+    peers = _peer_sample(by_exp, args.peer_runs)
     cache: dict = {}
-    peer_run(_shorten(peers[0], 2), cache)  # warm up
-    t_peer, peer_out = _timed(lambda: [peer_run(c, cache) for c in peers])
-    t_same, same12 = _timed(lambda: train.train_many(peers))
-    per_peer, per_grid = t_peer / len(peers), t_new / len(grid)
-    print(f"peer loop on {len(peers)} runs ({', '.join(sorted({c.optimizer for c in peers}))}; "
-          f"{', '.join(sorted({c.method for c in peers}))}): {t_peer:.1f} s; gce on the same runs {t_same:.1f} s "
-          f"-> {t_peer / t_same:.2f} x; per run vs the batched grid: {per_peer:.3f} s vs {per_grid:.3f} s "
-          f"-> {per_peer / per_grid:.2f} x")
-    print(f"peer vs gce best-validation epochs equal for {sum(a[0] == b.best_epoch for a, b in zip(peer_out, same12))}"
-          f"/{len(peers)} (different minibatch orders and float paths: not expected to match)")
+    peer_run(_shorten(next(iter(peers.values()))[0], 2), cache)  # warm up
+    t_peer, projected, flat, out_peer = {}, 0.0, [], []
+    for name, cfgs in peers.items():
+        t_peer[name], out = _timed(lambda: [peer_run(c, cache) for c in cfgs])
+        per_run_epoch = t_peer[name] / sum(c.epochs for c in cfgs)
+        projected += per_run_epoch * sum(c.epochs for c in by_exp[name])
+        flat += cfgs
+        out_peer += out
+    t_same, same_runs = _timed(lambda: train.train_many(flat))
+    print(f"peer loop (one run at a time, DataLoader, nn.Module, torch.optim) on {len(flat)} runs, "
+          f"{args.peer_runs} per experiment: {sum(t_peer.values()):.1f} s; gce on the same runs {t_same:.1f} s "
+          f"-> {sum(t_peer.values()) / t_same:.2f} x")
+    print(f"peer loop projected to the whole grid from its time per run-epoch in each experiment: "
+          f"{projected:.0f} s; the engine took {t_new:.1f} s -> {projected / t_new:.2f} x")
+    for name in peers:
+        pe = t_peer[name] / sum(c.epochs for c in peers[name]) * sum(c.epochs for c in by_exp[name])
+        print(f"  {name:10s} peer projected {pe:7.1f} s, engine {t_exp[name]:6.1f} s -> {pe / t_exp[name]:5.2f} x")
+    print(f"peer vs gce best-validation epochs equal for "
+          f"{sum(a[0] == b.best_epoch for a, b in zip(out_peer, same_runs))}/{len(flat)} "
+          f"(different minibatch orders and float paths: not expected to match)")
 
     sub = [_shorten(c, args.ablation_epochs) for c in grid if c.optimizer == "sgd"][: args.ablation_runs]
     sub_tr = _transitions(sub)
     flops_sub = grid_flops(sub)["engine"]
-    print(f"ablation on {len(sub)} SGD runs, {args.ablation_epochs} epochs; each trick off in turn:")
-    base, _ = _timed(lambda: train.train_many(sub, transitions=sub_tr))
+    variants = {"all on": train.Tricks()}
+    variants.update({f + " off": train.Tricks().off(f) for f in train.Tricks.__dataclass_fields__})
+    best: dict[str, float] = {}
+    for _ in range(args.ablation_rounds):  # rounds, so a burst of load on a shared machine hits one round
+        for name, tr in variants.items():
+            t, _ = _timed(lambda: train.train_many(sub, transitions=sub_tr, tricks=tr))
+            best[name] = min(best.get(name, float("inf")), t)
+    print(f"ablation on {len(sub)} SGD runs, {args.ablation_epochs} epochs, best of {args.ablation_rounds} rounds; "
+          f"each trick off in turn:")
+    base = best["all on"]
     print(f"  {'all on':22s} {base:7.2f} s  {flops_sub / base / 1e9:6.1f} GFLOP/s")
-    for f in train.Tricks.__dataclass_fields__:
-        tr = train.Tricks().off(f)
-        t, _ = _timed(lambda: train.train_many(sub, transitions=sub_tr, tricks=tr))
-        print(f"  {f + ' off':22s} {t:7.2f} s  {t / base:5.2f} x the time with all on")
+    for name, t in best.items():
+        if name != "all on":
+            print(f"  {name:22s} {t:7.2f} s  {t / base:5.2f} x the time with all on")
+    end_peak = peak_gflops()
+    print(f"fp32 peak again at the end: {end_peak:.1f} GFLOP/s; the engine's rate is "
+          f"{fl['engine'] / t_new / 1e9 / max(peak, end_peak):.1%} of the higher of the two")
     print(f"load average at end: {os.getloadavg()}")
 
 

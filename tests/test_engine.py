@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from gce import noise
-from gce.train import (RunConfig, Tricks, _ForeachAdam, _ForeachSGD, _lr_schedule, _mlp_backward, _mlp_forward,
-                       train, train_many)
+from gce.train import (RunConfig, Tricks, _ForeachAdam, _ForeachSGD, _LossHead, _lr_schedule, _mlp_backward,
+                       _mlp_forward, _mlp_test_logits, _predicted, _vectorised_losses, train, train_many)
 
 SMALL = dict(dataset="digits", model="mlp", model_kwargs=(("hidden", (32,)),), epochs=4, lr=0.05, batch_size=128)
 
@@ -69,23 +69,81 @@ def _params(R=3, sizes=(12, 9, 7, 4), seed=0):
     return out
 
 
+@pytest.mark.parametrize("class_major", [False, True])
 @pytest.mark.parametrize("fused", [True, False])
-def test_hand_written_gradients_match_autograd(fused):
+def test_hand_written_gradients_match_autograd(fused, class_major):
     params = _params()
     x = torch.randn(3, 11, 12, dtype=torch.float64)
     g = torch.randn(3, 11, 4, dtype=torch.float64)
-    logits, inputs = _mlp_forward(params, x, fused, keep=True)
-    hand = _mlp_backward(params, inputs, g)
+    if class_major:
+        g = g.transpose(1, 2).contiguous()  # (R, c, n)
+    logits, inputs = _mlp_forward(params, x, fused, keep=True, class_major=class_major)
+    hand = _mlp_backward(params, inputs, g, class_major=class_major)
     leaves = [p.clone().requires_grad_(True) for p in params]
     out, _ = _mlp_forward(leaves, x, fused)
+    if class_major:
+        out = out.transpose(1, 2)
     auto = torch.autograd.grad((out * g).sum(), leaves)
     torch.testing.assert_close(out.detach(), logits)
     for h, a in zip(hand, auto):
         torch.testing.assert_close(h, a)
     # each run's gradient only sees its own data
-    hand0 = _mlp_backward([p[:1] for p in params], [i[:1] for i in inputs], g[:1])
+    hand0 = _mlp_backward([p[:1] for p in params], [i[:1] for i in inputs], g[:1], class_major=class_major)
     for h, h0 in zip(hand, hand0):
         torch.testing.assert_close(h[:1], h0)
+
+
+_HEAD_RUNS = [RunConfig(method="cce"), RunConfig(method="mae"), RunConfig(method="lq", q=0.7),
+              RunConfig(method="lq", q=0.1), RunConfig(method="trunc_lq", q=0.7, k=0.5),
+              RunConfig(method="forward_T", noise="uniform", eta=0.4), RunConfig(method="forward_T_hat")]
+
+
+@pytest.mark.parametrize("dim", [1, -1])
+@pytest.mark.parametrize("methods", ["all", "no_forward"])
+def test_loss_head_gradient_matches_autograd(dim, methods):
+    cfgs = _HEAD_RUNS if methods == "all" else _HEAD_RUNS[:5]
+    R, n, c = len(cfgs), 9, 5
+    g = torch.Generator().manual_seed(3)
+    z = torch.randn(R, n, c, generator=g) * 3
+    y = torch.randint(0, c, (R, n), generator=g)
+    T = torch.rand(R, c, c, generator=g) + 0.1
+    T_log = (T / T.sum(2, keepdim=True)).log()
+    factor = torch.rand(R, n, generator=g)
+    zd = z.transpose(1, 2).contiguous() if dim == 1 else z
+    head = _LossHead(cfgs, "cpu")
+    per, grad = head.losses_and_grad(zd, y, T_log, dim, factor)
+    leaf = z.clone().requires_grad_(True)
+    ref = _vectorised_losses(cfgs)(leaf, y, T_log)
+    (auto,) = torch.autograd.grad((ref * factor).sum(), leaf)
+    torch.testing.assert_close(per, ref.detach())
+    torch.testing.assert_close(head.losses(zd, y, T_log, dim), ref.detach())
+    torch.testing.assert_close(grad.transpose(1, 2) if dim == 1 else grad, auto)
+    # the gradient of a run that is not forward-corrected vanishes where the factor does
+    factor[0] = 0
+    assert head.losses_and_grad(zd, y, T_log, dim, factor)[1][0].abs().max() == 0
+
+
+def test_predicted_is_argmax_with_the_first_of_ties():
+    z = torch.randn(4, 7, 30)
+    z[0, 2, 5] = z[0, 4, 5] = z[0, :, 5].max() + 1  # a tie: argmax takes the first
+    z[1, :, 3] = 0.5  # all equal
+    torch.testing.assert_close(_predicted(z, 1), z.argmax(1))
+    torch.testing.assert_close(_predicted(z.transpose(1, 2), -1), z.argmax(1))
+    assert _predicted(z, 1)[0, 5] == 2 and _predicted(z, 1)[1, 3] == 0
+
+
+@pytest.mark.parametrize("class_major", [False, True])
+@pytest.mark.parametrize("hidden", [(), (16,)])
+def test_shared_test_product_in_blocks_equals_the_plain_one(class_major, hidden):
+    from types import SimpleNamespace
+    sizes = (12, *hidden, 5)
+    params = [p.float() for p in _params(R=3, sizes=sizes, seed=4)]
+    test = torch.randn(300, 12)  # 300 test images: two full blocks of 128 and a partial one
+    t = SimpleNamespace()
+    fast = _mlp_test_logits(params, t, test, Tricks(class_major=class_major))
+    plain = _mlp_test_logits(params, t, test, Tricks(class_major=class_major, shared_test_matmul=False))
+    assert fast.shape == ((3, 5, 300) if class_major else (3, 300, 5))
+    torch.testing.assert_close(fast, plain, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("kind", ["sgd", "sgd_plain", "adam", "adam_wd"])

@@ -46,11 +46,13 @@ and number of classes; the whole pocket scale) go through one faster engine
 instead, with the same results up to float rounding (tested against the path
 above, which ``Tricks(mlp_engine=False)`` selects): the runs' weights are
 stacked as ``(R, out, in)`` tensors, the layers are batched matrix products
-with the bias fused in (``baddbmm``), their gradients are written out (the
-loss head alone goes through autograd), SGD and Adam are ``torch._foreach_*``
-steps with ``torch.optim``'s formulas, the runs are trained in cache-sized
-chunks of 32 through all their epochs, the shared test set goes through the
-first layer of a chunk as one matrix product, and the pruning pass runs only
+with the bias fused in (``baddbmm``), the last one producing class-major
+logits ``(R, classes, n)``; the gradients are written out, the loss head's
+included (:class:`_LossHead`); SGD and Adam are ``torch._foreach_*`` steps
+with ``torch.optim``'s formulas; the runs are trained in cache-sized chunks of
+32 through all their epochs; each epoch's shuffled minibatches are gathered
+once; the shared test set goes through the first layer of a chunk as one
+matrix product per block of 128 test images; and the pruning pass runs only
 for the runs that prune.  Each trick is a switch of :class:`Tricks`
 (``benchmarks/pocket.py`` measures each).
 
@@ -487,6 +489,61 @@ def _vectorised_losses(configs: Sequence[RunConfig]) -> Callable[[Tensor, Tensor
     return f
 
 
+class _LossHead:
+    """The per-sample losses of a chunk's runs and their gradient with respect to the logits, by formula.
+
+    Every method but forward correction is a function of ``log f_y`` alone: CCE ``-log f_y`` (Eq. 2), MAE
+    ``2 - 2 f_y`` (Eq. 4), ``L_q`` ``(1 - f_y^q) / q`` (Eq. 6).  Its gradient is ``s f_y^q (p - e_y)``, with
+    ``(s, q) = (1, 0)``, ``(2, 1)`` and ``(1, q)``.  Forward correction (Eq. 1), ``-log sum_i p_i T[i, y]``,
+    has gradient ``p - softmax(log p + log T[:, y])``.  The classes lie along ``dim`` of the logits; the
+    losses come out ``(R, n)``.  Tricks.hand_loss_grad; equal to autograd through :func:`_vectorised_losses`
+    (tested).
+    """
+
+    def __init__(self, configs: Sequence[RunConfig], device):
+        methods = [c.method for c in configs]
+        q = [c.q if m in ("lq", "trunc_lq") else 1.0 if m == "mae" else 0.0 for c, m in zip(configs, methods)]
+        self.q = torch.tensor(q, device=device)[:, None]
+        self.q_safe = torch.where(self.q == 0, torch.ones_like(self.q), self.q)
+        self.is_cce = self.q == 0
+        self.scale = torch.tensor([2.0 if m == "mae" else 1.0 for m in methods], device=device)[:, None]
+        forward = [m in ("forward_T", "forward_T_hat") for m in methods]
+        self.forward = torch.tensor(forward, device=device)[:, None] if any(forward) else None
+
+    def _parts(self, z: Tensor, y: Tensor, T_log: Tensor | None, dim: int):
+        lp = torch.log_softmax(z, dim)
+        yd = y.unsqueeze(dim)
+        lf = lp.gather(dim, yd).squeeze(dim)
+        val = torch.where(self.is_cce, -lf, -torch.expm1(self.q * lf) / self.q_safe) * self.scale
+        fwd = None
+        if self.forward is not None:  # log T[i, y_b] of each run, laid out like the logits
+            c = T_log.shape[1]
+            cols = T_log.gather(2, y.unsqueeze(1).expand(-1, c, -1))
+            a = lp + (cols if dim == 1 else cols.transpose(1, 2))
+            top = a.amax(dim, keepdim=True)  # logsumexp by hand: torch.logsumexp is slow along dim 1 on the CPU
+            e = (a - top).exp()
+            total = e.sum(dim, keepdim=True)
+            val = torch.where(self.forward, -(total.log() + top).squeeze(dim), val)
+            fwd = e / total  # softmax(a)
+        return lp, yd, lf, val, fwd
+
+    def losses(self, z: Tensor, y: Tensor, T_log: Tensor | None, dim: int) -> Tensor:
+        """Per-sample losses ``(R, n)`` of logits ``z`` (classes along ``dim``) and labels ``y`` ``(R, n)``."""
+        return self._parts(z, y, T_log, dim)[3]
+
+    def losses_and_grad(self, z: Tensor, y: Tensor, T_log: Tensor | None, dim: int,
+                        factor: Tensor) -> tuple[Tensor, Tensor]:
+        """Per-sample losses ``(R, n)`` and the gradient of ``sum factor * loss`` with respect to ``z``."""
+        lp, yd, lf, val, fwd = self._parts(z, y, T_log, dim)
+        p = lp.exp()
+        coef = (self.scale * torch.exp(self.q * lf) * factor).unsqueeze(dim)
+        g = (p * coef).scatter_add_(dim, yd, -coef)
+        if fwd is not None:
+            gf = (p - fwd) * factor.unsqueeze(dim)
+            g = torch.where(self.forward.unsqueeze(-1), gf, g)
+        return val, g
+
+
 def run_losses(logits: Tensor, y: Tensor, configs: Sequence[RunConfig], T_log: Tensor | None) -> Tensor:
     """Per-sample losses ``(R, B)`` of R runs with their own methods (see :func:`_vectorised_losses`)."""
     return _vectorised_losses(configs)(logits, y, T_log)
@@ -547,6 +604,10 @@ class Tricks:
     ``shared_test_matmul``  the shared test set through the first layer of all runs as one matrix product
     ``prune_only_pruning``  the pruning forward pass only for the runs that prune at that epoch
     ``float_bank``          images converted to float and centred once per group, not once per minibatch
+    ``class_major``         the last layer's logits laid out ``(R, classes, n)``, computed as ``W h^T``: a faster
+                            product for few classes, and softmax along a dimension the CPU vectorises
+    ``hand_loss_grad``      the loss head's gradient ``dLoss/dlogits`` by formula (:class:`_LossHead`), not autograd
+    ``epoch_gather``        each epoch's shuffled images, labels and weights gathered once, sliced per minibatch
     """
 
     mlp_engine: bool = True
@@ -557,6 +618,9 @@ class Tricks:
     shared_test_matmul: bool = True
     prune_only_pruning: bool = True
     float_bank: bool = True
+    class_major: bool = True
+    hand_loss_grad: bool = True
+    epoch_gather: bool = True
 
     def off(self, name: str) -> "Tricks":
         """The same switches with ``name`` off (``run_chunk`` off means one chunk for the whole group)."""
@@ -758,22 +822,30 @@ class _Pruning:
     def runs_pruning_at(self, epoch: int) -> list[int]:
         return [r for r, p in enumerate(self.prune_at) if epoch in p]
 
-    def update(self, runs: list[int], logits: Tensor, train_y: Tensor) -> None:
-        """New weights ``1[f_y >= k]`` (Eq. 13) of ``runs`` from their logits ``(len(runs), N, c)``."""
+    def update(self, runs: list[int], logits: Tensor, train_y: Tensor, dim: int = -1) -> None:
+        """New weights ``1[f_y >= k]`` (Eq. 13) of ``runs`` from their logits (classes along ``dim``)."""
         idx = torch.tensor(runs, device=self.weights.device)
-        fy = F.softmax(logits.float(), -1).gather(-1, train_y[idx].unsqueeze(-1)).squeeze(-1)
+        fy = F.softmax(logits.float(), dim).gather(dim, train_y[idx].unsqueeze(dim)).squeeze(dim)
         self.weights[idx] = (fy >= self.ks[idx, None]).float()
 
-    def objective(self, per: Tensor, rows: Tensor, pos: Tensor) -> Tensor:
-        """Each run's loss on a minibatch: Eq. 13's weighted mean of ``L_q(f) - L_q(k)`` (plain mean without pruning)."""
-        w = torch.where(self.pruned[:, None], self.weights[rows, pos], torch.ones_like(per))
+    def sample_weights(self, w: Tensor) -> tuple[Tensor, Tensor]:
+        """``(w, sum w)`` of Eq. 13 from the minibatch's stored weights ``w`` ``(R, n)`` (1 for runs that don't prune)."""
+        w = torch.where(self.pruned[:, None], w, torch.ones_like(w))
+        return w, w.sum(1).clamp_min(1.0)
+
+    def objective(self, per: Tensor, w: Tensor) -> Tensor:
+        """Each run's loss on a minibatch: Eq. 13's weighted mean of ``L_q(f) - L_q(k)`` (plain mean without pruning).
+
+        ``w``: the minibatch's stored weights ``(R, n)``, e.g. ``self.weights[rows, pos]``.
+        """
+        w, total = self.sample_weights(w)
         offset = torch.where(self.pruned, self.lq_k, torch.zeros_like(self.lq_k))[:, None]
-        return ((per - offset) * w).sum(1) / w.sum(1).clamp_min(1.0)
+        return ((per - offset) * w).sum(1) / total
 
 
-def _softmax_on_train(logits: Tensor, train_y: Tensor, clean: Tensor) -> tuple[Tensor, Tensor]:
+def _softmax_on_train(logits: Tensor, train_y: Tensor, clean: Tensor, dim: int = -1) -> tuple[Tensor, Tensor]:
     """Mean ``f_{y~}`` on the training samples whose label is right and on those whose label is wrong (Fig. 1c)."""
-    fy = F.softmax(logits.float(), -1).gather(-1, train_y.unsqueeze(-1)).squeeze(-1)
+    fy = F.softmax(logits.float(), dim).gather(dim, train_y.unsqueeze(dim)).squeeze(dim)
     cl = clean.float()
     return (fy * cl).sum(1) / cl.sum(1).clamp_min(1), (fy * (1 - cl)).sum(1) / (1 - cl).sum(1).clamp_min(1)
 
@@ -829,7 +901,7 @@ def _train_general_group(configs, gd: _GroupData, modules, T_log, device, bar):
                 x = _augment_per_run(x, aug_gens)
             with autocast():
                 logits_b = model(x)
-            run_loss = prune.objective(loss_fn(logits_b, t.train_y[rows, pos], T_log), rows, pos)
+            run_loss = prune.objective(loss_fn(logits_b, t.train_y[rows, pos], T_log), prune.weights[rows, pos])
             opt.zero_grad(set_to_none=True)
             run_loss.sum().backward()
             opt.step()
@@ -873,10 +945,13 @@ def _mlp_engine_applies(cfg: RunConfig, module: nn.Module, tricks: Tricks) -> bo
             and not _has_batchnorm(module))
 
 
-def _mlp_forward(params: list[Tensor], x: Tensor, fused_bias: bool, keep: bool = False):
-    """Logits ``(R, n, c)`` of R stacked MLPs ``[W_1, b_1, ..., W_L, b_L]`` (``W``: ``(R, out, in)``) on ``x`` ``(R, n, in)``.
+def _mlp_forward(params: list[Tensor], x: Tensor, fused_bias: bool, keep: bool = False,
+                 class_major: bool = False):
+    """Logits of R stacked MLPs ``[W_1, b_1, ..., W_L, b_L]`` (``W``: ``(R, out, in)``) on ``x`` ``(R, n, in)``.
 
-    With ``keep``, also each layer's input (the previous layer's ReLU output), which the backward pass needs.
+    The logits are ``(R, n, c)``, or ``(R, c, n)`` with ``class_major`` (Tricks.class_major: the last layer as
+    ``W_L h^T``).  With ``keep``, also each layer's input (the previous layer's ReLU output), which the
+    backward pass needs.
     """
     inputs = []
     h = x
@@ -885,6 +960,10 @@ def _mlp_forward(params: list[Tensor], x: Tensor, fused_bias: bool, keep: bool =
         W, b = params[2 * layer], params[2 * layer + 1]
         if keep:
             inputs.append(h)
+        if class_major and layer == L - 1:
+            if fused_bias:
+                return torch.baddbmm(b.unsqueeze(2), W, h.transpose(1, 2)), inputs
+            return torch.bmm(W, h.transpose(1, 2)) + b.unsqueeze(2), inputs
         if fused_bias:  # Tricks.fused_bias
             z = torch.baddbmm(b.unsqueeze(1), h, W.transpose(1, 2))
         else:
@@ -893,13 +972,22 @@ def _mlp_forward(params: list[Tensor], x: Tensor, fused_bias: bool, keep: bool =
     return h, inputs
 
 
-def _mlp_backward(params: list[Tensor], inputs: list[Tensor], g: Tensor) -> list[Tensor]:
-    """The gradients of ``params`` from ``g = dLoss/dlogits`` ``(R, n, c)`` (Tricks.hand_grad; tested against autograd)."""
+def _mlp_backward(params: list[Tensor], inputs: list[Tensor], g: Tensor, class_major: bool = False) -> list[Tensor]:
+    """The gradients of ``params`` from ``g = dLoss/dlogits`` (Tricks.hand_grad; tested against autograd).
+
+    ``g`` is ``(R, n, c)``, or ``(R, c, n)`` with ``class_major``.
+    """
     grads: list[Tensor] = [None] * len(params)  # type: ignore[list-item]
-    for layer in reversed(range(len(params) // 2)):
+    top = len(params) // 2 - 1
+    for layer in reversed(range(top + 1)):
         h = inputs[layer]
-        grads[2 * layer] = torch.bmm(g.transpose(1, 2), h)
-        grads[2 * layer + 1] = g.sum(1)
+        if class_major and layer == top:
+            grads[2 * layer] = torch.bmm(g, h)
+            grads[2 * layer + 1] = g.sum(2)
+            g = g.transpose(1, 2)
+        else:
+            grads[2 * layer] = torch.bmm(g.transpose(1, 2), h)
+            grads[2 * layer + 1] = g.sum(1)
         if layer > 0:  # through W, then through the ReLU that produced h
             g = torch.ops.aten.threshold_backward(torch.bmm(g, params[2 * layer]), h, 0)
     return grads
@@ -914,8 +1002,8 @@ class _ForeachSGD:
 
     @torch.no_grad()
     def step(self, grads: list[Tensor], lr: float) -> None:
-        if self.weight_decay != 0:
-            grads = torch._foreach_add(grads, self.params, alpha=self.weight_decay)
+        if self.weight_decay != 0:  # in place: the gradients are the engine's own tensors
+            torch._foreach_add_(grads, self.params, alpha=self.weight_decay)
         if self.momentum != 0:
             if self.bufs is None:
                 self.bufs = [g.detach().clone() for g in grads]
@@ -939,8 +1027,8 @@ class _ForeachAdam:
     def step(self, grads: list[Tensor], lr: float) -> None:
         beta1, beta2 = self.betas
         self.t += 1
-        if self.weight_decay != 0:
-            grads = torch._foreach_add(grads, self.params, alpha=self.weight_decay)
+        if self.weight_decay != 0:  # in place: the gradients are the engine's own tensors
+            torch._foreach_add_(grads, self.params, alpha=self.weight_decay)
         torch._foreach_lerp_(self.exp_avg, grads, 1 - beta1)
         torch._foreach_mul_(self.exp_avg_sq, beta2)
         torch._foreach_addcmul_(self.exp_avg_sq, grads, grads, value=1 - beta2)
@@ -1009,7 +1097,8 @@ def _train_mlp_chunk(configs, params: list[Tensor], t: _GroupTensors, sl: slice,
     R = len(configs)
     train_idx, train_y, val_idx, val_y = t.train_idx[sl], t.train_y[sl], t.val_idx[sl], t.val_y[sl]
     N = train_idx.shape[1]
-    fused = tricks.fused_bias
+    fused, cm = tricks.fused_bias, tricks.class_major
+    dim = 1 if cm else -1  # where the classes lie in the logits
 
     def images(idx: Tensor) -> Tensor:  # (R, n) indices -> (R, n, features), centred floats
         if bank is not None:
@@ -1017,9 +1106,16 @@ def _train_mlp_chunk(configs, params: list[Tensor], t: _GroupTensors, sl: slice,
         return _preprocess(t.bank[idx], t.mean, False, None).flatten(2)
 
     def logits_of(p: list[Tensor], idx: Tensor) -> Tensor:
-        return _mlp_forward(p, images(idx), fused)[0]
+        return _mlp_forward(p, images(idx), fused, class_major=cm)[0]
 
     loss_fn = _vectorised_losses(configs)
+    head = _LossHead(configs, device) if tricks.hand_loss_grad else None
+
+    def losses(z: Tensor, y: Tensor) -> Tensor:
+        if head is not None:
+            return head.losses(z, y, T_log, dim)
+        return loss_fn(z.transpose(1, 2) if cm else z, y, T_log)
+
     if tricks.hand_grad:
         params = [p.detach() for p in params]
     else:
@@ -1039,6 +1135,7 @@ def _train_mlp_chunk(configs, params: list[Tensor], t: _GroupTensors, sl: slice,
     hist = _History()
     rows = torch.arange(R, device=device)[:, None]
     nan = torch.full((R,), float("nan"), device=device)
+    shape = tuple(t.bank.shape[1:])
     for epoch, lr in enumerate(_lr_schedule(cfg0)):
         runs = prune.runs_pruning_at(epoch)
         if runs:  # Algorithm 1, from the best-validation parameters, no augmentation
@@ -1050,28 +1147,34 @@ def _train_mlp_chunk(configs, params: list[Tensor], t: _GroupTensors, sl: slice,
             with torch.no_grad():
                 logits = logits_of([w[idx] for w in best], train_idx[idx])
             keep = [runs_fwd.index(r) for r in runs]
-            prune.update(runs, logits[keep], train_y)
+            prune.update(runs, logits[keep], train_y, dim)
         perms = torch.stack([torch.randperm(N, generator=g) for g in gens]).to(device)
+        if tricks.epoch_gather:  # Tricks.epoch_gather: the epoch's order gathered once, sliced per minibatch
+            xs = images(train_idx.gather(1, perms))
+            ys, ws = train_y.gather(1, perms), prune.weights.gather(1, perms)
         sum_loss = torch.zeros(R, device=device)
         n_batches = 0
         for s in range(0, N, cfg0.batch_size):
-            pos = perms[:, s:s + cfg0.batch_size]
-            x = images(train_idx[rows, pos])
+            if tricks.epoch_gather:
+                e = s + cfg0.batch_size
+                x, y, w = xs[:, s:e], ys[:, s:e], ws[:, s:e]
+            else:
+                pos = perms[:, s:s + cfg0.batch_size]
+                x, y, w = images(train_idx[rows, pos]), train_y[rows, pos], prune.weights[rows, pos]
             if cfg0.augment:
-                shape = tuple(t.bank.shape[1:])
-                x = _augment_per_run(x.view(R, -1, *shape), aug_gens).flatten(2)
-            y = train_y[rows, pos]
-            run_loss, grads = _loss_and_grads(params, x, y, loss_fn, T_log, prune, rows, pos, tricks)
+                x = _augment_per_run(x.reshape(R, -1, *shape), aug_gens).flatten(2)
+            run_loss, grads = _loss_and_grads(params, x, y, w, loss_fn, head, T_log, prune, tricks)
             opt.step(grads, lr)
             sum_loss += run_loss
             n_batches += 1
         with torch.no_grad():
             v_logits = logits_of(params, val_idx)
-            val_acc = (v_logits.argmax(-1) == val_y).float().mean(1)
-            val_loss = loss_fn(v_logits, val_y, T_log).mean(1)
-            test_acc = (_mlp_test_logits(params, t, test, tricks).argmax(-1) == t.test_y).float().mean(1)
+            val_acc = (_predicted(v_logits, dim) == val_y).float().mean(1)
+            val_loss = losses(v_logits, val_y).mean(1)
+            test_acc = (_predicted(_mlp_test_logits(params, t, test, tricks), dim) == t.test_y).float().mean(1)
             if cfg0.track_train_softmax:
-                soft_clean, soft_noisy = _softmax_on_train(logits_of(params, train_idx), train_y, t.train_clean[sl])
+                soft_clean, soft_noisy = _softmax_on_train(logits_of(params, train_idx), train_y, t.train_clean[sl],
+                                                           dim)
             else:
                 soft_clean = soft_noisy = nan
             improved = val_acc > best_val
@@ -1087,38 +1190,75 @@ def _train_mlp_chunk(configs, params: list[Tensor], t: _GroupTensors, sl: slice,
     return hist.lists(), best_epoch.cpu().tolist(), best
 
 
-def _loss_and_grads(params, x, y, loss_fn, T_log, prune: _Pruning, rows, pos, tricks: Tricks):
-    """Each run's minibatch objective (Eq. 13 / the plain mean) and the gradients of ``params``."""
+def _loss_and_grads(params, x, y, w, loss_fn, head: _LossHead | None, T_log, prune: _Pruning, tricks: Tricks):
+    """Each run's minibatch objective (Eq. 13 / the plain mean) and the gradients of ``params``.
+
+    ``w``: the minibatch's stored pruning weights ``(R, n)``.
+    """
+    cm = tricks.class_major
+    dim = 1 if cm else -1
+
+    def per_sample(logits: Tensor) -> Tensor:
+        if head is not None:
+            return head.losses(logits, y, T_log, dim)
+        return loss_fn(logits.transpose(1, 2) if cm else logits, y, T_log)
+
     if not tricks.hand_grad:  # autograd through the whole network
         for p in params:
             p.grad = None
         with torch.enable_grad():
-            logits, _ = _mlp_forward(params, x, tricks.fused_bias)
-            run_loss = prune.objective(loss_fn(logits, y, T_log), rows, pos)
+            logits, _ = _mlp_forward(params, x, tricks.fused_bias, class_major=cm)
+            run_loss = prune.objective(per_sample(logits), w)
             grads = torch.autograd.grad(run_loss.sum(), params)
         return run_loss.detach(), [g.detach() for g in grads]
     with torch.no_grad():
-        logits, inputs = _mlp_forward(params, x, tricks.fused_bias, keep=True)
-    with torch.enable_grad():  # autograd only for the loss head (R, b, c), the layers by hand
-        logits.requires_grad_(True)
-        run_loss = prune.objective(loss_fn(logits, y, T_log), rows, pos)
-        (g,) = torch.autograd.grad(run_loss.sum(), logits)
+        logits, inputs = _mlp_forward(params, x, tricks.fused_bias, keep=True, class_major=cm)
+        if head is not None:  # Tricks.hand_loss_grad: dObjective/dlogits by formula
+            weights, total = prune.sample_weights(w)
+            per, g = head.losses_and_grad(logits, y, T_log, dim, weights / total[:, None])
+            run_loss = prune.objective(per, w)
+    if head is None:
+        with torch.enable_grad():  # autograd only for the loss head, the layers by hand
+            logits.requires_grad_(True)
+            run_loss = prune.objective(per_sample(logits), w)
+            (g,) = torch.autograd.grad(run_loss.sum(), logits)
     with torch.no_grad():
-        return run_loss.detach(), _mlp_backward(params, inputs, g)
+        return run_loss.detach(), _mlp_backward(params, inputs, g, class_major=cm)
+
+
+_TEST_ROWS = 128  # test samples per block of the shared test product: its output stays in the cache
 
 
 def _mlp_test_logits(params: list[Tensor], t: _GroupTensors, test: Tensor | None, tricks: Tricks) -> Tensor:
-    """Logits ``(R, S, c)`` of every run on the shared test set."""
+    """Logits of every run on the shared test set: ``(R, S, c)``, or ``(R, c, S)`` with Tricks.class_major."""
     x = test if test is not None else _preprocess(t.test_x, t.mean, False, None).flatten(1)
     R = params[0].shape[0]
+    cm = tricks.class_major
     if not tricks.shared_test_matmul:
-        return _mlp_forward(params, x.unsqueeze(0).expand(R, -1, -1), tricks.fused_bias)[0]
-    W, b = params[0], params[1]  # the first layer of all runs as one (S, in) x (in, R * out) product
+        return _mlp_forward(params, x.unsqueeze(0).expand(R, -1, -1), tricks.fused_bias, class_major=cm)[0]
+    # the first layer of all runs as one (n, in) x (in, R * out) product per block of test rows
+    W, b = params[0], params[1]
     out = W.shape[1]
-    z = torch.addmm(b.reshape(1, R * out), x, W.reshape(R * out, -1).t()).view(-1, R, out).transpose(0, 1)
-    if len(params) == 2:
-        return z
-    return _mlp_forward(params[2:], z.relu_(), tricks.fused_bias)[0]
+    W, b = W.reshape(R * out, -1).t(), b.reshape(1, R * out)
+    blocks = []
+    for s in range(0, x.shape[0], _TEST_ROWS):
+        z = torch.addmm(b, x[s:s + _TEST_ROWS], W)
+        z = z.view(z.shape[0], R, out).transpose(0, 1)  # (R, n, out), no copy
+        if len(params) == 2:
+            blocks.append(z.transpose(1, 2) if cm else z)
+        else:
+            blocks.append(_mlp_forward(params[2:], z.relu_(), tricks.fused_bias, class_major=cm)[0])
+    return torch.cat(blocks, 2 if cm else 1)
+
+
+def _predicted(logits: Tensor, dim: int) -> Tensor:
+    """``logits.argmax(dim)`` (the first of equal maxima), faster for class-major logits (``dim == 1``)."""
+    if dim != 1:
+        return logits.argmax(dim)
+    c = logits.shape[1]  # argmax along a non-innermost dimension is slow on the CPU; amax and amin are not
+    first = torch.arange(c, device=logits.device, dtype=logits.dtype).view(1, c, *([1] * (logits.dim() - 2)))
+    top = logits.amax(1, keepdim=True)
+    return torch.where(logits == top, first, float(c)).amin(1).long()
 
 
 def _autocast(precision: str, device: torch.device):
