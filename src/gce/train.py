@@ -597,17 +597,28 @@ class Tricks:
     which is the reference the engine is tested against.  The others switch one
     trick of the engine off, so ``benchmarks/pocket.py`` can measure each:
 
-    ``fused_bias``          bias added inside the batched matrix product (``baddbmm``), not after it
-    ``run_chunk``           runs trained together through all epochs, sized for the cache (0: the whole group)
-    ``foreach_optim``       ``torch._foreach_*`` SGD / Adam steps with ``torch.optim``'s formulas
-    ``hand_grad``           the layers' gradients written out (checked against autograd); off: autograd
-    ``shared_test_matmul``  the shared test set through the first layer of all runs as one matrix product
-    ``prune_only_pruning``  the pruning forward pass only for the runs that prune at that epoch
-    ``float_bank``          images converted to float and centred once per group, not once per minibatch
-    ``class_major``         the last layer's logits laid out ``(R, classes, n)``, computed as ``W h^T``: a faster
-                            product for few classes, and softmax along a dimension the CPU vectorises
-    ``hand_loss_grad``      the loss head's gradient ``dLoss/dlogits`` by formula (:class:`_LossHead`), not autograd
-    ``epoch_gather``        each epoch's shuffled images, labels and weights gathered once, sliced per minibatch
+    ``fused_bias``
+        bias added inside the batched matrix product (``baddbmm``), not after it
+    ``run_chunk``
+        runs trained together through all epochs, sized for the cache (0: the whole group)
+    ``foreach_optim``
+        ``torch._foreach_*`` SGD / Adam steps with ``torch.optim``'s formulas
+    ``hand_grad``
+        the layers' gradients written out (checked against autograd); off: autograd
+    ``shared_test_matmul``
+        the shared test set through the first layer of all runs as one matrix product per block of 128 test
+        images
+    ``prune_only_pruning``
+        the pruning forward pass only for the runs that prune at that epoch
+    ``float_bank``
+        images converted to float and centred once per group, not once per minibatch
+    ``class_major``
+        the last layer's logits laid out ``(R, classes, n)``, computed as ``W h^T``: a faster product for few
+        classes, and softmax along a dimension the CPU vectorises
+    ``hand_loss_grad``
+        the loss head's gradient ``dLoss/dlogits`` by formula (``_LossHead``), not autograd
+    ``epoch_gather``
+        each epoch's shuffled images, labels and weights gathered once, sliced per minibatch
     """
 
     mlp_engine: bool = True
