@@ -849,7 +849,10 @@ class _Pruning:
 
         ``w``: the minibatch's stored weights ``(R, n)``, e.g. ``self.weights[rows, pos]``.
         """
-        w, total = self.sample_weights(w)
+        return self.weighted_mean(per, *self.sample_weights(w))
+
+    def weighted_mean(self, per: Tensor, w: Tensor, total: Tensor) -> Tensor:
+        """:meth:`objective` from ``(w, total)`` already computed by :meth:`sample_weights`."""
         offset = torch.where(self.pruned, self.lq_k, torch.zeros_like(self.lq_k))[:, None]
         return ((per - offset) * w).sum(1) / total
 
@@ -1227,7 +1230,7 @@ def _loss_and_grads(params, x, y, w, loss_fn, head: _LossHead | None, T_log, pru
         if head is not None:  # Tricks.hand_loss_grad: dObjective/dlogits by formula
             weights, total = prune.sample_weights(w)
             per, g = head.losses_and_grad(logits, y, T_log, dim, weights / total[:, None])
-            run_loss = prune.objective(per, w)
+            run_loss = prune.weighted_mean(per, weights, total)
     if head is None:
         with torch.enable_grad():  # autograd only for the loss head, the layers by hand
             logits.requires_grad_(True)
