@@ -1125,11 +1125,6 @@ def _train_mlp_chunk(configs, params: list[Tensor], t: _GroupTensors, sl: slice,
     loss_fn = _vectorised_losses(configs)
     head = _LossHead(configs, device) if tricks.hand_loss_grad else None
 
-    def losses(z: Tensor, y: Tensor) -> Tensor:
-        if head is not None:
-            return head.losses(z, y, T_log, dim)
-        return loss_fn(z.transpose(1, 2) if cm else z, y, T_log)
-
     if tricks.hand_grad:
         params = [p.detach() for p in params]
     else:
@@ -1184,7 +1179,7 @@ def _train_mlp_chunk(configs, params: list[Tensor], t: _GroupTensors, sl: slice,
         with torch.no_grad():
             v_logits = logits_of(params, val_idx)
             val_acc = (_predicted(v_logits, dim) == val_y).float().mean(1)
-            val_loss = losses(v_logits, val_y).mean(1)
+            val_loss = _per_sample_losses(v_logits, val_y, loss_fn, head, T_log, cm).mean(1)
             test_acc = (_predicted(_mlp_test_logits(params, t, test, tricks), dim) == t.test_y).float().mean(1)
             if cfg0.track_train_softmax:
                 soft_clean, soft_noisy = _softmax_on_train(logits_of(params, train_idx), train_y, t.train_clean[sl],
@@ -1204,6 +1199,13 @@ def _train_mlp_chunk(configs, params: list[Tensor], t: _GroupTensors, sl: slice,
     return hist.lists(), best_epoch.cpu().tolist(), best
 
 
+def _per_sample_losses(logits: Tensor, y: Tensor, loss_fn, head: _LossHead | None, T_log, class_major: bool) -> Tensor:
+    """Per-sample losses ``(R, n)``: by :class:`_LossHead` (Tricks.hand_loss_grad), else by ``loss_fn``."""
+    if head is not None:
+        return head.losses(logits, y, T_log, 1 if class_major else -1)
+    return loss_fn(logits.transpose(1, 2) if class_major else logits, y, T_log)
+
+
 def _loss_and_grads(params, x, y, w, loss_fn, head: _LossHead | None, T_log, prune: _Pruning, tricks: Tricks):
     """Each run's minibatch objective (Eq. 13 / the plain mean) and the gradients of ``params``.
 
@@ -1212,17 +1214,12 @@ def _loss_and_grads(params, x, y, w, loss_fn, head: _LossHead | None, T_log, pru
     cm = tricks.class_major
     dim = 1 if cm else -1
 
-    def per_sample(logits: Tensor) -> Tensor:
-        if head is not None:
-            return head.losses(logits, y, T_log, dim)
-        return loss_fn(logits.transpose(1, 2) if cm else logits, y, T_log)
-
     if not tricks.hand_grad:  # autograd through the whole network
         for p in params:
             p.grad = None
         with torch.enable_grad():
             logits, _ = _mlp_forward(params, x, tricks.fused_bias, class_major=cm)
-            run_loss = prune.objective(per_sample(logits), w)
+            run_loss = prune.objective(_per_sample_losses(logits, y, loss_fn, head, T_log, cm), w)
             grads = torch.autograd.grad(run_loss.sum(), params)
         return run_loss.detach(), [g.detach() for g in grads]
     with torch.no_grad():
@@ -1234,7 +1231,7 @@ def _loss_and_grads(params, x, y, w, loss_fn, head: _LossHead | None, T_log, pru
     if head is None:
         with torch.enable_grad():  # autograd only for the loss head, the layers by hand
             logits.requires_grad_(True)
-            run_loss = prune.objective(per_sample(logits), w)
+            run_loss = prune.objective(_per_sample_losses(logits, y, loss_fn, head, T_log, cm), w)
             (g,) = torch.autograd.grad(run_loss.sum(), logits)
     with torch.no_grad():
         return run_loss.detach(), _mlp_backward(params, inputs, g, class_major=cm)
