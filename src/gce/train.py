@@ -1115,8 +1115,8 @@ def _train_mlp_chunk(configs, params: list[Tensor], t: _GroupTensors, sl: slice,
     dim = 1 if cm else -1  # where the classes lie in the logits
 
     def images(idx: Tensor) -> Tensor:  # (R, n) indices -> (R, n, features), centred floats
-        if bank is not None:
-            return bank[idx]
+        if bank is not None:  # index_select: a few times faster than bank[idx] on the CPU, the same values
+            return bank.index_select(0, idx.reshape(-1)).view(*idx.shape, -1)
         return _preprocess(t.bank[idx], t.mean, False, None).flatten(2)
 
     def logits_of(p: list[Tensor], idx: Tensor) -> Tensor:
@@ -1247,18 +1247,18 @@ def _mlp_test_logits(params: list[Tensor], t: _GroupTensors, test: Tensor | None
     cm = tricks.class_major
     if not tricks.shared_test_matmul:
         return _mlp_forward(params, x.unsqueeze(0).expand(R, -1, -1), tricks.fused_bias, class_major=cm)[0]
-    # the first layer of all runs as one (n, in) x (in, R * out) product per block of test rows
+    # the first layer of all runs as one (R * out, in) x (in, n) product per block of test rows; its output,
+    # viewed as (R, out, n), is what the next layer's class-major product W h^T takes without a copy
     W, b = params[0], params[1]
     out = W.shape[1]
-    W, b = W.reshape(R * out, -1).t(), b.reshape(1, R * out)
+    W, b = W.reshape(R * out, -1), b.reshape(R * out, 1)
     blocks = []
     for s in range(0, x.shape[0], _TEST_ROWS):
-        z = torch.addmm(b, x[s:s + _TEST_ROWS], W)
-        z = z.view(z.shape[0], R, out).transpose(0, 1)  # (R, n, out), no copy
+        zt = torch.addmm(b, W, x[s:s + _TEST_ROWS].t()).view(R, out, -1)  # (R, out, n)
         if len(params) == 2:
-            blocks.append(z.transpose(1, 2) if cm else z)
+            blocks.append(zt if cm else zt.transpose(1, 2))
         else:
-            blocks.append(_mlp_forward(params[2:], z.relu_(), tricks.fused_bias, class_major=cm)[0])
+            blocks.append(_mlp_forward(params[2:], zt.relu_().transpose(1, 2), tricks.fused_bias, class_major=cm)[0])
     return torch.cat(blocks, 2 if cm else 1)
 
 
