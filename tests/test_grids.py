@@ -1,4 +1,4 @@
-"""The pocket grids: the many-class and open-set tasks, the memorisation-onset rule and the schedules it gives."""
+"""The pocket grids: the many-class and open-set tasks, the declared schedules, and the rules read off curves."""
 
 import math
 
@@ -20,11 +20,14 @@ def _rows(images):
 def test_digit_pairs_shapes_classes_and_counts():
     ds = data.load("digit_pairs")
     assert ds.num_classes == 100 and ds.classes[7] == "07" and ds.classes[42] == "42"
-    assert ds.train.images.shape == (100 * data.DIGIT_PAIRS_TRAIN_PER_CLASS, 1, 8, 16)
+    per_class = data.DIGIT_PAIRS_TRAIN_PER_CLASS + data.DIGIT_PAIRS_VAL_PER_CLASS
+    assert ds.train.images.shape == (100 * per_class, 1, 8, 16)
+    assert len(ds.val_ids) == 100 * data.DIGIT_PAIRS_VAL_PER_CLASS
     assert ds.test.images.shape == (100 * data.DIGIT_PAIRS_TEST_PER_CLASS, 1, 8, 16)
     assert ds.train.images.dtype == torch.uint8
-    assert torch.equal(torch.bincount(ds.train.labels, minlength=100),
-                       torch.full((100,), data.DIGIT_PAIRS_TRAIN_PER_CLASS))
+    assert torch.equal(torch.bincount(ds.train.labels, minlength=100), torch.full((100,), per_class))
+    assert torch.equal(torch.bincount(ds.train.labels[ds.val_ids], minlength=100),
+                       torch.full((100,), data.DIGIT_PAIRS_VAL_PER_CLASS))
     assert torch.equal(torch.bincount(ds.test.labels, minlength=100),
                        torch.full((100,), data.DIGIT_PAIRS_TEST_PER_CLASS))
 
@@ -43,6 +46,12 @@ def test_digit_pairs_halves_are_real_digits_of_the_label_from_the_same_split_onl
                                      getattr(pairs, part).images[:, :, :, 8:]]))
               for part in ("train", "test")}
     assert not halves["train"] & halves["test"]
+    # and the validation pairs from digit images that no training pair uses
+    train_ids, val_ids = data.validation_split(pairs, experiments.POCKET_VAL_FRACTION, torch.Generator())
+    tr, va = pairs.train.images[train_ids], pairs.train.images[val_ids]
+    assert not _rows(torch.cat([tr[..., :8], tr[..., 8:]])) & _rows(torch.cat([va[..., :8], va[..., 8:]]))
+    with pytest.raises(ValueError, match="fixed validation split of 0.200"):
+        data.validation_split(pairs, 0.1, torch.Generator())
 
 
 def test_digit_pairs_is_deterministic():
@@ -50,11 +59,21 @@ def test_digit_pairs_is_deterministic():
     assert torch.equal(a.train.images, b.train.images) and torch.equal(a.test.labels, b.test.labels)
 
 
-def test_digit_pairs_class_dependent_noise_flips_to_the_next_class_circularly():
+def test_digit_pairs_next_class_follows_a_fixed_random_order_of_the_classes():
+    flips = noise.flip_map("digit_pairs")
+    assert sorted(flips) == list(range(100)) and sorted(flips.values()) == list(range(100))
+    # one cycle through all 100 classes, as CIFAR-100's "next class circularly"
+    seen, c = [], 0
+    while c not in seen:
+        seen.append(c)
+        c = flips[c]
+    assert len(seen) == 100
+    # mostly unrelated pairs: few flips keep a digit in place (about 18 of 100 for a random order; 100 for a+1)
+    shared = sum(a // 10 == b // 10 or a % 10 == b % 10 for a, b in flips.items())
+    assert shared < 30
     T = noise.transition_matrix("class_dependent", "digit_pairs", 0.3)
-    assert T.shape == (100, 100)
-    assert T[99, 0] == pytest.approx(0.3) and T[41, 42] == pytest.approx(0.3) and T[5, 5] == pytest.approx(0.7)
-    assert noise.flip_map("digit_pairs")[9] == 10
+    assert T[0, flips[0]] == pytest.approx(0.3) and T[5, 5] == pytest.approx(0.7)
+    assert noise.flip_map("cifar100")[9] == 10  # CIFAR-100 keeps the paper's order
 
 
 # --------------------------------------------------------------------------- open-set split
@@ -109,17 +128,43 @@ def test_onset_rejects_bad_histories(bad, err):
         schedule.memorisation_onset(bad)
 
 
-def test_schedule_from_onset_reproduces_the_papers_schedules():
-    for paper, p in schedule.PAPER_SCHEDULES.items():
-        assert schedule.schedule_from_onset(p["prune_start"], paper) == p
-    assert schedule.schedule_from_onset(5, "cifar10") == dict(epochs=15, milestones=(5, 10), prune_start=5,
-                                                              prune_every=1)
-    assert schedule.schedule_from_onset(8, "cifar100") == dict(epochs=15, milestones=(8, 12), prune_start=8,
-                                                               prune_every=1)
-    with pytest.raises(ValueError, match="onset"):
-        schedule.schedule_from_onset(0, "cifar10")
-    with pytest.raises(ValueError, match="svhn"):
-        schedule.schedule_from_onset(5, "svhn")
+def test_plateau_epoch_is_where_the_loss_stops_improving_by_one_percent():
+    falling = [1.0 / (e + 1) for e in range(30)]
+    assert schedule.plateau_epoch(falling, patience=5) is None or schedule.plateau_epoch(falling) > 20
+    flat_after_8 = [1.0, 0.8, 0.6, 0.5, 0.45, 0.42, 0.41, 0.405] + [0.404] * 10
+    # after 13 epochs the last 5 (0.404) are not 1 % below the best before them (0.405); after 12 they were
+    # (0.404 < 0.41 - 0.0041)
+    assert schedule.plateau_epoch(flat_after_8, patience=5, min_delta=0.01) == 13
+    rising = [0.5, 0.4, 0.35, 0.36, 0.4, 0.5, 0.6, 0.7]
+    assert schedule.plateau_epoch(rising, patience=5) == 8
+    assert schedule.plateau_epoch([1.0, 0.9], patience=5) is None
+    with pytest.raises(ValueError, match="patience"):
+        schedule.plateau_epoch(rising, patience=0)
+
+
+def test_has_fitted_asks_for_a_level_curve_above_chance():
+    level = [0.1 + 0.8 * min(1, e / 10) for e in range(40)]
+    assert schedule.has_fitted(level, 40, chance=0.1)
+    climbing = [0.1 + 0.02 * e for e in range(40)]      # +10 points between the last two windows
+    assert not schedule.has_fitted(climbing, 40, chance=0.1)
+    falling = [0.9 - 0.01 * e for e in range(40)]       # memorising: falls, counts as fitted
+    assert schedule.has_fitted(falling, 40, chance=0.1)
+    assert not schedule.has_fitted([0.012] * 80, 80, chance=0.01)  # flat at chance
+    with pytest.raises(ValueError, match="drop"):
+        schedule.has_fitted(level, 5)
+
+
+def test_the_engine_starts_pruning_at_the_runs_own_validation_plateau():
+    cfg = experiments.spec("table2", "pocket").configs
+    trunc = [c for c in cfg if c.method == "trunc_lq" and c.seed == 0][0]
+    assert trunc.prune_rule == "plateau" and trunc.prune_epochs() == []
+    from dataclasses import replace
+    res = train_many([replace(trunc, epochs=40)])[0]
+    kept = res.history["kept"]
+    first = next(e for e, k in enumerate(kept) if k < 1)
+    start = schedule.plateau_epoch(res.history["val_loss"][:first])
+    assert start == first  # the first pruning step came right after the epoch at which the plateau was seen
+    assert all(kept[e] == kept[first] for e in range(first, min(first + 10, 40)))  # then every 10 epochs
 
 
 def test_measured_onsets_reads_the_seed_averaged_curve():
@@ -130,21 +175,6 @@ def test_measured_onsets_reads_the_seed_averaged_curve():
     out = experiments.measured_onsets(runs, hist, rise=0.04)
     assert out.to_dict("records") == [{"dataset": "digits", "noise": "uniform", "eta": 0.4, "seeds": 2,
                                        "onset": 3, "rule": True}]
-
-
-def test_digits_probe_reproduces_the_stored_onset():
-    """Retrain the digits probe of the rule (CCE, uniform eta = 0.4) and read its onset again."""
-    d = "digits"
-    kind, eta = experiments.ONSET_NOISE[d]
-    cfgs = [c for c in experiments.spec("schedule", "pocket").configs
-            if c.dataset == d and (c.noise, c.eta) == (kind, eta)]
-    assert len(cfgs) >= 2
-    res = train_many(cfgs)
-    curve = torch.tensor([r.history["softmax_noisy"] for r in res]).mean(0).tolist()
-    # the stored curve crosses the threshold by about 0.001 (0.085 >= 0.064 + 0.02 after 13 epochs, 0.082 after
-    # 12), so a change of floating-point rounding in the engine may move the crossing by one epoch, not more
-    onset = schedule.memorisation_onset(curve, experiments.ONSET_RISE)
-    assert abs(onset - experiments.MEMORISATION_ONSET[d]) <= 1
 
 
 # --------------------------------------------------------------------------- grids
@@ -161,29 +191,46 @@ def test_every_paper_table1_block_has_a_pocket_block():
             experiments.POCKET_TABLE1_SEEDS[d]
 
 
-def test_pocket_schedules_come_from_the_measured_onsets_by_the_rule():
+def test_pocket_schedules_are_the_papers_literal_epochs_for_every_method():
     t1 = experiments.spec("table1", "pocket")
     for d, paper in (("digits", "cifar10"), ("digit_pairs", "cifar100")):
-        want = schedule.schedule_from_onset(experiments.MEMORISATION_ONSET[d], paper)
-        got = {(c.epochs, c.milestones, c.prune_start, c.prune_every) for c in t1.configs if c.dataset == d}
-        assert got == {(want["epochs"], want["milestones"], want["prune_start"], want["prune_every"])}
-    want = schedule.schedule_from_onset(experiments.MEMORISATION_ONSET["digits_0to4"], "table2")
+        want = schedule.PAPER_SCHEDULES[paper]
+        got = {(c.epochs, c.milestones, c.prune_start, c.prune_every, c.lr, c.val_fraction)
+               for c in t1.configs if c.dataset == d}
+        assert got == {(want["epochs"], want["milestones"], want["prune_start"], want["prune_every"],
+                        experiments.POCKET_LR, experiments.POCKET_VAL_FRACTION)}
     t2 = experiments.spec("table2", "pocket")
-    assert {(c.epochs, c.prune_start, c.prune_every) for c in t2.configs} == \
-        {(want["epochs"], want["prune_start"], want["prune_every"])}
+    assert {(c.epochs, c.milestones, c.prune_rule, c.prune_every) for c in t2.configs} == {(100, (), "plateau", 10)}
+
+
+def test_the_sensitivity_grid_moves_only_the_first_drop():
+    exp = experiments.spec("sensitivity", "pocket")
+    firsts = sorted({c.milestones[0] for c in exp.configs})
+    assert firsts == [13, 27, 40, 60]
+    for c in exp.configs:
+        assert c.prune_start == c.milestones[0] and c.epochs == 120 and c.dataset == "digits"
+        assert c.milestones == ((c.milestones[0], 2 * c.milestones[0]) if 2 * c.milestones[0] < 120
+                                else (c.milestones[0],))
+    assert {c.method for c in exp.configs} == set(experiments.SENSITIVITY_METHODS)
+    declared = [c for c in exp.configs if c.milestones == (40, 80)]
+    t1 = {experiments.run_id(c) for c in experiments.spec("table1", "pocket").configs}
+    assert {experiments.run_id(c) for c in declared} <= t1  # the 1x column is Table 1's own runs
+    with pytest.raises(ValueError, match="outside"):
+        experiments.sensitivity_schedule(3.0)
 
 
 def test_grid_sizes_and_unchanged_figure_designs():
     sizes = {n: len(experiments.spec(n, "pocket").configs) for n in experiments.EXPERIMENTS}
-    assert sizes == {"schedule": 18, "fig1": 30, "fig2": 90, "table1": 480, "table2": 50, "human": 0}
+    assert sizes == {"onset": 18, "fig1": 30, "fig2": 90, "table1": 384, "table2": 50, "sensitivity": 160,
+                     "human": 0}
     fig1 = experiments.spec("fig1", "pocket")
     assert {(c.dataset, c.epochs) for c in fig1.configs} == {("digits", 120), ("digit_pairs", 150)}
     assert {c.optimizer for c in fig1.configs} == {"adam"}
     assert {c.epochs for c in experiments.spec("fig2", "pocket").configs} == {120}
 
 
-def test_the_schedule_probe_has_no_learning_rate_drop_and_tracks_the_softmax():
-    exp = experiments.spec("schedule", "pocket")
+def test_the_onset_probe_has_no_learning_rate_drop_and_tracks_the_softmax():
+    exp = experiments.spec("onset", "pocket")
     assert all(c.method == "cce" and c.milestones == () and c.track_train_softmax for c in exp.configs)
     for d, (kind, eta) in experiments.ONSET_NOISE.items():
         assert any(c.dataset == d and (c.noise, c.eta) == (kind, eta) for c in exp.configs)

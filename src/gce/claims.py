@@ -1,36 +1,61 @@
 """The paper's experimental claims as data, each with a verdict computed from the stored results.
 
 Every claim of Sec. 3.2, 4.1 and 4.3 that one of the book's experiments can
-confirm or refute is a :class:`Claim`: a short ``id``, the paper's
-``section``, the claim in the book's own words, the ``experiments`` it needs
-(names in :data:`gce.experiments.EXPERIMENTS`) and a ``check``: a function of
-the stored results that returns a :class:`Verdict` (``status`` in
-:data:`STATUSES`, the ``numbers`` that decide it, a one-line ``reason``).
+test is a :class:`Claim`: a short ``id``, the paper's ``section``, the claim in
+the book's own words, the ``experiments`` it needs and a ``check``, a function
+of the stored results that returns a :class:`Verdict`.  The rules were fixed
+before the verdicts of the declared schedule were computed, and they are the
+same for every method.
 
-The decision rule of each claim is stated in its check's docstring (and in
-:attr:`Claim.rule`); the rules were written before the verdicts were looked
-at, and they compare means over seeds with their standard errors
-(``std / sqrt(n)``, ddof 1), never single runs:
+Four outcomes (:data:`STATUSES`):
 
-- "A beats B" means ``mean(A) - mean(B)`` exceeds the larger of the two
-  standard errors.  With a single seed (the ``lite`` scale) the standard
-  error is unknown and taken as 0, so the comparison is of the means alone;
-  the numbers show ``n``.
-- "no overfitting" means a mean drop from the peak test accuracy to the last
-  epoch of at most :data:`TOL` (1 point), the tolerance of Sec. 4.1's
-  chapter (:func:`gce.analysis.overfitting_threshold`).
-- A claim is *not testable at this scale* when the runs it needs are not
-  stored (for example Fig. 1(b)'s 100-class runs at the pocket scale before
-  a 100-class task exists) or when the mechanism it is about is not engaged
-  in the stored runs (truncation that never changed the reported model).
+- *holds*: every comparison the claim makes is decided in its favour;
+- *contradicted*: some comparison is decided against it;
+- *inconclusive*: neither (too few seeds, or effects too close to call);
+- *not testable* (with its reason): a gate below failed, so the runs cannot
+  speak to the claim at this scale.
+
+How a comparison is decided (:mod:`gce.stats`):
+
+- Two methods are compared on per-seed differences (a seed gives every method
+  the same split and noisy labels): "A beats B" needs ``mean(A - B)`` to be
+  positive by a one-sided t test *and* at least :data:`gce.stats.MIN_EFFECT`
+  (0.5 points); "B beats A" the same the other way round, which contradicts
+  the claim.  A non-inferiority comparison ("A is not worse than B") needs
+  ``mean(A - B) > -MIN_EFFECT`` by the same test.
+- A Table 1 comparison pools a block's noise rates: the average of the
+  per-rate differences, with its standard error.
+- All p-values of one claim are adjusted together by Holm's method
+  (family-wise 5 %).
+- No claim reads the test set to choose an epoch: a run's model is the one of
+  its best *noisy-validation* accuracy (``test_acc_best_val``), or its last
+  epoch; "drop" is that selected accuracy minus the last epoch's.
+
+Gates (each makes a comparison *not testable*, never a failure):
+
+- *fit*: in Table 1 a comparison counts only where every method in it had
+  fitted before the first learning-rate drop (:func:`gce.schedule.has_fitted`
+  on its seed-mean noisy-validation accuracy);
+- *truncation engaged*: a truncated-``L_q`` claim counts only where, in at
+  least half of the truncated runs, the reported model was trained after a
+  pruning step that kept some but not all samples;
+- *noise harms*: an open-set claim counts only where the outside images harm
+  CCE: its mean drop from the selected to the last epoch is at least
+  :data:`HARM_MARGIN` points.
+
+:func:`evaluate_paper` feeds the rules of Table 1 and Table 2 with the paper's
+own numbers (means, standard deviations, 5 runs, unpaired); a rule that
+contradicted the paper's own table would be wrong, and ``tests/test_claims.py``
+checks that none does.
 
 Results are passed as a mapping ``{experiment name: (runs, history)}`` (the
-tables of :class:`gce.experiments.ResultStore`); :func:`evaluate` reads them
-from the results folder without ever training (:func:`stored_results`).
+tables of :class:`gce.store.ResultStore`); :func:`evaluate` reads them from
+the results folder without ever training (:func:`stored_results`).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -40,13 +65,25 @@ import numpy as np
 import pandas as pd
 
 from . import analysis, experiments
+from . import schedule as _schedule
+from . import stats
+from .classes import class_names
+from .stats import ALPHA, MIN_EFFECT, Effect
 
-__all__ = ["HOLDS", "FAILS", "NOT_TESTABLE", "STATUSES", "TOL", "Verdict", "Claim", "CLAIMS", "get",
-           "check", "stored_results", "load_results", "scales_with_results", "evaluate", "evaluate_results", "mean_se"]
+__all__ = ["HOLDS", "CONTRADICTED", "INCONCLUSIVE", "NOT_TESTABLE", "STATUSES", "TOL", "HARM_MARGIN",
+           "SOFTMAX_EFFECT", "EPOCH_EFFECT", "Verdict", "Claim", "CLAIMS", "get", "check", "stored_results",
+           "load_results", "scales_with_results", "evaluate", "evaluate_results", "evaluate_paper", "mean_se",
+           "Comparison"]
 
-HOLDS, FAILS, NOT_TESTABLE = "holds", "fails", "not testable at this scale"
-STATUSES = (HOLDS, FAILS, NOT_TESTABLE)
-TOL = 0.01  # "no overfitting": a mean drop from peak to last epoch of at most 1 point of test accuracy
+HOLDS, CONTRADICTED, INCONCLUSIVE, NOT_TESTABLE = "holds", "contradicted", "inconclusive", "not testable"
+STATUSES = (HOLDS, CONTRADICTED, INCONCLUSIVE, NOT_TESTABLE)
+#: "No overfitting": a drop from the selected epoch's test accuracy to the last epoch's below 1 point.
+TOL = 1.0
+#: Open-set claims need CCE harmed by the outside images: a mean drop of at least this many points.
+HARM_MARGIN = 2.0
+#: The smallest difference in mean softmax (Fig. 1(c)) and in epochs that a claim counts.
+SOFTMAX_EFFECT = 0.02
+EPOCH_EFFECT = 1.0
 
 Results = Mapping[str, "tuple[pd.DataFrame, pd.DataFrame]"]
 
@@ -54,7 +91,8 @@ Results = Mapping[str, "tuple[pd.DataFrame, pd.DataFrame]"]
 @dataclass(frozen=True)
 class Verdict:
     """The outcome of one claim's check: ``status`` (one of :data:`STATUSES`), the ``numbers`` that decide
-    it (a DataFrame of floats; empty when not testable) and a one-line ``reason``."""
+    it (one row per comparison: its effect, standard error, threshold and Holm-adjusted p-values; empty when
+    not testable) and a one-line ``reason``."""
 
     status: str
     reason: str
@@ -83,15 +121,62 @@ class Claim:
         return " ".join(doc.split())
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """One directed question of a claim: is ``effect`` above ``threshold``?  ``kind`` is ``"beats"`` (the
+    claim needs the effect positive and at least ``threshold``; an effect negative and at most
+    ``-threshold`` contradicts it), ``"not_worse"`` (the claim needs the effect above ``-threshold``; a
+    "beats" the other way contradicts it), ``"above"`` (the claim needs the effect above ``threshold``; an
+    effect below it contradicts it) or ``"below"`` (the reverse).  Each by a one-sided test."""
+
+    label: str
+    effect: Effect
+    threshold: float
+    kind: str = "beats"
+
+    def p_values(self) -> tuple[float, float]:
+        """``(p for the claim, p against it)``, one-sided, before Holm's adjustment."""
+        e, t = self.effect, self.threshold
+        neg = Effect(-e.mean, e.se, e.df)
+        if self.kind == "beats":
+            return _beats_p(e, t), _beats_p(neg, t)
+        if self.kind == "not_worse":
+            return stats.p_above(e, -t), _beats_p(neg, t)
+        if self.kind == "below":
+            return stats.p_above(neg, -t), stats.p_above(e, t)
+        if self.kind == "above":
+            return stats.p_above(e, t), stats.p_above(neg, -t)
+        raise ValueError(f"unknown comparison kind {self.kind!r}")
+
+
+def _beats_p(e: Effect, min_effect: float) -> float:
+    """p of "the effect is positive", or 1 when its estimate is below the minimum effect."""
+    p = stats.p_above(e, 0.0)
+    return p if e.mean >= min_effect or p != p else 1.0
+
+
 def _untestable(reason: str) -> Verdict:
-    return Verdict(NOT_TESTABLE, reason)
+    return Verdict(NOT_TESTABLE, f"not testable: {reason}")
 
 
-def _decide(ok: bool, reason: str, numbers: pd.DataFrame) -> Verdict:
-    return Verdict(HOLDS if ok else FAILS, reason, numbers.reset_index(drop=True))
-
-
-# --------------------------------------------------------------------------- statistics
+def _decide(comparisons: Sequence[Comparison], reason: str, notes: Sequence[str] = ()) -> Verdict:
+    """The claim's outcome from its comparisons, Holm-adjusted together (see the module docstring)."""
+    if not comparisons:
+        raise ValueError("a verdict needs at least one comparison")
+    p_for, p_against = zip(*(c.p_values() for c in comparisons))
+    adj_for, adj_against = stats.holm(p_for), stats.holm(p_against)
+    rows = [{"comparison": c.label, "effect": c.effect.mean, "se": c.effect.se, "n": c.effect.df + 1,
+             "threshold": c.threshold, "p_for": pf, "p_against": pa}
+            for c, pf, pa in zip(comparisons, adj_for, adj_against)]
+    numbers = pd.DataFrame(rows)
+    if any(p < ALPHA for p in adj_against if p == p):
+        status = CONTRADICTED
+    elif all(p == p and p < ALPHA for p in adj_for):
+        status = HOLDS
+    else:
+        status = INCONCLUSIVE
+    text = reason + ("" if not notes else "; " + "; ".join(notes))
+    return Verdict(status, text, numbers)
 
 
 def mean_se(values: Iterable[float]) -> tuple[float, float, int]:
@@ -103,13 +188,12 @@ def mean_se(values: Iterable[float]) -> tuple[float, float, int]:
     return float(v.mean()), se, len(v)
 
 
-def _beats(a: tuple, b: tuple) -> bool:
-    """Mean of ``a`` exceeds mean of ``b`` by more than the larger standard error."""
-    return bool(a[0] - b[0] > max(a[1], b[1]))
+def _fmt(e: Effect, digits: int = 2) -> str:
+    return f"{e.mean:+.{digits}f} ± {e.se:.{digits}f}"
 
 
 def _stands_for(dataset: str, paper_dataset: str) -> bool:
-    return paper_dataset in analysis.paper_datasets(dataset)
+    return dataset == paper_dataset or paper_dataset in analysis.paper_datasets(dataset)
 
 
 def _frames(results: Results, name: str):
@@ -120,111 +204,122 @@ def _frames(results: Results, name: str):
     return (runs, history) if len(runs) else None
 
 
+# --------------------------------------------------------------------------- per-run numbers
+
+
 def _per_run(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
-    """Per run: best test accuracy, its epoch, last, drop, and the curve (for thresholds)."""
-    return analysis.overfitting_table(runs, history, by=(), per_run=True) if len(runs) else pd.DataFrame()
-
-
-def _epochs_to(runs: pd.DataFrame, history: pd.DataFrame, threshold: float) -> pd.Series:
-    """Per run: first epoch with test accuracy >= threshold; runs that never reach it count as epochs + 1."""
-    out = {}
+    """One row per run: the config columns, ``selected`` and ``last`` test accuracy (points), ``drop``
+    (selected minus last), the selected epoch ``best_epoch``, and ``kept`` at the selected and last epochs."""
     h = history[history["run_id"].isin(runs["run_id"])].sort_values(["run_id", "epoch"])
+    rows = []
     for rid, g in h.groupby("run_id", sort=False):
-        hit = g["test_acc"].to_numpy() >= threshold
-        out[rid] = float(g["epoch"].to_numpy()[hit.argmax()]) if hit.any() else float(g["epoch"].max() + 1)
-    return pd.Series(out)
+        rows.append({"run_id": rid, "kept_best": g["kept"].to_numpy(dtype=float),
+                     "val_acc": g["val_acc"].to_numpy(dtype=float)})
+    extra = pd.DataFrame(rows) if rows else pd.DataFrame(columns=["run_id", "kept_best", "val_acc"])
+    per = runs.merge(extra, on="run_id", how="left")
+    per["selected"] = 100 * per["test_acc_best_val"].astype(float)
+    per["last"] = 100 * per["test_acc_last"].astype(float)
+    per["drop"] = per["selected"] - per["last"]
+    per["q_fig2"] = analysis.fig2_q(per).to_numpy()
+    be = per["best_epoch"].astype(int)
+    per["kept_at_best"] = [k[b] if isinstance(k, np.ndarray) and len(k) > b else np.nan
+                           for k, b in zip(per["kept_best"], be)]
+    per["kept_at_last"] = [k[-1] if isinstance(k, np.ndarray) and len(k) else np.nan for k in per["kept_best"]]
+    return per.drop(columns=["kept_best"])
 
 
-def _clean_block(results: Results, experiment: str, paper_dataset: str):
-    """Clean-label CCE and MAE runs of ``experiment`` on the dataset standing for ``paper_dataset``."""
-    got = _frames(results, experiment)
+def _by_seed(per: pd.DataFrame, column: str) -> pd.Series:
+    return per.set_index("seed")[column].sort_index()
+
+
+def _paired(a: pd.DataFrame, b: pd.DataFrame, column: str) -> Effect | None:
+    """``mean(a - b)`` of ``column`` over the seeds both have (None if none)."""
+    sa, sb = _by_seed(a, column), _by_seed(b, column)
+    seeds = sa.index.intersection(sb.index)
+    if not len(seeds):
+        return None
+    return stats.paired(sa.loc[seeds].to_numpy(), sb.loc[seeds].to_numpy())
+
+
+def _epochs_to(per: pd.DataFrame, threshold: float) -> pd.Series:
+    """Per run: the first epoch (1-based) at which the *validation* accuracy reaches ``threshold``; runs that
+    never reach it count as their epochs + 1."""
+    out = []
+    for v in per["val_acc"]:
+        hit = np.flatnonzero(v >= threshold)
+        out.append(float(hit[0] + 1) if len(hit) else float(len(v) + 1))
+    return pd.Series(out, index=per.index)
+
+
+# --------------------------------------------------------------------------- Sec. 3.2 (Fig. 1a, b)
+
+
+def _clean(results: Results, paper_dataset: str) -> pd.DataFrame | None:
+    got = _frames(results, "fig1")
     if got is None:
         return None
     runs, history = got
     sel = runs[(runs["noise"] == "none") & runs["dataset"].map(lambda d: _stands_for(d, paper_dataset))]
     if not {"cce", "mae"} <= set(sel["method"]):
         return None
-    return sel, history
-
-
-# --------------------------------------------------------------------------- Sec. 3.2 (Fig. 1a, b)
-
-
-def _mae_vs_cce_clean(runs, history) -> pd.DataFrame:
-    per = _per_run(runs, history).merge(runs[["run_id", "method"]], on="run_id")
-    cce_best = per.loc[per["method"] == "cce", "peak"].mean()
-    threshold = 0.9 * cce_best
-    per["epochs_to_threshold"] = per["run_id"].map(_epochs_to(runs, history, threshold))
-    rows = []
-    for m in ("cce", "mae"):
-        p = per[per["method"] == m]
-        b, e = mean_se(100 * p["peak"]), mean_se(p["epochs_to_threshold"])
-        rows.append({"method": m, "n": b[2], "best_mean": b[0], "best_se": b[1], "epochs_mean": e[0],
-                     "epochs_se": e[1], "threshold": 100 * threshold})
-    return pd.DataFrame(rows).set_index("method")
+    return _per_run(sel, history)
 
 
 def check_mae_slower_clean(results: Results) -> Verdict:
-    """Holds if, on clean labels on the 10-class block (CIFAR-10 or its pocket analogue), MAE's mean number
-    of epochs to reach 90 % of CCE's mean best test accuracy exceeds CCE's by more than the larger standard
-    error; fails otherwise.
+    """Holds if, on clean labels on the 10-class block, MAE needs more epochs than CCE (paired by seed, at
+    least EPOCH_EFFECT more) to reach 90 % of CCE's mean best validation accuracy; contradicted if it needs
+    fewer by as much.
 
-    A run that never reaches the threshold counts as its last epoch + 1.
+    A run that never reaches the threshold counts as its epochs + 1.  Validation accuracy, not test
+    accuracy, so that no number is chosen on the test set.
     """
-    block = _clean_block(results, "fig1", "cifar10")
-    if block is None:
+    per = _clean(results, "cifar10")
+    if per is None:
         return _untestable("no clean-label CCE and MAE runs of fig1 on a 10-class dataset are stored")
-    t = _mae_vs_cce_clean(*block)
-    c, m = t.loc["cce"], t.loc["mae"]
-    ok = _beats((m["epochs_mean"], m["epochs_se"]), (c["epochs_mean"], c["epochs_se"]))
-    return _decide(ok, f"epochs to {c['threshold']:.1f}% test accuracy: MAE {m['epochs_mean']:.1f} ± "
-                       f"{m['epochs_se']:.1f}, CCE {c['epochs_mean']:.1f} ± {c['epochs_se']:.1f} (mean ± s.e., "
-                       f"{int(c['n'])} seeds)", t.reset_index())
+    threshold = 0.9 * np.mean([v.max() for v in per.loc[per["method"] == "cce", "val_acc"]])
+    per = per.assign(epochs_to=_epochs_to(per, threshold))
+    e = _paired(per[per["method"] == "mae"], per[per["method"] == "cce"], "epochs_to")
+    c = Comparison("MAE - CCE, epochs to the threshold", e, EPOCH_EFFECT)
+    m = per.groupby("method")["epochs_to"].mean()
+    return _decide([c], f"epochs to {100 * threshold:.1f}% validation accuracy: MAE {m['mae']:.1f}, CCE "
+                        f"{m['cce']:.1f} (paired difference {_fmt(e, 1)}, {e.df + 1} seeds)")
 
 
 def check_mae_lower_clean(results: Results) -> Verdict:
-    """Holds if, on clean labels on the 10-class block, CCE's mean best test accuracy exceeds MAE's by more
-    than the larger standard error; fails otherwise."""
-    block = _clean_block(results, "fig1", "cifar10")
-    if block is None:
+    """Holds if, on clean labels on the 10-class block, CCE beats MAE in test accuracy at the epoch of best
+    validation accuracy (paired by seed, at least MIN_EFFECT points); contradicted if MAE beats CCE."""
+    per = _clean(results, "cifar10")
+    if per is None:
         return _untestable("no clean-label CCE and MAE runs of fig1 on a 10-class dataset are stored")
-    t = _mae_vs_cce_clean(*block)
-    c, m = t.loc["cce"], t.loc["mae"]
-    ok = _beats((c["best_mean"], c["best_se"]), (m["best_mean"], m["best_se"]))
-    return _decide(ok, f"best test accuracy: CCE {c['best_mean']:.2f} ± {c['best_se']:.2f}%, MAE "
-                       f"{m['best_mean']:.2f} ± {m['best_se']:.2f}% ({int(c['n'])} seeds)", t.reset_index())
+    e = _paired(per[per["method"] == "cce"], per[per["method"] == "mae"], "selected")
+    m = per.groupby("method")["selected"].mean()
+    return _decide([Comparison("CCE - MAE, selected test accuracy", e, MIN_EFFECT)],
+                   f"test accuracy at the best-validation epoch: CCE {m['cce']:.2f}%, MAE {m['mae']:.2f}% "
+                   f"(paired difference {_fmt(e)} points, {e.df + 1} seeds)")
 
 
 def check_mae_fails_many_classes(results: Results) -> Verdict:
-    """Holds if, on clean labels on the 100-class block (CIFAR-100 or its pocket analogue), CCE's mean best
-    test accuracy exceeds MAE's by more than the larger standard error, and this gap exceeds the 10-class
-    block's gap by more than the larger standard error there; fails otherwise.
-
-    Not testable without clean CCE and MAE runs on both blocks.
-    """
-    many = _clean_block(results, "fig1", "cifar100")
-    few = _clean_block(results, "fig1", "cifar10")
+    """Holds if, on clean labels, CCE beats MAE on the 100-class block and the gap (CCE - MAE, selected test
+    accuracy, paired by seed) is larger there than on the 10-class block, each by at least MIN_EFFECT
+    points; contradicted if either goes the other way."""
+    many, few = _clean(results, "cifar100"), _clean(results, "cifar10")
     if many is None:
         return _untestable("no clean-label CCE and MAE runs of fig1 on a 100-class dataset are stored")
     if few is None:
         return _untestable("no clean-label CCE and MAE runs of fig1 on a 10-class dataset to compare with")
-    rows, gaps = [], {}
-    for name, block in (("100 classes", many), ("10 classes", few)):
-        t = _mae_vs_cce_clean(*block)
-        c, m = t.loc["cce"], t.loc["mae"]
-        gaps[name] = (c["best_mean"] - m["best_mean"], max(c["best_se"], m["best_se"]))
-        rows.append({"block": name, "cce_best": c["best_mean"], "mae_best": m["best_mean"],
-                     "gap": gaps[name][0], "larger_se": gaps[name][1], "n": c["n"]})
-    g100, g10 = gaps["100 classes"], gaps["10 classes"]
-    ok = g100[0] > g100[1] and g100[0] - g10[0] > g10[1]
-    return _decide(ok, f"CCE - MAE in best test accuracy: {g100[0]:.2f} points with 100 classes, {g10[0]:.2f} "
-                       f"with 10", pd.DataFrame(rows))
+    g100 = _paired(many[many["method"] == "cce"], many[many["method"] == "mae"], "selected")
+    g10 = _paired(few[few["method"] == "cce"], few[few["method"] == "mae"], "selected")
+    diff = Effect(g100.mean - g10.mean, math.hypot(g100.se, g10.se), min(g100.df, g10.df))
+    return _decide([Comparison("CCE - MAE, 100 classes", g100, MIN_EFFECT),
+                    Comparison("gap with 100 classes - gap with 10", diff, MIN_EFFECT)],
+                   f"CCE - MAE in selected test accuracy: {_fmt(g100)} points with 100 classes, {_fmt(g10)} "
+                   f"with 10")
 
 
 # --------------------------------------------------------------------------- Sec. 4.1 (Fig. 1c, Fig. 2)
 
 
-def _fig1c(results: Results):
+def _fig1c(results: Results) -> pd.DataFrame | None:
     got = _frames(results, "fig1")
     if got is None:
         return None
@@ -232,373 +327,526 @@ def _fig1c(results: Results):
     noisy = runs[runs["noise"] == "uniform"]
     ten = noisy[noisy["dataset"].map(lambda d: _stands_for(d, "cifar10"))]  # Fig. 1(c) is CIFAR-10's
     noisy = ten if len(ten) else noisy
-    return (noisy, history) if len(noisy) else None
+    if not len(noisy):
+        return None
+    per = _per_run(noisy, history)
+    h = history[history["run_id"].isin(noisy["run_id"])].sort_values(["run_id", "epoch"])
+    soft = {rid: g["softmax_noisy"].to_numpy(dtype=float) for rid, g in h.groupby("run_id")}
+    per["soft_last"] = per["run_id"].map(lambda r: soft[r][-1])
+    per["soft_rise"] = per["run_id"].map(lambda r: soft[r][-1] - np.nanmin(soft[r]))
+    return per
 
 
 def check_cce_memorises(results: Results) -> Verdict:
-    """Holds if, under Fig. 1(c)'s uniform noise, CCE's mean drop from its peak test accuracy to the last
-    epoch exceeds both :data:`TOL` (1 point) and its standard error; fails otherwise."""
-    got = _fig1c(results)
-    if got is None or "cce" not in set(got[0]["method"]):
+    """Holds if, under Fig. 1(c)'s uniform noise, CCE's test accuracy falls from the epoch of best
+    validation accuracy to the last epoch by more than TOL (1 point), by a one-sided test over seeds;
+    contradicted if the drop is below TOL by the same test."""
+    per = _fig1c(results)
+    if per is None or "cce" not in set(per["method"]):
         return _untestable("no CCE runs with uniform noise (Fig. 1c) of fig1 are stored")
-    runs, history = got
-    per = _per_run(runs[runs["method"] == "cce"], history)
-    d = mean_se(per["drop"])
-    p, e = mean_se(100 * per["peak"]), mean_se(per["peak_epoch"])
-    eta = float(runs["eta"].iloc[0])
-    numbers = pd.DataFrame([{"eta": eta, "n": d[2], "peak_mean": p[0], "peak_epoch_mean": e[0],
-                             "drop_mean": 100 * d[0], "drop_se": 100 * d[1]}])
-    return _decide(d[0] > max(TOL, d[1]), f"eta = {eta:g}: CCE peaks at {p[0]:.2f}% near epoch {e[0]:.1f}, then "
-                                          f"drops {100 * d[0]:.2f} ± {100 * d[1]:.2f} points", numbers)
+    cce = per[per["method"] == "cce"]
+    e = stats.one_sample(cce["drop"])
+    eta = float(cce["eta"].iloc[0])
+    return _decide([Comparison("CCE drop", e, TOL, "above")],
+                   f"eta = {eta:g}: CCE's selected test accuracy {cce['selected'].mean():.2f}% (epoch "
+                   f"{cce['best_epoch'].mean() + 1:.0f} on average), then a drop of {e.mean:.2f} ± {e.se:.2f} "
+                   f"points by the last epoch")
 
 
 def check_cce_noisy_softmax_rises(results: Results) -> Verdict:
-    """Holds if, under Fig. 1(c)'s uniform noise, CCE's mean softmax at the wrong (noisy) labels of the
-    training samples ends (last epoch) at more than twice its minimum over epochs, and the mean rise from
-    each run's minimum to its last epoch exceeds its standard error; fails otherwise."""
-    got = _fig1c(results)
-    if got is None or "cce" not in set(got[0]["method"]):
+    """Holds if, under Fig. 1(c)'s uniform noise, CCE's mean softmax at the wrong labels of the training
+    samples rises from its lowest value to the last epoch by at least SOFTMAX_EFFECT, by a one-sided test
+    over seeds; contradicted if the rise is significantly below it."""
+    per = _fig1c(results)
+    if per is None or "cce" not in set(per["method"]):
         return _untestable("no CCE runs with uniform noise (Fig. 1c) of fig1 are stored")
-    runs, history = got
-    h = history[history["run_id"].isin(runs.loc[runs["method"] == "cce", "run_id"])].dropna(
-        subset=["softmax_noisy"])
-    if not len(h):
+    cce = per[per["method"] == "cce"].dropna(subset=["soft_rise"])
+    if not len(cce):
         return _untestable("the CCE runs of Fig. 1(c) stored no training softmax")
-    curve = h.groupby("epoch")["softmax_noisy"].mean()
-    rise = mean_se(h.groupby("run_id").apply(lambda g: g.sort_values("epoch")["softmax_noisy"].iloc[-1]
-                                             - g["softmax_noisy"].min(), include_groups=False))
-    numbers = pd.DataFrame([{"min": curve.min(), "min_epoch": float(curve.idxmin()), "last": curve.iloc[-1],
-                             "last_epoch": float(curve.index[-1]), "rise_mean": rise[0], "rise_se": rise[1],
-                             "n": rise[2]}])
-    ok = curve.iloc[-1] > 2 * curve.min() and rise[0] > rise[1]
-    return _decide(ok, f"CCE's wrong-label softmax: minimum {curve.min():.3f} at epoch {curve.idxmin()}, "
-                       f"{curve.iloc[-1]:.3f} at the last epoch ({curve.index[-1]})", numbers)
+    e = stats.one_sample(cce["soft_rise"])
+    return _decide([Comparison("CCE's rise", e, SOFTMAX_EFFECT, "above")],
+                   f"CCE's wrong-label softmax rises {e.mean:.3f} ± {e.se:.3f} from its lowest value to the last "
+                   f"epoch, where it is {cce['soft_last'].mean():.3f}")
 
 
 def check_lq_separates_noisy_labels(results: Results) -> Verdict:
     """Holds if, under Fig. 1(c)'s uniform noise, the mean softmax at wrong labels at the last epoch is
-    lower for L_q than for CCE by more than the larger standard error; fails otherwise."""
-    got = _fig1c(results)
-    if got is None or not {"cce", "lq"} <= set(got[0]["method"]):
+    lower for L_q than for CCE by at least SOFTMAX_EFFECT (paired by seed); contradicted if it is higher by
+    as much."""
+    per = _fig1c(results)
+    if per is None or not {"cce", "lq"} <= set(per["method"]):
         return _untestable("no CCE and L_q runs with uniform noise (Fig. 1c) of fig1 are stored")
-    runs, history = got
-    last = history[history["run_id"].isin(runs["run_id"])].sort_values("epoch").groupby("run_id").tail(1)
-    last = last.merge(runs[["run_id", "method"]], on="run_id").dropna(subset=["softmax_noisy"])
-    if not len(last):
+    per = per.dropna(subset=["soft_last"])
+    e = _paired(per[per["method"] == "cce"], per[per["method"] == "lq"], "soft_last")
+    if e is None:
         return _untestable("the runs of Fig. 1(c) stored no training softmax")
-    s = {m: mean_se(last.loc[last["method"] == m, "softmax_noisy"]) for m in ("cce", "lq")}
-    numbers = pd.DataFrame([{"method": m, "mean": v[0], "se": v[1], "n": v[2]} for m, v in s.items()])
-    return _decide(_beats(s["cce"], s["lq"]), f"wrong-label softmax at the last epoch: L_q {s['lq'][0]:.3f} ± "
-                                              f"{s['lq'][1]:.3f}, CCE {s['cce'][0]:.3f} ± {s['cce'][1]:.3f}",
-                   numbers)
+    m = per.groupby("method")["soft_last"].mean()
+    return _decide([Comparison("CCE - L_q, wrong-label softmax", e, SOFTMAX_EFFECT)],
+                   f"wrong-label softmax at the last epoch: L_q {m['lq']:.3f}, CCE {m['cce']:.3f} (paired "
+                   f"difference {_fmt(e, 3)})")
+
+
+def _no_overfitting(drops: pd.Series, label: str) -> Comparison:
+    """"No overfitting": the drop lies below TOL (one-sided); a drop above TOL contradicts."""
+    return Comparison(label, stats.one_sample(drops), TOL, "below")
 
 
 def check_q07_no_overfitting(results: Results) -> Verdict:
-    """Holds if L_q with q = 0.7 under Fig. 1(c)'s uniform noise (eta = 0.4 <= 0.5) has a mean drop from its
-    peak test accuracy to the last epoch of at most :data:`TOL` (1 point); fails otherwise."""
-    got = _fig1c(results)
-    if got is None:
-        return _untestable("no L_q runs with uniform noise (Fig. 1c) of fig1 are stored")
-    runs, history = got
-    lq = runs[(runs["method"] == "lq") & np.isclose(runs["q"].astype(float), 0.7)]
-    if not len(lq):
-        return _untestable("no L_q runs with q = 0.7 under uniform noise of fig1 are stored")
-    per = _per_run(lq, history)
-    d = mean_se(per["drop"])
-    eta = float(lq["eta"].iloc[0])
-    numbers = pd.DataFrame([{"eta": eta, "q": 0.7, "n": d[2], "drop_mean": 100 * d[0], "drop_se": 100 * d[1],
-                             "peak_epoch_mean": per["peak_epoch"].mean()}])
-    return _decide(d[0] <= TOL, f"eta = {eta:g}, q = 0.7: mean drop {100 * d[0]:.2f} ± {100 * d[1]:.2f} points "
-                                f"(tolerance {100 * TOL:g})", numbers)
+    """Holds if L_q with q = 0.7 under Fig. 1(c)'s uniform noise (eta = 0.4 <= 0.5) drops less than TOL
+    (1 point) from the epoch of best validation accuracy to the last epoch, by a one-sided test over seeds;
+    contradicted if it drops more than TOL by the same test."""
+    per = _fig1c(results)
+    lq = None if per is None else per[(per["method"] == "lq") & np.isclose(per["q"].astype(float), 0.7)]
+    if lq is None or not len(lq):
+        return _untestable("no L_q runs with q = 0.7 under uniform noise (Fig. 1c) of fig1 are stored")
+    c = _no_overfitting(lq["drop"], "L_q drop")
+    return _decide([c], f"eta = {float(lq['eta'].iloc[0]):g}, q = 0.7: drop {c.effect.mean:.2f} ± "
+                        f"{c.effect.se:.2f} points (tolerance {TOL:g})")
 
 
-def check_q08_no_overfitting_eta02(results: Results) -> Verdict:
-    """Holds if, in Fig. 2's grid at eta = 0.2, L_q with q = 0.8 has a mean drop from its peak test accuracy
-    to the last epoch of at most :data:`TOL` (1 point); fails otherwise."""
-    got = _fig2(results)
-    if got is None:
-        return _untestable("no fig2 runs are stored")
-    per = got[2]
-    sel = per[np.isclose(per["eta"], 0.2) & np.isclose(per["q"], 0.8)]
-    if not len(sel):
-        return _untestable("fig2 has no runs with q = 0.8 at eta = 0.2")
-    d = mean_se(sel["drop"])
-    numbers = pd.DataFrame([{"eta": 0.2, "q": 0.8, "n": d[2], "drop_mean": 100 * d[0], "drop_se": 100 * d[1]}])
-    return _decide(d[0] <= TOL, f"eta = 0.2, q = 0.8: mean drop {100 * d[0]:.2f} ± {100 * d[1]:.2f} points "
-                                f"(tolerance {100 * TOL:g})", numbers)
-
-
-def _fig2(results: Results):
+def _fig2(results: Results) -> pd.DataFrame | None:
     got = _frames(results, "fig2")
     if got is None:
         return None
-    runs, history = got
-    per = _per_run(runs, history).merge(runs[["run_id", "eta"]], on="run_id")
-    per["q"] = per["run_id"].map(dict(zip(runs["run_id"], analysis.fig2_q(runs))))
-    return runs, history, per
+    return _per_run(*got)
+
+
+def check_q08_no_overfitting_eta02(results: Results) -> Verdict:
+    """Holds if, in Fig. 2's grid at eta = 0.2, L_q with q = 0.8 drops less than TOL (1 point) from the epoch
+    of best validation accuracy to the last epoch, by a one-sided test over seeds; contradicted if it drops
+    more than TOL by the same test."""
+    per = _fig2(results)
+    if per is None:
+        return _untestable("no fig2 runs are stored")
+    sel = per[np.isclose(per["eta"].astype(float), 0.2) & np.isclose(per["q_fig2"], 0.8)]
+    if not len(sel):
+        return _untestable("fig2 has no runs with q = 0.8 at eta = 0.2")
+    c = _no_overfitting(sel["drop"], "q = 0.8 drop")
+    return _decide([c], f"eta = 0.2, q = 0.8: drop {c.effect.mean:.2f} ± {c.effect.se:.2f} points "
+                        f"(tolerance {TOL:g})")
 
 
 def check_larger_q_slower_clean(results: Results) -> Verdict:
-    """Holds if, on clean labels in Fig. 2's grid, the largest q's mean number of epochs to reach 90 % of
-    CCE's (q = 0) mean best test accuracy exceeds CCE's by more than the larger standard error; fails
-    otherwise (runs that never reach it count as their last epoch + 1)."""
-    got = _fig2(results)
-    if got is None:
+    """Holds if, on clean labels in Fig. 2's grid, the largest q needs more epochs than CCE (q = 0; paired
+    by seed, at least EPOCH_EFFECT more) to reach 90 % of CCE's mean best validation accuracy; contradicted
+    if it needs fewer by as much (runs that never reach it count as their epochs + 1)."""
+    per = _fig2(results)
+    if per is None:
         return _untestable("no fig2 runs are stored")
-    runs, history, per = got
-    clean = per[per["eta"] == 0.0]
-    if clean["q"].nunique() < 2 or 0.0 not in set(clean["q"]):
+    clean = per[per["eta"].astype(float) == 0.0]
+    if clean["q_fig2"].nunique() < 2 or 0.0 not in set(clean["q_fig2"]):
         return _untestable("fig2 has no clean-label runs for CCE and a larger q")
-    threshold = 0.9 * clean.loc[clean["q"] == 0.0, "peak"].mean()
-    clean = clean.assign(epochs=clean["run_id"].map(_epochs_to(runs, history, threshold)))
-    rows = [{"q": q, **dict(zip(("epochs_mean", "epochs_se", "n"), mean_se(g["epochs"])))}
-            for q, g in clean.groupby("q")]
-    t = pd.DataFrame(rows)
-    lo, hi = t.iloc[0], t.iloc[-1]
-    ok = _beats((hi["epochs_mean"], hi["epochs_se"]), (lo["epochs_mean"], lo["epochs_se"]))
-    return _decide(ok, f"epochs to {100 * threshold:.1f}%: q = {hi['q']:g} {hi['epochs_mean']:.1f} ± "
-                       f"{hi['epochs_se']:.1f}, CCE {lo['epochs_mean']:.1f} ± {lo['epochs_se']:.1f}",
-                   t.assign(threshold=100 * threshold))
+    threshold = 0.9 * np.mean([v.max() for v in clean.loc[clean["q_fig2"] == 0.0, "val_acc"]])
+    clean = clean.assign(epochs_to=_epochs_to(clean, threshold))
+    qmax = clean["q_fig2"].max()
+    e = _paired(clean[clean["q_fig2"] == qmax], clean[clean["q_fig2"] == 0.0], "epochs_to")
+    m = clean.groupby("q_fig2")["epochs_to"].mean()
+    return _decide([Comparison(f"q = {qmax:g} - CCE, epochs to the threshold", e, EPOCH_EFFECT)],
+                   f"epochs to {100 * threshold:.1f}% validation accuracy: q = {qmax:g} {m[qmax]:.1f}, CCE "
+                   f"{m[0.0]:.1f} (paired difference {_fmt(e, 1)})")
+
+
+def _noisy_pairs(per: pd.DataFrame, q: float | None = None):
+    """Per noisy eta of Fig. 2: ``(eta, q, runs of q, runs of CCE)``; ``q`` None: the largest q."""
+    out = []
+    for eta, g in per[per["eta"].astype(float) > 0].groupby("eta"):
+        qq = g["q_fig2"].max() if q is None else q
+        a, b = g[np.isclose(g["q_fig2"], qq)], g[g["q_fig2"] == 0.0]
+        if len(a) and len(b):
+            out.append((float(eta), float(qq), a, b))
+    return out
 
 
 def check_larger_q_delays_overfitting(results: Results) -> Verdict:
-    """Holds if, at every noise rate eta > 0 of Fig. 2's grid, the largest q peaks later than CCE (mean peak
-    epoch larger by more than the larger standard error) and loses less after its peak (mean drop smaller
-    by more than the larger standard error); fails otherwise."""
-    got = _fig2(results)
-    if got is None:
-        return _untestable("no fig2 runs are stored")
-    _, _, per = got
-    noisy = per[per["eta"] > 0]
-    if not len(noisy) or 0.0 not in set(noisy["q"]) or noisy["q"].nunique() < 2:
+    """Holds if, at every noise rate eta > 0 of Fig. 2's grid, the largest q reaches its best validation
+    accuracy later than CCE (paired by seed, by at least EPOCH_EFFECT) and drops less from there to the last
+    epoch (by at least MIN_EFFECT points); contradicted if either goes the other way."""
+    per = _fig2(results)
+    pairs = [] if per is None else _noisy_pairs(per)
+    if not pairs:
         return _untestable("fig2 has no noisy runs for CCE and a larger q")
-    rows = []
-    for eta, g in noisy.groupby("eta"):
-        qmax = g["q"].max()
-        a, b = g[g["q"] == 0.0], g[g["q"] == qmax]
-        pe = (mean_se(b["peak_epoch"]), mean_se(a["peak_epoch"]))
-        dr = (mean_se(100 * a["drop"]), mean_se(100 * b["drop"]))
-        rows.append({"eta": eta, "q": qmax, "peak_epoch_q": pe[0][0], "peak_epoch_cce": pe[1][0],
-                     "drop_q": dr[1][0], "drop_cce": dr[0][0], "later": float(_beats(*pe)),
-                     "smaller_drop": float(_beats(*dr))})
-    t = pd.DataFrame(rows)
-    ok = bool((t["later"] == 1).all() and (t["smaller_drop"] == 1).all())
-    return _decide(ok, "; ".join(f"eta = {r.eta:g}: peak epoch {r.peak_epoch_cce:.1f} -> {r.peak_epoch_q:.1f}, "
-                                 f"drop {r.drop_cce:.2f} -> {r.drop_q:.2f} points (CCE -> q = {r.q:g})"
-                                 for r in t.itertuples()), t)
+    comps, parts = [], []
+    for eta, q, a, b in pairs:
+        later = _paired(a, b, "best_epoch")
+        less = _paired(b, a, "drop")
+        comps += [Comparison(f"eta = {eta:g}: best epoch, q = {q:g} - CCE", later, EPOCH_EFFECT),
+                  Comparison(f"eta = {eta:g}: drop, CCE - q = {q:g}", less, MIN_EFFECT)]
+        parts.append(f"eta = {eta:g}: best epoch {b['best_epoch'].mean() + 1:.1f} -> "
+                     f"{a['best_epoch'].mean() + 1:.1f}, drop {b['drop'].mean():.2f} -> {a['drop'].mean():.2f} "
+                     f"points (CCE -> q = {q:g})")
+    return _decide(comps, "; ".join(parts))
 
 
-def _thresholds(results: Results):
-    got = _fig2(results)
-    if got is None:
-        return None
-    runs, history, _ = got
-    table = analysis.overfitting_table(runs, history)
-    return analysis.overfitting_threshold(table, tol=TOL)
+def check_larger_q_higher_accuracy(results: Results) -> Verdict:
+    """Holds if, at every noise rate eta > 0 of Fig. 2's grid, L_q with q = 0.8 beats CCE in test accuracy at
+    the epoch of best validation accuracy (paired by seed, at least MIN_EFFECT points); contradicted if CCE
+    beats it."""
+    per = _fig2(results)
+    pairs = [] if per is None else _noisy_pairs(per, 0.8)
+    if not pairs:
+        return _untestable("fig2 has no noisy runs for CCE and q = 0.8")
+    comps = [Comparison(f"eta = {eta:g}: q = 0.8 - CCE", _paired(a, b, "selected"), MIN_EFFECT)
+             for eta, _, a, b in pairs]
+    return _decide(comps, "; ".join(f"eta = {eta:g}: q = 0.8 {a['selected'].mean():.2f}%, CCE "
+                                    f"{b['selected'].mean():.2f}%" for eta, _, a, b in pairs))
+
+
+def _thresholds(per: pd.DataFrame) -> tuple[dict, list[Comparison]]:
+    """Fig. 2's threshold q per noisy eta, from "no overfitting" tests Holm-adjusted together.
+
+    Each ``(eta, q)`` is *no overfitting* (drop below TOL by the test), *overfits* (above TOL by the
+    test) or undecided.  The threshold is the smallest q from which on every larger q is *no overfitting*;
+    ``"none"`` when the largest q overfits (no threshold exists in (0, 1]), ``"censored"`` when the largest
+    q is undecided."""
+    comps, keys = [], []
+    for (eta, q), g in per[per["eta"].astype(float) > 0].groupby(["eta", "q_fig2"]):
+        comps.append(_no_overfitting(g["drop"], f"eta = {float(eta):g}, q = {q:g}: drop"))
+        keys.append((float(eta), float(q)))
+    if not comps:
+        return {}, []
+    p_for, p_against = zip(*(c.p_values() for c in comps))
+    ok, bad = stats.holm(p_for), stats.holm(p_against)
+    state = {k: ("no" if f < ALPHA else "yes" if a < ALPHA else "?") for k, f, a in zip(keys, ok, bad)}
+    out = {}
+    for eta in sorted({e for e, _ in keys}):
+        qs = sorted(q for e, q in keys if e == eta)
+        if state[(eta, qs[-1])] != "no":
+            out[eta] = "none" if state[(eta, qs[-1])] == "yes" else "censored"
+            continue
+        thr = qs[-1]
+        for q in reversed(qs):
+            if state[(eta, q)] != "no":
+                break
+            thr = q
+        out[eta] = thr
+    return out, comps
+
+
+def _threshold_text(thr: dict) -> str:
+    return ", ".join(f"eta = {e:g}: " + (f"q = {v:g}" if isinstance(v, float) else
+                                         "none in (0, 1]" if v == "none" else "undecided at the largest q")
+                     for e, v in thr.items())
+
+
+def _threshold_numbers(thr: dict) -> pd.DataFrame:
+    return pd.DataFrame([{"eta": e, "threshold_q": v if isinstance(v, float) else np.nan, "state":
+                          "found" if isinstance(v, float) else v} for e, v in thr.items()])
 
 
 def check_threshold_exists(results: Results) -> Verdict:
-    """Holds if, at every noise rate of Fig. 2's grid, some q of the grid has a mean drop of at most
-    :data:`TOL` (1 point), as has every larger q of the grid
-    (:func:`gce.analysis.overfitting_threshold`); fails if at some eta even the largest q drops more."""
-    thr = _thresholds(results)
-    if thr is None:
+    """Holds if, at every noise rate eta > 0 of Fig. 2's grid, some q of the grid and every larger q drop
+    less than TOL (the "no overfitting" test, Holm-adjusted over the grid); contradicted if at some eta even
+    the largest q overfits by the test (no threshold in (0, 1]); inconclusive if the largest q is
+    undecided."""
+    per = _fig2(results)
+    if per is None:
         return _untestable("no fig2 runs are stored")
-    numbers = thr.rename("threshold_q").reset_index()
-    missing = [f"{e:g}" for e, v in thr.items() if v != v]
-    return _decide(not missing, "threshold q: " + ", ".join(
-        f"eta = {e:g}: {'none in the grid' if v != v else f'{v:g}'}" for e, v in thr.items()), numbers)
+    thr, _ = _thresholds(per)
+    if not thr:
+        return _untestable("fig2 has no noisy runs")
+    if any(v == "none" for v in thr.values()):
+        status = CONTRADICTED
+    elif all(isinstance(v, float) for v in thr.values()):
+        status = HOLDS
+    else:
+        status = INCONCLUSIVE
+    return Verdict(status, "threshold q: " + _threshold_text(thr), _threshold_numbers(thr))
 
 
 def check_threshold_grows(results: Results) -> Verdict:
-    """Holds if the threshold q of Fig. 2 (see ``threshold_exists``; "none in the grid" counts as above the
-    largest q) never decreases with eta and is larger at the largest eta than at the smallest; fails
-    otherwise.  Not testable with fewer than two noise rates."""
-    thr = _thresholds(results)
-    if thr is None:
+    """Holds if the threshold q of Fig. 2 (see threshold_exists) is found at every noisy eta and is larger at
+    the largest eta than at the smallest, never smaller at a larger eta; contradicted if it is smaller at a
+    larger eta; inconclusive if a threshold is missing (censored: "none in the grid" is not a number) or
+    equal at the ends."""
+    per = _fig2(results)
+    if per is None:
         return _untestable("no fig2 runs are stored")
+    thr, _ = _thresholds(per)
     if len(thr) < 2:
-        return _untestable("fig2 has fewer than two noise rates")
-    v = thr.fillna(np.inf).sort_index().to_numpy()
-    ok = bool(np.all(v[1:] >= v[:-1]) and v[-1] > v[0])
-    return _decide(ok, "threshold q by eta: " + ", ".join(
-        f"{e:g}: {'above the grid' if q != q else f'{q:g}'}" for e, q in thr.items()),
-        thr.rename("threshold_q").reset_index())
+        return _untestable("fig2 has fewer than two noisy rates")
+    found = [(e, v) for e, v in thr.items() if isinstance(v, float)]
+    values = [v for _, v in found]
+    if any(b < a for a, b in zip(values, values[1:])):
+        status = CONTRADICTED
+    elif len(found) == len(thr) and values[-1] > values[0]:
+        status = HOLDS
+    else:
+        status = INCONCLUSIVE
+    return Verdict(status, "threshold q by eta: " + _threshold_text(thr), _threshold_numbers(thr))
 
 
 # --------------------------------------------------------------------------- Sec. 4.3 (Table 1, Table 2)
 
 
-def _table1_stats(results: Results):
-    got = _frames(results, "table1")
+@dataclass
+class _Cells:
+    """Accuracies per ``(dataset, noise, eta, method)``: per seed (stored runs, ``per`` has ``seed`` and
+    ``value``), or summaries (the paper: ``mean``, ``std``, ``n``).  Gates read ``per``'s other columns."""
+
+    table: pd.DataFrame
+    paired: bool
+
+    def values(self, d, noise, eta, m) -> pd.DataFrame:
+        t = self.table
+        return t[(t["dataset"] == d) & (t["noise"] == noise) & np.isclose(t["eta"].astype(float), eta)
+                 & (t["method"] == m)]
+
+    def effect(self, d, noise, eta, a, b) -> Effect | None:
+        va, vb = self.values(d, noise, eta, a), self.values(d, noise, eta, b)
+        if not len(va) or not len(vb):
+            return None
+        if self.paired:
+            return _paired(va, vb, "value")
+        ra, rb = va.iloc[0], vb.iloc[0]
+        return stats.from_summary(ra["mean"], ra["std"], int(ra["n"]), rb["mean"], rb["std"], int(rb["n"]))
+
+    def settings(self, noise: str | None) -> list[tuple[str, str, float]]:
+        t = self.table if noise is None else self.table[self.table["noise"] == noise]
+        return sorted({(d, n, float(e)) for d, n, e in zip(t["dataset"], t["noise"], t["eta"])})
+
+
+def _stored_cells(results: Results, name: str, column: str) -> _Cells | None:
+    got = _frames(results, name)
     if got is None:
         return None
-    runs = got[0]
-    rows = []
-    for (d, noise, eta, m), g in runs.groupby(["dataset", "noise", "eta", "method"], sort=False):
-        mu, se, n = mean_se(100 * g["test_acc_best_val"])
-        rows.append({"dataset": d, "noise": noise, "eta": float(eta), "method": m, "mean": mu, "se": se, "n": n})
-    return pd.DataFrame(rows)
+    per = _per_run(*got)
+    return _Cells(per.assign(value=per[column]), True)
 
 
-def _wins(stats: pd.DataFrame, winner: str, losers: Sequence[str], noise: str | None) -> pd.DataFrame:
-    """Per dataset and setting: does ``winner`` beat every method of ``losers``?"""
-    s = stats if noise is None else stats[stats["noise"] == noise]
-    rows = []
-    for (d, nz, eta), g in s.groupby(["dataset", "noise", "eta"], sort=False):
-        g = g.set_index("method")
-        if winner not in g.index or not all(m in g.index for m in losers):
+def _paper_cells(table: pd.DataFrame, value: str = "mean") -> _Cells:
+    t = table.rename(columns={value: "mean"})
+    if "std" not in t:
+        t = t.assign(std=0.0)
+    return _Cells(t.assign(n=5), False)
+
+
+def _fitted(cells: _Cells, d: str, noise: str, eta: float, methods: Sequence[str]) -> list[str]:
+    """The methods of ``methods`` that had not fitted before the first drop in this setting (fit gate)."""
+    if not cells.paired:
+        return []
+    out = []
+    for m in methods:
+        v = cells.values(d, noise, eta, m)
+        if not len(v) or "val_acc" not in v:
             continue
-        w = (g.loc[winner, "mean"], g.loc[winner, "se"])
-        row = {"dataset": d, "noise": nz, "eta": eta, f"{winner}_mean": w[0], f"{winner}_se": w[1]}
-        for m in losers:
-            row[f"{m}_mean"] = g.loc[m, "mean"]
-        row["wins"] = float(all(_beats(w, (g.loc[m, "mean"], g.loc[m, "se"])) for m in losers))
-        rows.append(row)
-    return pd.DataFrame(rows)
+        ms = str(v["milestones"].iloc[0]).split()
+        if not ms:
+            continue
+        curve = np.mean(np.stack(v["val_acc"].to_numpy()), axis=0)
+        if not _schedule.has_fitted(curve, int(ms[0]), chance=_chance(d)):
+            out.append(m)
+    return out
 
 
-def _per_block(t: pd.DataFrame, needed: int, what: str) -> tuple[bool, str]:
-    parts, ok = [], True
-    for d, g in t.groupby("dataset", sort=False):
-        k = int(g["wins"].sum())
-        ok &= k >= needed
-        parts.append(f"{d}: {k} of {len(g)}")
-    return ok, f"{what} in " + ", ".join(parts) + f" settings (needs {needed} per block)"
+def _chance(dataset: str) -> float:
+    return 1.0 / len(class_names(dataset))
 
 
-def _gce_beats_uniform(results: Results, method: str) -> Verdict:
-    stats = _table1_stats(results)
-    if stats is None:
+def _engaged(cells: _Cells, d: str, where: str) -> str | None:
+    """None if truncation is engaged in block ``d`` (see the module docstring), else the reason it is not."""
+    if not cells.paired:
+        return None
+    t = cells.table
+    trunc = t[(t["dataset"] == d) & (t["method"] == "trunc_lq")]
+    if not len(trunc):
+        return None
+    kept = trunc[f"kept_at_{where}"].astype(float)
+    engaged = ((kept > 0) & (kept < 1)).mean()
+    empty = (kept == 0).mean()
+    if engaged >= 0.5:
+        return None
+    if empty >= 0.5:
+        return f"on {d} pruning had dropped every sample in {100 * empty:.0f}% of the truncated runs"
+    return (f"on {d} the reported model came after a pruning step that kept some but not all samples in only "
+            f"{100 * engaged:.0f}% of the truncated runs")
+
+
+def _block_comparisons(cells: _Cells, noise: str | None, winner: str, others: Sequence[tuple[str, str]],
+                       truncation: bool, where: str = "best") -> tuple[list[Comparison], list[str]]:
+    """Per dataset block: ``winner`` against each ``(method, kind)`` of ``others``, pooled over the block's
+    noise rates of ``noise`` (None: all), with the fit and engagement gates; and the notes of what the gates
+    removed."""
+    comps, notes = [], []
+    for d in sorted({s[0] for s in cells.settings(noise)}):
+        if truncation:
+            why = _engaged(cells, d, where)
+            if why:
+                notes.append(why)
+                continue
+        for other, kind in others:
+            effects, dropped = [], []
+            for dd, nz, eta in cells.settings(noise):
+                if dd != d:
+                    continue
+                unfit = _fitted(cells, d, nz, eta, (winner, other))
+                if unfit:
+                    dropped.append(f"{_label(unfit[0])} at {nz} {eta:g}")
+                    continue
+                e = cells.effect(d, nz, eta, winner, other)
+                if e is not None:
+                    effects.append(e)
+            if dropped:
+                notes.append(f"{d}: {_label(winner)} vs {_label(other)} leaves out " + ", ".join(dropped)
+                             + " (underfits before the first drop)")
+            if effects:
+                comps.append(Comparison(f"{d}: {_label(winner)} - {_label(other)} ({len(effects)} rates)",
+                                        stats.pooled(effects), MIN_EFFECT, kind))
+    return comps, notes
+
+
+def _label(method: str) -> str:
+    return experiments.METHOD_LABELS.get(method, method)
+
+
+def _table_verdict(comps: list[Comparison], notes: list[str], what: str) -> Verdict:
+    if not comps:
+        return _untestable("; ".join(notes) if notes else f"no {what} to compare")
+    short = ", ".join(f"{c.label.split(' (')[0]} {c.effect.mean:+.2f}" for c in comps)
+    return _decide(comps, f"pooled differences (points): {short}", notes)
+
+
+def _gce_uniform(cells: _Cells | None, method: str) -> Verdict:
+    if cells is None:
         return _untestable("no table1 runs are stored")
-    losers = ("cce", "mae", "forward_T", "forward_T_hat")
-    t = _wins(stats, method, losers, "uniform")
-    if not len(t):
-        return _untestable(f"table1 has no uniform-noise block with {method}, CCE, MAE, Forward T and T_hat")
-    ok, why = _per_block(t, 3, f"{analysis.METHOD_LABELS[method]} beats CCE, MAE, Forward T and T_hat")
-    return _decide(ok, why, t)
+    others = [("cce", "beats"), ("mae", "beats"), ("forward_T_hat", "beats"), ("forward_T", "not_worse")]
+    comps, notes = _block_comparisons(cells, "uniform", method, others, truncation=method == "trunc_lq")
+    return _table_verdict(comps, notes, "uniform-noise runs")
 
 
 def check_lq_beats_baselines_uniform(results: Results) -> Verdict:
-    """Holds if, in every dataset block of Table 1, L_q's mean beats each of CCE, MAE, Forward T and
-    Forward T_hat by more than the larger standard error in at least 3 of the 4 uniform-noise settings;
-    fails otherwise."""
-    return _gce_beats_uniform(results, "lq")
+    """Holds if, in every dataset block of Table 1 under uniform noise (pooled over its noise rates, paired by
+    seed), L_q beats CCE, MAE and Forward T_hat by at least MIN_EFFECT points and is not worse than Forward T
+    (the true T) by as much; contradicted if a baseline beats L_q.
+
+    The paper's sentence says L_q beats forward correction even with the true T; its own FASHION-MNIST
+    numbers have Forward T ahead at two of four noise rates, so the rule asks what its table supports:
+    not worse than Forward T.
+    """
+    return _gce_uniform(_stored_cells(results, "table1", "selected"), "lq")
 
 
 def check_trunc_beats_baselines_uniform(results: Results) -> Verdict:
-    """Holds if, in every dataset block of Table 1, truncated L_q's mean beats each of CCE, MAE, Forward T
-    and Forward T_hat by more than the larger standard error in at least 3 of the 4 uniform-noise
-    settings; fails otherwise."""
-    return _gce_beats_uniform(results, "trunc_lq")
+    """Holds if, in every dataset block of Table 1 under uniform noise (pooled over its noise rates, paired by
+    seed), truncated L_q beats CCE, MAE and Forward T_hat by at least MIN_EFFECT points and is not worse than
+    Forward T by as much; contradicted if a baseline beats it.  Gated by truncation being engaged."""
+    return _gce_uniform(_stored_cells(results, "table1", "selected"), "trunc_lq")
+
+
+def _truncation(cells: _Cells | None) -> Verdict:
+    if cells is None:
+        return _untestable("no table1 runs are stored")
+    comps, notes = _block_comparisons(cells, "uniform", "trunc_lq", [("lq", "beats")], truncation=True)
+    return _table_verdict(comps, notes, "truncated and plain L_q runs")
 
 
 def check_truncation_improves(results: Results) -> Verdict:
-    """Holds if, in every dataset block of Table 1, truncated L_q beats L_q (by more than the larger
-    standard error) in at least half of the noise settings and in more settings than L_q beats it; fails
-    otherwise.
+    """Holds if, in every dataset block of Table 1 under uniform noise (pooled over its noise rates, paired by
+    seed), truncated L_q beats L_q by at least MIN_EFFECT points; contradicted if L_q beats it.  Gated by
+    truncation being engaged."""
+    return _truncation(_stored_cells(results, "table1", "selected"))
 
-    Not testable in a block where fewer than half of the truncated runs report a model selected after the
-    first pruning step (``best_epoch >= prune_start``): there the reported model is the plain L_q model,
-    and truncation cannot have changed the result.
-    """
-    got = _frames(results, "table1")
-    if got is None:
+
+def _forward_T(cells: _Cells | None) -> Verdict:
+    if cells is None:
         return _untestable("no table1 runs are stored")
-    runs = got[0]
-    trunc = runs[runs["method"] == "trunc_lq"]
-    if not len(trunc):
-        return _untestable("table1 has no truncated L_q runs")
-    engaged = (trunc["best_epoch"] >= trunc["prune_start"]).groupby(trunc["dataset"], sort=False).mean()
-    stats = _table1_stats(results)
-    t = _wins(stats, "trunc_lq", ("lq",), None)
-    back = _wins(stats, "lq", ("trunc_lq",), None)
-    t["lq_wins"] = back["wins"].to_numpy()
-    t["engaged"] = t["dataset"].map(engaged)
-    idle = [d for d, share in engaged.items() if share < 0.5]
-    if idle:
-        return Verdict(NOT_TESTABLE, "the reported epoch came after the first pruning step in only " + ", ".join(
-            f"{100 * engaged[d]:.0f}% of the truncated runs on {d}" for d in idle) + " (needs half)", t)
-    ok = all(g["wins"].sum() >= len(g) / 2 and g["wins"].sum() > g["lq_wins"].sum()
-             for _, g in t.groupby("dataset"))
-    return _decide(ok, "; ".join(f"{d}: truncated L_q better in {int(g['wins'].sum())}, L_q better in "
-                                 f"{int(g['lq_wins'].sum())} of {len(g)} settings" for d, g in
-                                 t.groupby("dataset", sort=False)), t)
+    others = [(m, "beats") for m in ("cce", "mae", "forward_T_hat", "lq", "trunc_lq")]
+    comps, notes = _block_comparisons(cells, "class_dependent", "forward_T", others, truncation=False)
+    return _table_verdict(comps, notes, "class-dependent runs")
 
 
 def check_forward_T_best_class_dependent(results: Results) -> Verdict:
-    """Holds if, in every dataset block of Table 1, Forward T (the true T) has the highest mean of all
-    methods (a tie for the highest counts) in at least 3 of the 4 class-dependent settings; fails
-    otherwise."""
-    stats = _table1_stats(results)
-    if stats is None:
+    """Holds if, in every dataset block of Table 1 under class-dependent noise (pooled over its noise rates,
+    paired by seed), Forward T beats every other method by at least MIN_EFFECT points; contradicted if some
+    method beats Forward T."""
+    return _forward_T(_stored_cells(results, "table1", "selected"))
+
+
+def _mae_poor(cells: _Cells | None) -> Verdict:
+    if cells is None:
         return _untestable("no table1 runs are stored")
-    s = stats[stats["noise"] == "class_dependent"]
-    rows = []
-    for (d, eta), g in s.groupby(["dataset", "eta"], sort=False):
-        g = g.set_index("method")
-        if "forward_T" not in g.index or len(g) < 2:
-            continue
-        others = g.drop(index="forward_T")
-        rows.append({"dataset": d, "eta": eta, "forward_T_mean": g.loc["forward_T", "mean"],
-                     "best_other_mean": others["mean"].max(),
-                     "wins": float(g.loc["forward_T", "mean"] >= others["mean"].max())})
-    if not rows:
-        return _untestable("table1 has no class-dependent block with Forward T and other methods")
-    t = pd.DataFrame(rows)
-    ok, why = _per_block(t, 3, "Forward T has the highest mean")
-    return _decide(ok, why, t)
+    comps, notes = _block_comparisons(cells, None, "cce", [("mae", "beats")], truncation=False)
+    return _table_verdict(comps, notes, "CCE and MAE runs")
 
 
 def check_mae_poor(results: Results) -> Verdict:
-    """Holds if, in every dataset block of Table 1, MAE's mean is below CCE's by more than the larger
-    standard error in at least 5 of the 8 noise settings; fails otherwise."""
-    stats = _table1_stats(results)
-    if stats is None:
-        return _untestable("no table1 runs are stored")
-    t = _wins(stats, "cce", ("mae",), None)
-    if not len(t):
-        return _untestable("table1 has no block with both CCE and MAE")
-    ok, why = _per_block(t, 5, "MAE is below CCE")
-    return _decide(ok, why, t)
+    """Holds if, in every dataset block of Table 1 (all eight noise settings pooled, paired by seed), CCE
+    beats MAE by at least MIN_EFFECT points; contradicted if MAE beats CCE."""
+    return _mae_poor(_stored_cells(results, "table1", "selected"))
 
 
-def _table2_stats(results: Results, noise: str):
-    got = _frames(results, "table2")
-    if got is None:
+def _harm(cells: _Cells) -> str | None:
+    """None if the outside images harm CCE (mean drop >= HARM_MARGIN), else the reason they do not."""
+    if not cells.paired:
         return None
-    runs = got[0]
-    r = runs[runs["noise"] == noise]
-    return {m: mean_se(100 * g["test_acc_last"]) for m, g in r.groupby("method", sort=False)}
+    t = cells.table
+    cce = t[(t["noise"] == "open_set") & (t["method"] == "cce")]
+    if not len(cce):
+        return "no open-set CCE runs"
+    drop = float(cce["drop"].mean())
+    if drop >= HARM_MARGIN:
+        return None
+    return (f"the outside images barely harm CCE: it loses {drop:.2f} points from its best-validation epoch to the "
+            f"last (needs {HARM_MARGIN:g})")
+
+
+def _open_set(cells: _Cells | None, winners: Sequence[str], others: Sequence[str]) -> Verdict:
+    if cells is None:
+        return _untestable("no table2 runs are stored")
+    why = _harm(cells)
+    if why:
+        return _untestable(why)
+    if "trunc_lq" in winners:
+        why = _engaged(cells, cells.settings("open_set")[0][0], "last")
+        if why:
+            return _untestable(why)
+    comps = []
+    for w in winners:
+        for o in others:
+            if o == w:
+                continue
+            e = cells.effect(*cells.settings("open_set")[0], w, o)
+            if e is not None:
+                comps.append(Comparison(f"{_label(w)} - {_label(o)}", e, MIN_EFFECT))
+    return _table_verdict(comps, [], "open-set runs")
 
 
 def check_trunc_best_open_set(results: Results) -> Verdict:
-    """Holds if, under Table 2's open-set noise, truncated L_q's mean last-epoch test accuracy beats every
-    other stored method's by more than the larger standard error; fails otherwise."""
-    s = _table2_stats(results, "open_set")
-    if not s or "trunc_lq" not in s or len(s) < 2:
-        return _untestable("no open-set runs of truncated L_q and other methods (table2) are stored")
-    numbers = pd.DataFrame([{"method": m, "mean": v[0], "se": v[1], "n": v[2]} for m, v in s.items()])
-    best_other = max((m for m in s if m != "trunc_lq"), key=lambda m: s[m][0])
-    ok = all(_beats(s["trunc_lq"], v) for m, v in s.items() if m != "trunc_lq")
-    return _decide(ok, f"truncated L_q {s['trunc_lq'][0]:.2f} ± {s['trunc_lq'][1]:.2f}%, best other "
-                       f"({analysis.METHOD_LABELS[best_other]}) {s[best_other][0]:.2f} ± {s[best_other][1]:.2f}%",
-                   numbers)
+    """Holds if, under Table 2's open-set noise, truncated L_q beats every other method in last-epoch test
+    accuracy (paired by seed, at least MIN_EFFECT points); contradicted if some method beats it.  Gated by
+    the outside images harming CCE and by truncation being engaged."""
+    return _open_set(_stored_cells(results, "table2", "last"), ["trunc_lq"],
+                     ["cce", "forward_T_hat", "mae", "lq"])
 
 
 def check_gce_beats_cce_open_set(results: Results) -> Verdict:
-    """Holds if, under Table 2's open-set noise, both L_q and truncated L_q beat both CCE and Forward T_hat
-    (mean last-epoch test accuracy larger by more than the larger standard error); fails otherwise."""
-    s = _table2_stats(results, "open_set")
-    need = ("lq", "trunc_lq", "cce", "forward_T_hat")
-    if not s or not all(m in s for m in need):
-        return _untestable("table2 has no open-set runs of L_q, truncated L_q, CCE and Forward T_hat")
-    numbers = pd.DataFrame([{"method": m, "mean": s[m][0], "se": s[m][1], "n": s[m][2]} for m in need])
-    pairs = [(a, b) for a in ("lq", "trunc_lq") for b in ("cce", "forward_T_hat")]
-    won = [f"{analysis.METHOD_LABELS[a]} > {analysis.METHOD_LABELS[b]}" for a, b in pairs if _beats(s[a], s[b])]
-    return _decide(len(won) == len(pairs), f"{len(won)} of {len(pairs)} comparisons won"
-                   + (f" ({', '.join(won)})" if won else "") + "; " + ", ".join(
-                       f"{analysis.METHOD_LABELS[m]} {s[m][0]:.2f}" for m in need), numbers)
+    """Holds if, under Table 2's open-set noise, both L_q and truncated L_q beat both CCE and Forward T_hat in
+    last-epoch test accuracy (paired by seed, at least MIN_EFFECT points); contradicted if one of those
+    baselines beats one of them.  Gated as trunc_best_open_set."""
+    return _open_set(_stored_cells(results, "table2", "last"), ["lq", "trunc_lq"], ["cce", "forward_T_hat"])
+
+
+def _closed_set_row(cells: _Cells | None) -> Verdict:
+    if cells is None:
+        return _untestable("no table2 runs are stored")
+    s = cells.settings("uniform")
+    if not s:
+        return _untestable("table2 has no closed-set (uniform) runs")
+    e = cells.effect(*s[0], "lq", "cce")
+    if e is None:
+        return _untestable("table2 has no closed-set runs of L_q and CCE")
+    comps = [Comparison("L_q - CCE, last epoch", e, MIN_EFFECT)]
+    if cells.paired:
+        t = cells.table
+        a, b = (t[(t["noise"] == "uniform") & (t["method"] == m)] for m in ("cce", "lq"))
+        comps.append(Comparison("drop, CCE - L_q", _paired(a, b, "drop"), MIN_EFFECT))
+    return _table_verdict(comps, [], "closed-set runs")
+
+
+def check_lq_prevents_overfitting_closed_set(results: Results) -> Verdict:
+    """Holds if, under Table 2's closed-set (uniform) noise, L_q beats CCE in last-epoch test accuracy and
+    loses less from its best-validation epoch to the last (each paired by seed, at least MIN_EFFECT points);
+    contradicted if CCE beats L_q in either."""
+    return _closed_set_row(_stored_cells(results, "table2", "last"))
 
 
 # --------------------------------------------------------------------------- the registry
@@ -606,13 +854,13 @@ def check_gce_beats_cce_open_set(results: Results) -> Verdict:
 
 CLAIMS: tuple[Claim, ...] = (
     Claim("mae_slower_clean", "3.2", "On clean labels MAE learns more slowly than CCE: it needs more epochs to "
-          "reach a given test accuracy (Fig. 1a).", ("fig1",), check_mae_slower_clean),
-    Claim("mae_lower_clean", "3.2", "On clean labels MAE also ends lower than CCE: its best test accuracy is "
-          "smaller (Fig. 1a).", ("fig1",), check_mae_lower_clean),
+          "reach a given accuracy (Fig. 1a).", ("fig1",), check_mae_slower_clean),
+    Claim("mae_lower_clean", "3.2", "On clean labels MAE also ends lower than CCE (Fig. 1a).", ("fig1",),
+          check_mae_lower_clean),
     Claim("mae_fails_many_classes", "3.2", "With 100 classes MAE falls much further behind CCE than with 10 "
           "(Fig. 1b).", ("fig1",), check_mae_fails_many_classes),
     Claim("cce_memorises", "4.1", "Under label noise CCE first learns the clean signal, then fits the wrong "
-          "labels: its test accuracy peaks and falls (Fig. 1c).", ("fig1",), check_cce_memorises),
+          "labels: its test accuracy rises and falls (Fig. 1c).", ("fig1",), check_cce_memorises),
     Claim("cce_noisy_softmax_rises", "4.1", "CCE's softmax at the wrong labels first sinks, then climbs again as "
           "it memorises them (Fig. 1c).", ("fig1",), check_cce_noisy_softmax_rises),
     Claim("lq_separates_noisy_labels", "4.1", "L_q keeps the softmax at wrong labels lower than CCE does, so "
@@ -621,21 +869,24 @@ CLAIMS: tuple[Claim, ...] = (
           "0.5).", ("fig1",), check_q07_no_overfitting),
     Claim("larger_q_slower_clean", "4.1", "On clean labels a larger q converges more slowly (Fig. 2).",
           ("fig2",), check_larger_q_slower_clean),
-    Claim("larger_q_delays_overfitting", "4.1", "Under noise a larger q reaches its peak later and loses less "
+    Claim("larger_q_delays_overfitting", "4.1", "Under noise a larger q reaches its best later and loses less "
           "after it (Fig. 2).", ("fig2",), check_larger_q_delays_overfitting),
+    Claim("larger_q_higher_accuracy", "4.1", "Under noise a larger q attains a higher accuracy than CCE "
+          "(Fig. 2).", ("fig2",), check_larger_q_higher_accuracy),
     Claim("threshold_exists", "4.1", "For each noise rate there is a q above which no overfitting sets in "
           "(Fig. 2).", ("fig2",), check_threshold_exists),
     Claim("q08_no_overfitting_eta02", "4.1", "At a noise rate of 0.2, L_q with q = 0.8 trains without "
           "overfitting (Fig. 2).", ("fig2",), check_q08_no_overfitting_eta02),
     Claim("threshold_grows", "4.1", "That threshold q grows with the noise rate (Fig. 2).", ("fig2",),
           check_threshold_grows),
-    Claim("lq_beats_baselines_uniform", "4.3", "Under uniform noise L_q beats every baseline: CCE, MAE and "
-          "forward correction, even with the true T (Table 1).", ("table1",), check_lq_beats_baselines_uniform),
-    Claim("trunc_beats_baselines_uniform", "4.3", "Under uniform noise truncated L_q beats every baseline: CCE, "
-          "MAE and forward correction, even with the true T (Table 1).", ("table1",),
+    Claim("lq_beats_baselines_uniform", "4.3", "Under uniform noise L_q beats CCE, MAE and forward correction "
+          "with an estimated T, and matches it with the true T (Table 1).", ("table1",),
+          check_lq_beats_baselines_uniform),
+    Claim("trunc_beats_baselines_uniform", "4.3", "Under uniform noise truncated L_q beats CCE, MAE and "
+          "forward correction with an estimated T, and matches it with the true T (Table 1).", ("table1",),
           check_trunc_beats_baselines_uniform),
-    Claim("truncation_improves", "4.3", "Truncating L_q improves on L_q (Table 1).", ("table1",),
-          check_truncation_improves),
+    Claim("truncation_improves", "4.3", "Under uniform noise, truncating L_q improves on L_q (Table 1).",
+          ("table1",), check_truncation_improves),
     Claim("forward_T_best_class_dependent", "4.3", "Under class-dependent noise, forward correction with the "
           "true T is the best method (Table 1).", ("table1",), check_forward_T_best_class_dependent),
     Claim("mae_poor", "4.3", "MAE does poorly on every dataset: worse than plain CCE (Table 1).", ("table1",),
@@ -644,7 +895,22 @@ CLAIMS: tuple[Claim, ...] = (
           ("table2",), check_trunc_best_open_set),
     Claim("gce_beats_cce_open_set", "4.3", "Under open-set noise L_q and truncated L_q beat CCE and Forward "
           "T_hat (Table 2).", ("table2",), check_gce_beats_cce_open_set),
+    Claim("lq_prevents_overfitting_closed_set", "4.3", "In Table 2's closed-set row, L_q noticeably prevents "
+          "the overfitting of CCE (Table 2).", ("table2",), check_lq_prevents_overfitting_closed_set),
 )
+
+#: The claims whose rules take the paper's own Table 1 or Table 2 (:func:`evaluate_paper`): the function of
+#: their cells (:class:`_Cells`) that each check calls.
+_PAPER_RULES: dict[str, tuple[str, Callable[[_Cells], Verdict]]] = {
+    "lq_beats_baselines_uniform": ("table1", lambda c: _gce_uniform(c, "lq")),
+    "trunc_beats_baselines_uniform": ("table1", lambda c: _gce_uniform(c, "trunc_lq")),
+    "truncation_improves": ("table1", _truncation),
+    "forward_T_best_class_dependent": ("table1", _forward_T),
+    "mae_poor": ("table1", _mae_poor),
+    "trunc_best_open_set": ("table2", lambda c: _open_set(c, ["trunc_lq"], ["cce", "forward_T_hat", "mae", "lq"])),
+    "gce_beats_cce_open_set": ("table2", lambda c: _open_set(c, ["lq", "trunc_lq"], ["cce", "forward_T_hat"])),
+    "lq_prevents_overfitting_closed_set": ("table2", _closed_set_row),
+}
 
 
 def get(claim_id: str) -> Claim:
@@ -663,6 +929,28 @@ def check(claim: Claim | str, results: Results) -> Verdict:
     if missing:
         return _untestable(f"no stored runs of {', '.join(missing)}")
     return claim.check(results)
+
+
+def evaluate_paper(dataset: str | None = None) -> pd.DataFrame:
+    """The Table 1 and Table 2 claims' rules fed the paper's own numbers (calibration): one row per claim
+    and paper block with ``id``, ``dataset``, ``status`` and ``reason``.
+
+    Table 1 gives means and standard deviations over 5 runs, compared unpaired (Welch); Table 2 gives means
+    only, taken as exact (standard deviation 0), so only their order and the minimum effect are checked.
+    No gate applies (the paper's runs are not stored).  ``dataset`` restricts Table 1 to one block.
+    """
+    t1, t2 = experiments.paper_table1(), experiments.paper_table2()
+    blocks = sorted(t1["dataset"].unique()) if dataset is None else [dataset]
+    rows = []
+    for cid, (table, rule) in _PAPER_RULES.items():
+        if table == "table1":
+            for d in blocks:
+                v = rule(_paper_cells(t1[t1["dataset"] == d]))
+                rows.append({"id": cid, "dataset": d, "status": v.status, "reason": v.reason})
+        else:
+            v = rule(_paper_cells(t2.assign(dataset="cifar10", eta=0.4), value="accuracy"))
+            rows.append({"id": cid, "dataset": "cifar10 (Table 2)", "status": v.status, "reason": v.reason})
+    return pd.DataFrame(rows)
 
 
 # --------------------------------------------------------------------------- reading stored results

@@ -135,12 +135,19 @@ class Split:
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
-    """A dataset's clean training and test splits and its class names in label order."""
+    """A dataset's clean training and test splits and its class names in label order.
+
+    ``val_ids``, when given, fixes the validation split: the indices of the
+    training samples that every run holds out (``"digit_pairs"``, whose
+    validation pairs are built from digit images that no training pair uses).
+    Without it each run holds out a seeded stratified share (:func:`noisy_splits`).
+    """
 
     name: str
     train: Split
     test: Split
     classes: tuple[str, ...]
+    val_ids: Tensor | None = None
 
     def __post_init__(self) -> None:
         c = len(self.classes)
@@ -150,6 +157,11 @@ class Dataset:
         if self.train.images.shape[1:] != self.test.images.shape[1:]:
             raise ValueError(f"{self.name}: train and test images differ in shape: "
                              f"{tuple(self.train.images.shape[1:])} vs {tuple(self.test.images.shape[1:])}")
+        if self.val_ids is not None and (self.val_ids.dim() != 1 or len(self.val_ids) >= len(self.train)
+                                         or len(self.val_ids) and not 0 <= int(self.val_ids.min())
+                                         <= int(self.val_ids.max()) < len(self.train)):
+            raise ValueError(f"{self.name}: val_ids must be 1-d indices into the {len(self.train)} training samples, "
+                             f"fewer than all of them")
 
     @property
     def num_classes(self) -> int:
@@ -357,7 +369,10 @@ def _load_digits(root: Path | None, download: bool) -> Dataset:
 #: Seed and per-class counts of ``"digit_pairs"`` (fixed: the dataset is the same on every machine).
 DIGIT_PAIRS_SEED = 0
 DIGIT_PAIRS_TRAIN_PER_CLASS = 20
+DIGIT_PAIRS_VAL_PER_CLASS = 5
 DIGIT_PAIRS_TEST_PER_CLASS = 10
+#: The share of the digit training images kept apart for the validation pairs (:data:`DIGIT_PAIRS_VAL_PER_CLASS`).
+DIGIT_PAIRS_VAL_IMAGES = 0.2
 
 
 def _pairs(split: Split, per_class: int, g: torch.Generator) -> Split:
@@ -382,21 +397,25 @@ def _load_digit_pairs(root: Path | None, download: bool) -> Dataset:
     Table 1, with its "next class circularly" flips, :func:`gce.noise.flip_map`).
     Class ``10 * a + b`` (named ``"ab"``, e.g. ``"07"``) is an ``(1, 8, 16)``
     image whose left half is a real image of digit ``a`` and whose right half a
-    real image of digit ``b``.  Training pairs are drawn from the training
-    images of ``"digits"`` only and test pairs from its test images only, so no
-    digit image is in both splits: :data:`DIGIT_PAIRS_TRAIN_PER_CLASS` (20) pairs
-    per class for training (2,000) and :data:`DIGIT_PAIRS_TEST_PER_CLASS` (10) for
-    testing (1,000).  The halves are drawn at random (with replacement across
-    pairs) with the fixed seed :data:`DIGIT_PAIRS_SEED`, so the dataset is the
-    same on every load.  A classifier must recognise both digits, and a
-    label error moves an image to a class that shares a digit with it (flips
-    to the next class change the right-hand digit).
+    real image of digit ``b``.  The digit training images are split once
+    (stratified, :data:`DIGIT_PAIRS_VAL_IMAGES` of them apart): training pairs
+    (:data:`DIGIT_PAIRS_TRAIN_PER_CLASS` per class, 2,000) are drawn from the
+    larger part, validation pairs (:data:`DIGIT_PAIRS_VAL_PER_CLASS` per
+    class, 500, :attr:`Dataset.val_ids`) from the other, and test pairs
+    (:data:`DIGIT_PAIRS_TEST_PER_CLASS`, 1,000) from the digit test images: no
+    digit image is in two splits.  The halves are drawn at random (with
+    replacement across pairs) with the fixed seed :data:`DIGIT_PAIRS_SEED`, so
+    the dataset is the same on every load.
     """
     digits = _load_digits(root, download)
     g = torch.Generator().manual_seed(DIGIT_PAIRS_SEED)
-    train = _pairs(digits.train, DIGIT_PAIRS_TRAIN_PER_CLASS, g)
+    keep, apart = stratified_split(digits.train.labels, DIGIT_PAIRS_VAL_IMAGES, g)
+    train = _pairs(Split(digits.train.images[keep], digits.train.labels[keep]), DIGIT_PAIRS_TRAIN_PER_CLASS, g)
+    val = _pairs(Split(digits.train.images[apart], digits.train.labels[apart]), DIGIT_PAIRS_VAL_PER_CLASS, g)
     test = _pairs(digits.test, DIGIT_PAIRS_TEST_PER_CLASS, g)
-    return Dataset("digit_pairs", train, test, class_names("digit_pairs"))
+    both = Split(torch.cat([train.images, val.images]), torch.cat([train.labels, val.labels]))
+    val_ids = torch.arange(len(train), len(both))
+    return Dataset("digit_pairs", both, test, class_names("digit_pairs"), val_ids)
 
 
 def _digit_subset(name: str, low: int, high: int) -> Dataset:
@@ -799,6 +818,20 @@ def _corrupted(images: Tensor, labels: Tensor, ids: Tensor, T: Tensor, g: torch.
     return NoisySplit(images, labels, corruption.noisy, corruption.flipped, ids)
 
 
+def validation_split(dataset: Dataset, val_fraction: float, g: torch.Generator) -> tuple[Tensor, Tensor]:
+    """``(train_ids, val_ids)`` of ``dataset``'s training set: its fixed split (:attr:`Dataset.val_ids`), whose
+    share must be ``val_fraction`` within one point, or else a stratified ``val_fraction`` drawn with ``g``."""
+    if dataset.val_ids is None:
+        return stratified_split(dataset.train.labels, val_fraction, g)
+    share = len(dataset.val_ids) / len(dataset.train)
+    if abs(share - val_fraction) > 0.01:
+        raise ValueError(f"{dataset.name} has a fixed validation split of {share:.3f} of its training set; "
+                         f"val_fraction={val_fraction} asks for another")
+    held = torch.zeros(len(dataset.train), dtype=torch.bool)
+    held[dataset.val_ids] = True
+    return torch.nonzero(~held).squeeze(1), torch.nonzero(held).squeeze(1)
+
+
 def noisy_splits(dataset: Dataset, noise: Tensor | tuple[str, float], val_fraction: float = 0.1,
                  seed: int = 0) -> NoisySplits:
     """The noisy dataset of Sec. 4: hold out validation, corrupt train and validation labels, keep test clean.
@@ -813,7 +846,7 @@ def noisy_splits(dataset: Dataset, noise: Tensor | tuple[str, float], val_fracti
     """
     T = _transition(dataset, noise)
     g = _noise.generator(seed, allow_none=False)
-    train_ids, val_ids = stratified_split(dataset.train.labels, val_fraction, g)
+    train_ids, val_ids = validation_split(dataset, val_fraction, g)
     images, labels = dataset.train.images, dataset.train.labels
     train = _corrupted(images[train_ids], labels[train_ids], train_ids, T, g)
     val = _corrupted(images[val_ids], labels[val_ids], val_ids, T, g)
@@ -845,7 +878,7 @@ def open_set_splits(dataset: Dataset, ood_images: Tensor, rate: float, val_fract
         raise ValueError(f"ood_images are {tuple(ood_images.shape[1:])} but {dataset.name} images are {shape}; "
                          f"resize them to (C, H, W) = {shape} first")
     g = _noise.generator(seed, allow_none=False)
-    train_ids, val_ids = stratified_split(dataset.train.labels, val_fraction, g)
+    train_ids, val_ids = validation_split(dataset, val_fraction, g)
     pool = torch.randperm(ood_images.shape[0], generator=g)
     n_train_pool = round(ood_images.shape[0] * len(train_ids) / max(len(dataset.train), 1))
     images, labels, c = dataset.train.images, dataset.train.labels, dataset.num_classes

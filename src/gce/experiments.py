@@ -5,9 +5,9 @@ scale       what it runs
 ==========  =================================================================
 ``pocket``  offline, CPU, minutes: scikit-learn's digits and tasks built
             from them (:data:`PAPER_ANALOGUE`), BatchNorm-free small
-            networks (batched with vmap), schedules derived from where CCE
-            starts to memorise the noise (:func:`pocket_schedule`), 5 seeds.
-            What CI and the rendered book run.
+            networks (batched), the paper's literal epoch counts for every
+            method (:func:`pocket_schedule`), 5 seeds (3 for the 100-class
+            block).  What CI and the rendered book run.
 ``lite``    the real datasets (FASHION-MNIST, CIFAR-10/100), ResNet-18 for
             every dataset, schedules cut to an eighth, one seed, one GPU
             (sized for a free Colab GPU; its run time is not measured yet:
@@ -15,9 +15,10 @@ scale       what it runs
 ``paper``   the paper's protocol exactly (Sec. 3.2, 4, 4.1, 4.2), 5 seeds.
 ==========  =================================================================
 
-Each experiment (:data:`EXPERIMENTS`: ``schedule``, the probe that locates
-the memorisation onset the pocket schedules are derived from (:mod:`gce.schedule`),
-``fig1``, ``fig2``, ``table1``, ``table2``, and ``human``: CIFAR-10N's human labels against their synthetic
+Each experiment (:data:`EXPERIMENTS`: ``onset``, a diagnostic probe that locates
+where CCE starts to memorise the noise (:func:`gce.schedule.memorisation_onset`),
+``fig1``, ``fig2``, ``table1``, ``table2``, ``sensitivity`` (Table 1's uniform digits
+settings under earlier and later first learning-rate drops), and ``human``: CIFAR-10N's human labels against their synthetic
 twin, lite and paper scales only) is a grid of :class:`gce.train.RunConfig` built by :func:`spec`.
 :func:`run` trains what is not yet in the result store (:mod:`gce.store`: one
 SQLite file per scale, the single source of truth; every finished run is stored
@@ -63,7 +64,7 @@ __all__ = [
 ]
 
 SCALES = ("pocket", "lite", "paper")
-EXPERIMENTS = ("schedule", "fig1", "fig2", "table1", "table2", "human")
+EXPERIMENTS = ("onset", "fig1", "fig2", "table1", "table2", "sensitivity", "human")
 METHOD_LABELS = {"cce": "CCE", "mae": "MAE", "forward_T": "Forward T", "forward_T_hat": "Forward T_hat",
                  "lq": "Lq", "trunc_lq": "Trunc Lq"}
 TABLE1_METHODS = ("cce", "mae", "forward_T", "forward_T_hat", "lq", "trunc_lq")
@@ -87,22 +88,26 @@ PAPER_ANALOGUE: dict[str, tuple[str, ...]] = {
     "digits_5to9": ("cifar100",),
 }
 
-#: Where CCE starts to memorise the noise (:func:`gce.schedule.memorisation_onset`, ``rise`` =
-#: :data:`ONSET_RISE`), in epochs, measured by the pocket ``"schedule"`` experiment: seed-averaged
-#: ``softmax_noisy`` of CCE under uniform noise eta = 0.4 (Fig. 1(c)'s setting) with Table 1's
-#: optimiser for the Table 1 datasets, and under open-set noise eta = 0.4 with Table 2's optimiser for
-#: ``digits_0to4``.  :func:`measured_onsets` recomputes them from the stored runs (tests/test_grids.py
-#: retrains the digits probe and checks its value); the pocket schedules are derived from them by
-#: :func:`gce.schedule.schedule_from_onset`.
-MEMORISATION_ONSET: dict[str, int] = {"digits": 13, "digit_pairs": 12, "digits_0to4": 5}
+#: The memorisation-onset diagnostic (:func:`gce.schedule.memorisation_onset`, ``rise`` = :data:`ONSET_RISE`),
+#: read by :func:`measured_onsets` from the ``"onset"`` experiment (CCE without learning-rate drops):
+#: the setting whose onset the book shows, per pocket dataset.  No schedule is derived from it.
 ONSET_RISE = 0.02
-#: The noise under which the onset is read, per pocket dataset (the rule above).
 ONSET_NOISE: dict[str, tuple[str, float]] = {"digits": ("uniform", 0.4), "digit_pairs": ("uniform", 0.4),
                                              "digits_0to4": ("open_set", 0.4)}
-#: Length (epochs) of the pocket probe runs: long enough to see the noisy-label softmax rise.
+#: Length (epochs) of the pocket onset probes: long enough to see the noisy-label softmax rise.
 PROBE_EPOCHS = {"table1": 60, "table2": 40}
-#: Seeds of each pocket Table 1 block (the many-class block costs about 5x a digits run per epoch).
-POCKET_TABLE1_SEEDS = {"digits": 5, "digit_pairs": 5}
+#: Seeds of each pocket Table 1 block: 5 as in the paper for digits; 3 for the 100-class block, whose runs cost
+#: about 3x a digits run per epoch over 150 epochs (the whole pocket grid must rebuild within 8 minutes on
+#: 2 cores; a budget rule, the same for every method).
+POCKET_TABLE1_SEEDS = {"digits": 5, "digit_pairs": 3}
+#: The pocket scale's SGD learning rate and its validation share (see :func:`pocket_schedule`).
+POCKET_LR = 0.1
+POCKET_VAL_FRACTION = 0.2
+#: The schedule-sensitivity grid (:func:`spec` ``"sensitivity"``): Table 1's uniform digits settings with the
+#: first learning-rate drop (and the pruning start) moved to these multiples of the declared one.
+SENSITIVITY_FACTORS = (1 / 3, 2 / 3, 1.0, 1.5)
+SENSITIVITY_ETAS = (0.4, 0.6)
+SENSITIVITY_METHODS = ("cce", "mae", "forward_T", "lq")
 
 
 @dataclass(frozen=True)
@@ -127,33 +132,37 @@ def _check_scale(scale: str) -> str:
 
 
 def _paper_schedule(dataset: str) -> dict:
-    """Sec. 4.2: SGD, momentum 0.9, weight decay 1e-4, lr 0.01 divided by 10 twice; pruning from the first drop."""
+    """Sec. 4.2: the paper's epochs, learning-rate drops and pruning epochs of ``dataset``'s analogue."""
     paper = PAPER_ANALOGUE.get(dataset, (dataset,))[-1]
     return dict(_schedule.PAPER_SCHEDULES["cifar100" if paper == "cifar100" else "cifar10"])
 
 
 def pocket_schedule(dataset: str) -> dict:
-    """Table 1's pocket schedule for ``dataset``: the paper's schedule of its analogue
-    (:data:`PAPER_ANALOGUE`) with the first learning-rate drop and the pruning start at the measured
-    memorisation onset (:data:`MEMORISATION_ONSET`; rule: :func:`gce.schedule.schedule_from_onset`)."""
-    if dataset not in MEMORISATION_ONSET:
-        raise ValueError(f"no measured memorisation onset for dataset={dataset!r}; known: "
-                         f"{', '.join(MEMORISATION_ONSET)}")
+    """The declared pocket schedule of ``dataset``: the paper's literal epoch counts for the dataset it stands
+    for (:data:`PAPER_ANALOGUE`, :data:`gce.schedule.PAPER_SCHEDULES`), the same for every method.
+
+    ``"digits"``: 120 epochs, drops after 40 and 80, pruning every 10 epochs from 40; ``"digit_pairs"``: 150
+    epochs, drops after 80 and 120, pruning from 80; ``"digits_0to4"`` (Table 2): 100 epochs, no drop, pruning
+    every 10 epochs from the truncated run's own validation-loss plateau (``prune_rule="plateau"``).
+    """
     if dataset == "digits_0to4":
-        return _schedule.schedule_from_onset(MEMORISATION_ONSET[dataset], "table2")
-    paper = "cifar100" if PAPER_ANALOGUE[dataset] == ("cifar100",) else "cifar10"
-    return _schedule.schedule_from_onset(MEMORISATION_ONSET[dataset], paper)
+        return dict(_schedule.PAPER_SCHEDULES["table2"], prune_rule="plateau")
+    if dataset not in ("digits", "digit_pairs"):
+        raise ValueError(f"no pocket schedule for dataset={dataset!r}; known: digits, digit_pairs, digits_0to4")
+    return _paper_schedule(dataset)
 
 
 def _pocket_model(dataset: str) -> dict:
-    """The pocket network: an MLP with one hidden layer of 256 ReLUs, batches of 128, no augmentation."""
-    return dict(dataset=dataset, model="mlp", model_kwargs=(("hidden", (256,)),), batch_size=128, augment=False)
+    """The pocket network: an MLP with one hidden layer of 256 ReLUs, batches of 128, no augmentation, and
+    :data:`POCKET_VAL_FRACTION` of the training set as (noisy) validation."""
+    return dict(dataset=dataset, model="mlp", model_kwargs=(("hidden", (256,)),), batch_size=128, augment=False,
+                val_fraction=POCKET_VAL_FRACTION)
 
 
 def _base(dataset: str, scale: str) -> dict:
     """Dataset, model, optimiser and schedule of Table 1's runs at ``scale``."""
     if scale == "pocket":
-        return dict(**_pocket_model(dataset), optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4,
+        return dict(**_pocket_model(dataset), optimizer="sgd", lr=POCKET_LR, momentum=0.9, weight_decay=1e-4,
                     **pocket_schedule(dataset))
     model = {"cifar10": "resnet34", "cifar100": "resnet34", "fashionmnist": "resnet18"}[dataset]
     sched = _paper_schedule(dataset)
@@ -163,6 +172,18 @@ def _base(dataset: str, scale: str) -> dict:
                      prune_start=sched["prune_start"] // 8, prune_every=2)
     return dict(dataset=dataset, model=model, optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=1e-4,
                 batch_size=128, augment=True, **sched)
+
+
+def sensitivity_schedule(factor: float, dataset: str = "digits") -> dict:
+    """The declared schedule of ``dataset`` with its first drop and pruning start moved to
+    ``round(factor * 40)`` epochs (the schedule-sensitivity grid); the second drop comes at twice the first
+    when that is inside the 120 epochs, and none otherwise."""
+    sched = pocket_schedule(dataset)
+    first = round(factor * sched["milestones"][0])
+    if not 1 <= first < sched["epochs"]:
+        raise ValueError(f"factor={factor} puts the first drop at epoch {first}, outside 1..{sched['epochs'] - 1}")
+    second = 2 * first
+    return dict(sched, milestones=(first, second) if second < sched["epochs"] else (first,), prune_start=first)
 
 
 def _fig_base(dataset: str, scale: str) -> dict:
@@ -178,13 +199,14 @@ def _fig_base(dataset: str, scale: str) -> dict:
 def _table2_base(scale: str) -> tuple[dict, dict]:
     """Table 2's data and schedule at ``scale`` (SGD, momentum 0.9, weight decay 1e-4, no learning-rate drop)."""
     if scale == "pocket":  # the pocket MLP stands in for Wang et al.'s shallow CNN
-        base = dict(dataset="digits_0to4", model="mlp", model_kwargs=(("hidden", (256,)),), ood="digits_5to9")
-        sched = dict(pocket_schedule("digits_0to4"), lr=0.1)
+        base = dict(dataset="digits_0to4", model="mlp", model_kwargs=(("hidden", (256,)),), ood="digits_5to9",
+                    val_fraction=POCKET_VAL_FRACTION)
+        sched = dict(pocket_schedule("digits_0to4"), lr=POCKET_LR)
     else:
         base = dict(dataset="cifar10", model="wang_cnn", ood="cifar100")
-        sched = dict(_schedule.PAPER_SCHEDULES["table2"], lr=0.01)
+        sched = dict(_schedule.PAPER_SCHEDULES["table2"], lr=0.01, prune_rule="plateau")
         if scale == "lite":
-            sched.update(epochs=25, prune_start=3, prune_every=3)
+            sched.update(epochs=25, prune_every=3)
     sched.update(optimizer="sgd", momentum=0.9, weight_decay=1e-4, milestones=(), batch_size=128, augment=False)
     return base, sched
 
@@ -238,12 +260,23 @@ def spec(name: str, scale: str = "pocket") -> Experiment:
     """The grid of runs of figure or table ``name`` at ``scale`` (see the module docstring)."""
     _check_scale(scale)
     seeds = _seeds(scale)
-    if name == "schedule":
+    if name == "onset":
         cfgs = _probe(scale)
-        return Experiment(name, scale, "Where CCE starts to memorise the noise (the schedule probe)", tuple(cfgs),
+        return Experiment(name, scale, "Where CCE starts to memorise the noise (a diagnostic)", tuple(cfgs),
                           tuple(dict.fromkeys(c.dataset for c in cfgs)),
                           "CCE without learning-rate drops, softmax on right and wrong training labels tracked; "
                           "Table 1 optimiser under uniform noise, Table 2 optimiser under open-set noise")
+    if name == "sensitivity":
+        if scale != "pocket":
+            return Experiment(name, scale, "Schedule sensitivity of Table 1's uniform-noise verdicts", (), (),
+                              "pocket scale only")
+        cfgs = [RunConfig(**dict(_base("digits", scale), **sensitivity_schedule(f)), noise="uniform", eta=eta,
+                          method=m, q=0.7, k=0.5, seed=s, track_train_softmax=False)
+                for f in SENSITIVITY_FACTORS for eta in SENSITIVITY_ETAS for m in SENSITIVITY_METHODS
+                for s in _seeds(scale, "digits")]
+        return Experiment(name, scale, "Schedule sensitivity of Table 1's uniform-noise verdicts", tuple(cfgs),
+                          ("digits",), "Table 1's digits block, uniform noise, the first learning-rate drop at "
+                          + ", ".join(f"{f:.2g}" for f in SENSITIVITY_FACTORS) + " x the declared 40 epochs")
     if name == "table1":
         datasets = _datasets(scale, ("fashionmnist", "cifar10", "cifar100"))
         cfgs = [RunConfig(**_base(d, scale), noise=kind, eta=eta, method=m, q=0.7, k=0.5, seed=s,
@@ -301,9 +334,9 @@ def spec(name: str, scale: str = "pocket") -> Experiment:
 
 def measured_onsets(runs: pd.DataFrame, history: pd.DataFrame, rise: float = ONSET_RISE) -> pd.DataFrame:
     """The memorisation onset (:func:`gce.schedule.memorisation_onset`) of each dataset and noise of the
-    ``"schedule"`` experiment's stored runs: one row per ``(dataset, noise, eta)`` with ``onset`` (epochs,
+    ``"onset"`` experiment's stored runs: one row per ``(dataset, noise, eta)`` with ``onset`` (epochs,
     read from the seed-averaged ``softmax_noisy``), ``seeds`` and ``rule`` (True for the setting
-    :data:`ONSET_NOISE` names, whose onset sets the schedule)."""
+    :data:`ONSET_NOISE` names, the one the book shows)."""
     need = {"run_id", "dataset", "noise", "eta"}
     if not need <= set(runs.columns) or not {"run_id", "epoch", "softmax_noisy"} <= set(history.columns):
         raise ValueError(f"runs need columns {sorted(need)} and history run_id, epoch, softmax_noisy")
@@ -556,5 +589,6 @@ def paper_fig1b() -> pd.DataFrame:
 
 __all__ += ["HUMAN_LABEL_SETS", "HUMAN_METHODS"]
 __all__ += ["paper_fig1b", "TABLE1_METHODS", "TABLE1_NOISE", "FIG2_QS", "FIG2_ETAS", "TABLE2_METHODS",
-            "PAPER_ANALOGUE", "MEMORISATION_ONSET", "ONSET_RISE", "ONSET_NOISE", "PROBE_EPOCHS",
+            "PAPER_ANALOGUE", "ONSET_RISE", "ONSET_NOISE", "PROBE_EPOCHS", "POCKET_LR", "POCKET_VAL_FRACTION",
+            "SENSITIVITY_FACTORS", "SENSITIVITY_ETAS", "SENSITIVITY_METHODS", "sensitivity_schedule",
             "POCKET_TABLE1_SEEDS", "pocket_schedule", "measured_onsets", "kept_by_class", "grid_flops"]

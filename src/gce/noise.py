@@ -62,6 +62,10 @@ FLIP_MAPS: dict[str, dict[str, str]] = {
 
 #: Datasets whose class-dependent noise flips every class to the next one, circularly (CIFAR-100, Sec. 4.2).
 CIRCULAR_FLIPS = ("cifar100", "digit_pairs")
+#: Datasets whose "next class" is taken in a fixed random order of the classes (the seed of that order):
+#: CIFAR-100's next class in alphabetical order is an unrelated class, but the next label of
+#: ``digit_pairs`` (``"ab"`` -> ``"a(b+1)"``) would share a digit; in a random order it mostly does not.
+PERMUTED_ORDER = {"digit_pairs": 0}
 
 
 def check_eta(eta) -> float:
@@ -92,6 +96,9 @@ def flip_map(dataset: str) -> dict[int, int]:
     """The class-dependent flips of ``dataset`` as ``{source label: target label}``."""
     if dataset in CIRCULAR_FLIPS:
         c = len(class_names(dataset))
+        if dataset in PERMUTED_ORDER:
+            order = torch.randperm(c, generator=torch.Generator().manual_seed(PERMUTED_ORDER[dataset])).tolist()
+            return {order[i]: order[(i + 1) % c] for i in range(c)}
         return {i: (i + 1) % c for i in range(c)}
     if dataset not in FLIP_MAPS:
         known = sorted([*FLIP_MAPS, *CIRCULAR_FLIPS])

@@ -895,15 +895,15 @@ __all__ += ["plot_accuracy_vs_eta", "plot_accuracy_curves", "plot_kept_by_class"
 
 def plot_verdicts(table, *, caption: str | None = None):
     """The claims of :mod:`gce.claims` as a grid: one row per claim (``id``, with its section), one column per
-    scale, each cell coloured by its verdict (holds / fails / not testable at this scale).
+    scale, each cell coloured by its verdict (holds / contradicted / inconclusive / not testable).
 
     ``table`` is :func:`gce.claims.evaluate`'s output (one scale) or several of them concatenated.
     """
     from matplotlib.patches import Patch
 
-    from .claims import FAILS, HOLDS, NOT_TESTABLE
+    from .claims import CONTRADICTED, HOLDS, INCONCLUSIVE, NOT_TESTABLE
 
-    colours = {HOLDS: "#009E73", FAILS: "#D55E00", NOT_TESTABLE: "0.8"}
+    colours = {HOLDS: "#009E73", CONTRADICTED: "#D55E00", INCONCLUSIVE: "#E69F00", NOT_TESTABLE: "0.8"}
     ids = list(dict.fromkeys(table["id"]))
     scales = list(dict.fromkeys(table["scale"]))
     section = dict(zip(table["id"], table["section"]))
@@ -922,7 +922,7 @@ def plot_verdicts(table, *, caption: str | None = None):
     for side in ax.spines.values():
         side.set_visible(False)
     fig.legend(handles=[Patch(color=c, label=s) for s, c in colours.items()],
-               loc="outside lower center", ncols=3, frameon=False)
+               loc="outside lower center", ncols=2, frameon=False)
     if caption:
         ax.set_title(caption)
     return fig
@@ -1055,7 +1055,7 @@ __all__ += ["plot_transition_grid", "plot_class_noise_rates", "plot_superclass_c
 def plot_memorisation_onset(runs, history, onsets, *, caption: str | None = None):
     """Where CCE starts to memorise the noise, the point the pocket schedules start from (Fig. 1(c), Sec. 4.2).
 
-    ``runs``/``history`` are the stored tables of the ``"schedule"`` experiment
+    ``runs``/``history`` are the stored tables of the ``"onset"`` experiment
     and ``onsets`` the frame of :func:`gce.experiments.measured_onsets`.  One
     panel per dataset: the mean softmax at the given label on right (solid) and
     wrong (dashed) training labels for the noise setting that sets the schedule

@@ -1,24 +1,28 @@
-"""Pocket training schedules derived from where the network starts to memorise the noise (Sec. 3.2, 4.2).
+"""The declared training schedules, and the rules read off a run's curves (Sec. 4.2, 4.3).
 
-The paper drops the learning rate first, and starts Algorithm 1's pruning, at
-epoch 40 of 120 for CIFAR-10 (80 of 150 for CIFAR-100): while the network is
-still fitting the clean signal, before it memorises the wrong labels (Fig. 1(c)
-shows that memorisation as the softmax on the *wrong* noisy labels rising).
-The pocket scale mirrors that protocol by a stated rule instead of copying the
-epoch numbers, which mean nothing for an MLP on 8x8 digits:
+Every method of an experiment gets the same schedule; no schedule depends on
+how any loss behaves.  At the pocket scale the schedule is the paper's own
+epoch counts (:data:`PAPER_SCHEDULES`), copied literally, not re-derived:
 
-1. :func:`memorisation_onset` reads the point where memorisation starts from
-   a run's history: the number of epochs completed before the mean softmax on
-   the noisy (wrong) training labels, ``softmax_noisy``, first rises by
-   ``rise`` above its running minimum.
-2. :func:`schedule_from_onset` puts the paper's first learning-rate drop and
-   pruning start at that epoch and scales the rest of the paper's schedule
-   (the second drop, the length, the 10-epoch pruning interval) by the same
-   factor.
+- the 10-class blocks of Table 1 train 120 epochs, divide the learning rate by
+  10 after epochs 40 and 80, and prune (truncated ``L_q``, Algorithm 1) every
+  10 epochs from epoch 40;
+- the 100-class block trains 150 epochs, drops after 80 and 120, prunes from 80;
+- Table 2 trains 100 epochs with no drop.  Its pruning starts where the
+  truncated run's *own* validation loss has plateaued (Sec. 4.3: "validation
+  loss plateaued after about 10 epochs"), by the rule of
+  :func:`plateau_epoch`, and repeats every 10 epochs.
 
-The runs that measure the onset are the ``"schedule"`` experiment of
-:mod:`gce.experiments` (CCE, the Table 1 or Table 2 optimiser without any
-learning-rate drop, softmax tracked).
+Three rules read a run's per-epoch history:
+
+- :func:`plateau_epoch`: when a validation-loss curve has stopped improving
+  (Table 2's pruning start; the training engine applies it online);
+- :func:`has_fitted`: whether a noisy-validation accuracy curve had levelled
+  off before the first learning-rate drop (the fit gate of :mod:`gce.claims`:
+  a comparison counts only where every method in it has fitted);
+- :func:`memorisation_onset`: the epoch after which the softmax on the wrong
+  labels starts to rise (Fig. 1(c)).  It is a diagnostic the book plots; it
+  sets no schedule.
 """
 
 from __future__ import annotations
@@ -26,16 +30,37 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-__all__ = ["PAPER_SCHEDULES", "memorisation_onset", "schedule_from_onset"]
+__all__ = ["PAPER_SCHEDULES", "PLATEAU_PATIENCE", "PLATEAU_MIN_DELTA", "FIT_WINDOW", "FIT_TOLERANCE",
+           "memorisation_onset", "plateau_epoch", "has_fitted"]
 
 #: The paper's SGD schedules (Sec. 4.2; Table 2 after Wang et al. and Sec. 4.3): epochs, learning-rate
-#: drops, first pruning epoch and pruning interval of truncated L_q.
+#: drops, first pruning epoch and pruning interval of truncated L_q.  Table 2's ``prune_start`` is the
+#: paper's observed plateau (epoch 10); the declared schedules replace it by :func:`plateau_epoch`.
 PAPER_SCHEDULES: dict[str, dict] = {
     "cifar10": dict(epochs=120, milestones=(40, 80), prune_start=40, prune_every=10),
     "fashionmnist": dict(epochs=120, milestones=(40, 80), prune_start=40, prune_every=10),
     "cifar100": dict(epochs=150, milestones=(80, 120), prune_start=80, prune_every=10),
     "table2": dict(epochs=100, milestones=(), prune_start=10, prune_every=10),
 }
+
+#: :func:`plateau_epoch`: epochs without a relative improvement of the validation loss of at least
+#: :data:`PLATEAU_MIN_DELTA` (1 %) before the curve counts as plateaued.
+PLATEAU_PATIENCE = 5
+PLATEAU_MIN_DELTA = 0.01
+#: :func:`has_fitted`: a noisy-validation accuracy curve has levelled off when the mean of its last
+#: :data:`FIT_WINDOW` epochs before the drop exceeds the mean of the window before by less than
+#: :data:`FIT_TOLERANCE` (1 point of accuracy).
+FIT_WINDOW = 5
+FIT_TOLERANCE = 0.01
+
+
+def _values(curve: Sequence[float], what: str) -> list[float]:
+    values = [float(v) for v in curve]
+    if not values:
+        raise ValueError(f"{what} is empty: need one value per epoch")
+    if any(math.isnan(v) for v in values):
+        raise ValueError(f"{what} contains NaN")
+    return values
 
 
 def memorisation_onset(softmax_noisy: Sequence[float], rise: float = 0.02) -> int:
@@ -45,22 +70,13 @@ def memorisation_onset(softmax_noisy: Sequence[float], rise: float = 0.02) -> in
     samples whose noisy label is wrong, after epoch ``e + 1`` (the history
     column of :func:`gce.train.train` with ``track_train_softmax=True``; average
     it over seeds first).  While the network fits the clean signal this value
-    falls or stays flat (it predicts the true class, not the wrong label); once
-    it memorises the wrong labels it rises.  The onset is the number of epochs
-    completed before the first epoch whose value exceeds the lowest value seen
-    so far by ``rise`` (a probability: 0.02 is two points of softmax mass on the
-    wrong labels, above the epoch-to-epoch wiggle of a seed-averaged curve).
-    The rise is measured from the running minimum, not from the value at
-    initialisation, and is an absolute amount, so it works for 10 classes
-    (where the curve first falls below ``1/c``) and for 100 (where it starts
-    near ``1/c = 0.01`` and climbs from there).  A curve that never rises that
-    much gives its full length: no memorisation was seen.
+    falls or stays flat; once it memorises the wrong labels it rises.  The
+    onset is the number of epochs completed before the first epoch whose value
+    exceeds the lowest value seen so far by ``rise`` (an absolute amount of
+    softmax mass).  A curve that never rises that much gives its full length.
+    A diagnostic: the book plots it, no schedule is derived from it.
     """
-    values = [float(v) for v in softmax_noisy]
-    if not values:
-        raise ValueError("softmax_noisy is empty: need one value per epoch")
-    if any(math.isnan(v) for v in values):
-        raise ValueError("softmax_noisy contains NaN: train with track_train_softmax=True")
+    values = _values(softmax_noisy, "softmax_noisy")
     if not rise > 0:
         raise ValueError(f"rise must be positive, got rise={rise!r}")
     low = values[0]
@@ -71,26 +87,46 @@ def memorisation_onset(softmax_noisy: Sequence[float], rise: float = 0.02) -> in
     return len(values)
 
 
-def schedule_from_onset(onset: int, paper: str) -> dict:
-    """The paper's ``paper`` schedule (:data:`PAPER_SCHEDULES`) with its first drop and pruning start at ``onset``.
+def plateau_epoch(val_loss: Sequence[float], patience: int = PLATEAU_PATIENCE,
+                  min_delta: float = PLATEAU_MIN_DELTA) -> int | None:
+    """The number of epochs after which a validation-loss curve has plateaued, or None if it has not yet.
 
-    Scale factor ``s = onset / prune_start``: the first learning-rate drop and
-    the first pruning step come after ``onset`` epochs (Sec. 4.2 drops the rate
-    and starts pruning at the same epoch), the later drops after
-    ``round(s * m)`` epochs, training lasts ``round(s * epochs)`` epochs and
-    pruning repeats every ``max(1, round(s * prune_every))`` epochs.  For
-    ``"table2"`` (no drops; 100 epochs, the last-epoch accuracy of Wang et al.'s
-    protocol) only pruning starts at ``onset`` and repeats every ``onset``
-    epochs, as Sec. 4.3's starts at 10 and repeats every 10; the length stays 100.
+    ``val_loss[e]`` is the loss after epoch ``e + 1``.  The curve has
+    plateaued after ``e`` epochs (``e > patience``) when none of its last
+    ``patience`` values lies below ``(1 - min_delta)`` times the lowest value
+    before them: for ``patience`` epochs the loss has not improved by a
+    ``min_delta`` fraction.  The first such ``e`` is returned.  The rule names
+    no loss: it reads the run's own curve, whatever its loss (Table 2 prunes
+    from this epoch on, Sec. 4.3).
     """
-    if paper not in PAPER_SCHEDULES:
-        raise ValueError(f"unknown paper schedule {paper!r}; known: {', '.join(PAPER_SCHEDULES)}")
-    if isinstance(onset, bool) or not isinstance(onset, int) or onset < 1:
-        raise ValueError(f"onset must be a positive number of epochs, got onset={onset!r}")
-    p = PAPER_SCHEDULES[paper]
-    if paper == "table2":
-        return dict(epochs=p["epochs"], milestones=(), prune_start=onset, prune_every=onset)
-    s = onset / p["prune_start"]
-    milestones = (onset, *(max(onset + 1, round(s * m)) for m in p["milestones"][1:]))
-    return dict(epochs=max(milestones[-1] + 1, round(s * p["epochs"])), milestones=milestones,
-                prune_start=onset, prune_every=max(1, round(s * p["prune_every"])))
+    if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
+        raise ValueError(f"patience must be a positive number of epochs, got patience={patience!r}")
+    if not 0 <= min_delta < 1:
+        raise ValueError(f"min_delta must be in [0, 1), got min_delta={min_delta!r}")
+    values = _values(val_loss, "val_loss")
+    for e in range(patience + 1, len(values) + 1):
+        before = min(values[:e - patience])
+        if min(values[e - patience:e]) > before - min_delta * abs(before):
+            return e
+    return None
+
+
+def has_fitted(val_acc: Sequence[float], drop: int, window: int = FIT_WINDOW, tolerance: float = FIT_TOLERANCE,
+               chance: float = 0.0) -> bool:
+    """Whether a noisy-validation accuracy curve had levelled off before the first learning-rate drop.
+
+    ``val_acc[e]`` is the accuracy after epoch ``e + 1`` (average it over
+    seeds first); ``drop`` is the number of epochs before the first drop.  The
+    curve has fitted when the mean of its last ``window`` values before the
+    drop exceeds the mean of the ``window`` values before those by less than
+    ``tolerance`` (it is no longer climbing), and that last mean lies above
+    twice the accuracy of chance, ``chance`` (a curve flat at chance has not
+    fitted anything).  A curve falling before the drop (memorisation) has
+    fitted.  The rule is the same for every loss.
+    """
+    values = _values(val_acc, "val_acc")
+    if isinstance(drop, bool) or not isinstance(drop, int) or not 2 * window <= drop <= len(values):
+        raise ValueError(f"drop must be an epoch count between {2 * window} and {len(values)}, got drop={drop!r}")
+    last = sum(values[drop - window:drop]) / window
+    before = sum(values[drop - 2 * window:drop - window]) / window
+    return last - before < tolerance and last > 2 * chance

@@ -85,7 +85,8 @@ class StoreError(ValueError):
 # --------------------------------------------------------------------------- run ids and provenance
 
 
-_LATER_FIELDS = {"precision": "fp32", "channels_last": False, "compile": False, "human_labels": None}
+_LATER_FIELDS = {"precision": "fp32", "channels_last": False, "compile": False, "human_labels": None,
+                 "prune_rule": "fixed"}
 
 
 def run_id(config: RunConfig) -> str:

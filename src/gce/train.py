@@ -87,6 +87,7 @@ from . import data as _data
 from . import losses as _losses
 from . import models as _models
 from . import noise as _noise
+from . import schedule as _schedule
 
 __all__ = [
     "METHODS",
@@ -118,7 +119,10 @@ class RunConfig:
     stays 0).  ``milestones`` are the
     epochs after which the learning rate is multiplied by ``gamma`` (the paper:
     40 and 80 for CIFAR-10).  ``prune_start``/``prune_every`` set the pruning
-    epochs of ``"trunc_lq"``.  ``model_kwargs`` is a tuple of ``(name, value)``
+    epochs of ``"trunc_lq"``; with ``prune_rule="plateau"`` pruning starts instead
+    after the epoch at which the run's own validation loss has plateaued
+    (:func:`gce.schedule.plateau_epoch`, Table 2's rule, Sec. 4.3) and repeats
+    every ``prune_every`` epochs.  ``model_kwargs`` is a tuple of ``(name, value)``
     pairs for :func:`gce.models.build`.
     """
 
@@ -141,6 +145,7 @@ class RunConfig:
     augment: bool = False
     prune_start: int = 40
     prune_every: int = 10
+    prune_rule: str = "fixed"
     ood: str | None = None
     val_fraction: float = 0.1
     track_train_softmax: bool = True
@@ -190,6 +195,8 @@ class RunConfig:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         if not (self.lr > 0):
             raise ValueError(f"lr must be positive, got {self.lr!r}")
+        if self.prune_rule not in ("fixed", "plateau"):
+            raise ValueError(f"prune_rule must be 'fixed' or 'plateau', got prune_rule={self.prune_rule!r}")
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
         if not 0 < self.val_fraction < 1:
@@ -208,8 +215,10 @@ class RunConfig:
         return self.method == "trunc_lq"
 
     def prune_epochs(self) -> list[int]:
-        """The epochs (0-based, before which the weights are recomputed) of Algorithm 1's pruning steps."""
-        if not self.uses_pruning:
+        """The epochs (0-based, before which the weights are recomputed) of Algorithm 1's pruning steps.
+
+        Empty with ``prune_rule="plateau"``: those epochs are found while training (:class:`_Pruning`)."""
+        if not self.uses_pruning or self.prune_rule == "plateau":
             return []
         return list(range(self.prune_start, self.epochs, self.prune_every))
 
@@ -829,9 +838,25 @@ class _Pruning:
                                   for cfg in configs], device=device)
         self.ks = torch.tensor([cfg.k if cfg.uses_pruning else 0.0 for cfg in configs], device=device)
         self.prune_at = [set(cfg.prune_epochs()) for cfg in configs]
+        # runs whose pruning starts at their own validation-loss plateau (Table 2), and their curves so far
+        self.waiting = {r: [] for r, cfg in enumerate(configs) if cfg.uses_pruning and cfg.prune_rule == "plateau"}
+        self.configs = list(configs)
 
     def runs_pruning_at(self, epoch: int) -> list[int]:
         return [r for r, p in enumerate(self.prune_at) if epoch in p]
+
+    def observe(self, epoch: int, val_loss: Tensor) -> None:
+        """After ``epoch`` (0-based): schedule the pruning of the runs whose validation loss has just plateaued
+        (:func:`gce.schedule.plateau_epoch`): from the next epoch on, every ``prune_every`` epochs."""
+        if not self.waiting:
+            return
+        values = val_loss.tolist()
+        for r in list(self.waiting):
+            self.waiting[r].append(values[r])
+            if _schedule.plateau_epoch(self.waiting[r]) is not None:
+                cfg = self.configs[r]
+                self.prune_at[r] = set(range(epoch + 1, cfg.epochs, cfg.prune_every))
+                del self.waiting[r]
 
     def update(self, runs: list[int], logits: Tensor, train_y: Tensor, dim: int = -1) -> None:
         """New weights ``1[f_y >= k]`` (Eq. 13) of ``runs`` from their logits (classes along ``dim``)."""
@@ -855,6 +880,13 @@ class _Pruning:
         """:meth:`objective` from ``(w, total)`` already computed by :meth:`sample_weights`."""
         offset = torch.where(self.pruned, self.lq_k, torch.zeros_like(self.lq_k))[:, None]
         return ((per - offset) * w).sum(1) / total
+
+
+def _improved(val_acc: Tensor, val_loss: Tensor, best_val: Tensor, best_loss: Tensor) -> Tensor:
+    """The selection rule (Sec. 4.2: the model of the epoch with the best noisy-validation accuracy): a higher
+    validation accuracy, or the same accuracy with a lower validation loss (ties go to neither the earliest
+    nor the latest epoch, which would favour fast or slow learners)."""
+    return (val_acc > best_val) | ((val_acc == best_val) & (val_loss < best_loss))
 
 
 def _softmax_on_train(logits: Tensor, train_y: Tensor, clean: Tensor, dim: int = -1) -> tuple[Tensor, Tensor]:
@@ -892,6 +924,7 @@ def _train_general_group(configs, gd: _GroupData, modules, T_log, device, bar):
     aug_gens = [torch.Generator().manual_seed(20_000 + cfg.seed) for cfg in configs]
     prune = _Pruning(configs, N, device)
     best_val = torch.full((R,), -1.0, device=device)
+    best_loss = torch.full((R,), float("inf"), device=device)
     best_epoch = torch.zeros(R, dtype=torch.long, device=device)
     best_snap = model.snapshot()
     hist = _History()
@@ -936,12 +969,14 @@ def _train_general_group(configs, gd: _GroupData, modules, T_log, device, bar):
                                                            t.train_y, t.train_clean)
             else:
                 soft_clean = soft_noisy = torch.full((R,), float("nan"), device=device)
-            improved = val_acc > best_val
+            improved = _improved(val_acc, val_loss, best_val, best_loss)
             model.update_snapshot(best_snap, improved)
             best_val = torch.where(improved, val_acc, best_val)
+            best_loss = torch.where(improved, val_loss, best_loss)
             best_epoch = torch.where(improved, torch.full_like(best_epoch, epoch), best_epoch)
         hist.add(train_loss=sum_loss / max(n_batches, 1), val_acc=val_acc, val_loss=val_loss, test_acc=test_acc,
                  softmax_clean=soft_clean, softmax_noisy=soft_noisy, kept=prune.weights.mean(1))
+        prune.observe(epoch, val_loss)
         _tick(bar, R, test_acc)
     if isinstance(model, _Stacked):
         best = [{k: v[r].cpu() for k, v in best_snap.items()} for r in range(R)]
@@ -1139,6 +1174,7 @@ def _train_mlp_chunk(configs, params: list[Tensor], t: _GroupTensors, sl: slice,
     aug_gens = [torch.Generator().manual_seed(20_000 + cfg.seed) for cfg in configs]
     prune = _Pruning(configs, N, device)
     best_val = torch.full((R,), -1.0, device=device)
+    best_loss = torch.full((R,), float("inf"), device=device)
     best_epoch = torch.zeros(R, dtype=torch.long, device=device)
     best = [p.detach().clone() for p in params]
     hist = _History()
@@ -1186,15 +1222,17 @@ def _train_mlp_chunk(configs, params: list[Tensor], t: _GroupTensors, sl: slice,
                                                            dim)
             else:
                 soft_clean = soft_noisy = nan
-            improved = val_acc > best_val
+            improved = _improved(val_acc, val_loss, best_val, best_loss)
             if bool(improved.any()):
                 idx = improved.nonzero().squeeze(1)
                 for w, p in zip(best, params):
                     w[idx] = p[idx]
             best_val = torch.where(improved, val_acc, best_val)
+            best_loss = torch.where(improved, val_loss, best_loss)
             best_epoch = torch.where(improved, torch.full_like(best_epoch, epoch), best_epoch)
         hist.add(train_loss=sum_loss / max(n_batches, 1), val_acc=val_acc, val_loss=val_loss, test_acc=test_acc,
                  softmax_clean=soft_clean, softmax_noisy=soft_noisy, kept=prune.weights.mean(1))
+        prune.observe(epoch, val_loss)
         _tick(bar, R, test_acc)
     return hist.lists(), best_epoch.cpu().tolist(), best
 
