@@ -673,21 +673,18 @@ def _block_comparisons(cells: _Cells, noise: str | None, winner: str, others: Se
             if why:
                 notes.append(why)
                 continue
+        settings = [(nz, eta) for dd, nz, eta in cells.settings(noise) if dd == d]
+        present = [m for m in (winner, *(o for o, _ in others)) if len(cells.values(d, *settings[0], m))]
+        unfit = {s: _fitted(cells, d, *s, present) for s in settings}
+        by_method: dict[str, list[str]] = {}
+        for (nz, eta), ms in unfit.items():
+            for m in ms:
+                by_method.setdefault(m, []).append(f"{nz} {eta:g}")
+        notes += [f"{d}: {_label(m)} underfits before the first drop at " + ", ".join(where_) + " (left out)"
+                  for m, where_ in by_method.items()]
         for other, kind in others:
-            effects, dropped = [], []
-            for dd, nz, eta in cells.settings(noise):
-                if dd != d:
-                    continue
-                unfit = _fitted(cells, d, nz, eta, (winner, other))
-                if unfit:
-                    dropped.append(f"{_label(unfit[0])} at {nz} {eta:g}")
-                    continue
-                e = cells.effect(d, nz, eta, winner, other)
-                if e is not None:
-                    effects.append(e)
-            if dropped:
-                notes.append(f"{d}: {_label(winner)} vs {_label(other)} leaves out " + ", ".join(dropped)
-                             + " (underfits before the first drop)")
+            effects = [e for s in settings if winner not in unfit[s] and other not in unfit[s]
+                       for e in [cells.effect(d, *s, winner, other)] if e is not None]
             if effects:
                 comps.append(Comparison(f"{d}: {_label(winner)} - {_label(other)} ({len(effects)} rates)",
                                         stats.pooled(effects), MIN_EFFECT, kind))
@@ -1133,3 +1130,34 @@ def format_verdicts(verdicts: pd.DataFrame, width: int = TEXT_WIDTH,
         block += [_wrapped(f, row[f], width) for f in fields]
         blocks.append("\n".join(block))
     return "\n".join(blocks)
+
+
+# --------------------------------------------------------------------------- schedule sensitivity
+
+__all__ += ["schedule_sensitivity"]
+
+
+def schedule_sensitivity(runs: pd.DataFrame, history: pd.DataFrame,
+                         claim_id: str = "lq_beats_baselines_uniform") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Table 1's uniform-noise verdict recomputed for each first learning-rate drop of the ``"sensitivity"``
+    grid (:data:`gce.experiments.SENSITIVITY_FACTORS`), by the same rule and gates as the claim.
+
+    Returns ``(verdicts, comparisons)``: one row per first drop (``first_drop`` in epochs, ``factor`` of the
+    declared 40, ``status``, ``reason``), and one row per first drop and comparison (``comparison``,
+    ``effect``, ``se``, ``p_for``, ``p_against``, Holm-adjusted within the first drop).  The methods are
+    those of the grid (no Forward T_hat: it needs a CCE twin per run).
+    """
+    need = {"run_id", "milestones", "method", "eta", "dataset", "noise", "seed"}
+    if not need <= set(runs.columns):
+        raise ValueError(f"runs lack the columns {sorted(need - set(runs.columns))}: pass the stored tables of "
+                         f"the sensitivity experiment")
+    first = runs["milestones"].astype(str).str.split().str[0].astype(int)
+    rows, comps = [], []
+    for d in sorted(first.unique()):
+        sub = runs[first == d]
+        v = check(claim_id, {"table1": (sub, history[history["run_id"].isin(sub["run_id"])])})
+        rows.append({"first_drop": int(d), "factor": d / 40, "status": v.status, "reason": v.reason})
+        if len(v.numbers):
+            comps.append(v.numbers.assign(first_drop=int(d)))
+    comparisons = pd.concat(comps, ignore_index=True) if comps else pd.DataFrame()
+    return pd.DataFrame(rows), comparisons

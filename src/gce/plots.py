@@ -1091,3 +1091,40 @@ def plot_memorisation_onset(runs, history, onsets, *, caption: str | None = None
 
 
 __all__ += ["plot_memorisation_onset"]
+
+
+def plot_schedule_sensitivity(verdicts, comparisons, *, caption: str | None = None):
+    """How Table 1's uniform-noise verdict moves with the first learning-rate drop (the sensitivity grid).
+
+    ``verdicts`` and ``comparisons`` are :func:`gce.claims.schedule_sensitivity`'s.  One line per
+    comparison (L_q minus a baseline, pooled over the grid's noise rates; error bars one standard error)
+    against the epoch of the first drop; the band is the minimum effect that counts as a win or a loss,
+    and the verdict at each first drop is written above the panel.
+    """
+    from .stats import MIN_EFFECT
+
+    fig, ax = plt.subplots(figsize=(FIG_WIDTH * 0.8, 3.8))
+    baselines = list(dict.fromkeys(c.split(" - ")[1].split(" (")[0] for c in comparisons["comparison"]))
+    for i, base in enumerate(baselines):
+        sel = comparisons[comparisons["comparison"].str.contains(f" - {base} (", regex=False)]
+        sel = sel.sort_values("first_drop")
+        ax.errorbar(sel["first_drop"] + (i - 1) * 0.6, sel["effect"], yerr=sel["se"], capsize=3,
+                    color=PALETTE.get(base, "0.3"), marker=MARKERS.get(base, "o"), label=f"Lq - {base}")
+    ax.axhspan(-MIN_EFFECT, MIN_EFFECT, color="0.85", zorder=0, label=f"within ±{MIN_EFFECT:g} points")
+    ax.axhline(0, color="0.4", lw=0.8)
+    ax.axvline(40, color="0.4", lw=0.8, ls=":")
+    firsts = verdicts["first_drop"].tolist()
+    ax.set_xticks(firsts, [f"{d}" + (" (declared)" if d == 40 else "") for d in firsts])
+    ax.set_xlabel("epoch of the first learning-rate drop")
+    ax.set_ylabel("pooled difference (points)")
+    top = ax.get_ylim()[1]
+    for d, st in zip(firsts, verdicts["status"]):
+        ax.annotate(st, (d, 1.0), xycoords=("data", "axes fraction"), ha="center", va="bottom", fontsize=9)
+    ax.set_ylim(top=top)
+    fig.legend(loc="outside lower center", ncols=2, fontsize=9, frameon=False)
+    if caption:
+        ax.set_title(caption, pad=18)
+    return fig
+
+
+__all__ += ["plot_schedule_sensitivity"]
