@@ -189,7 +189,7 @@ def mean_se(values: Iterable[float]) -> tuple[float, float, int]:
 
 
 def _fmt(e: Effect, digits: int = 2) -> str:
-    return f"{e.mean:+.{digits}f} ± {e.se:.{digits}f}"
+    return f"{e.mean:+.{digits}f} (s.e. {e.se:.{digits}f})"
 
 
 def _stands_for(dataset: str, paper_dataset: str) -> bool:
@@ -349,7 +349,7 @@ def check_cce_memorises(results: Results) -> Verdict:
     eta = float(cce["eta"].iloc[0])
     return _decide([Comparison("CCE drop", e, TOL, "above")],
                    f"eta = {eta:g}: CCE's selected test accuracy {cce['selected'].mean():.2f}% (epoch "
-                   f"{cce['best_epoch'].mean() + 1:.0f} on average), then a drop of {e.mean:.2f} ± {e.se:.2f} "
+                   f"{cce['best_epoch'].mean() + 1:.0f} on average), then a drop of {e.mean:.2f} (s.e. {e.se:.2f}) "
                    f"points by the last epoch")
 
 
@@ -365,7 +365,7 @@ def check_cce_noisy_softmax_rises(results: Results) -> Verdict:
         return _untestable("the CCE runs of Fig. 1(c) stored no training softmax")
     e = stats.one_sample(cce["soft_rise"])
     return _decide([Comparison("CCE's rise", e, SOFTMAX_EFFECT, "above")],
-                   f"CCE's wrong-label softmax rises {e.mean:.3f} ± {e.se:.3f} from its lowest value to the last "
+                   f"CCE's wrong-label softmax rises {e.mean:.3f} (s.e. {e.se:.3f}) from its lowest value to the last "
                    f"epoch, where it is {cce['soft_last'].mean():.3f}")
 
 
@@ -400,8 +400,8 @@ def check_q07_no_overfitting(results: Results) -> Verdict:
     if lq is None or not len(lq):
         return _untestable("no L_q runs with q = 0.7 under uniform noise (Fig. 1c) of fig1 are stored")
     c = _no_overfitting(lq["drop"], "L_q drop")
-    return _decide([c], f"eta = {float(lq['eta'].iloc[0]):g}, q = 0.7: drop {c.effect.mean:.2f} ± "
-                        f"{c.effect.se:.2f} points (tolerance {TOL:g})")
+    return _decide([c], f"eta = {float(lq['eta'].iloc[0]):g}, q = 0.7: drop {c.effect.mean:.2f} (s.e. "
+                        f"{c.effect.se:.2f}) points (tolerance {TOL:g})")
 
 
 def _fig2(results: Results) -> pd.DataFrame | None:
@@ -422,7 +422,7 @@ def check_q08_no_overfitting_eta02(results: Results) -> Verdict:
     if not len(sel):
         return _untestable("fig2 has no runs with q = 0.8 at eta = 0.2")
     c = _no_overfitting(sel["drop"], "q = 0.8 drop")
-    return _decide([c], f"eta = 0.2, q = 0.8: drop {c.effect.mean:.2f} ± {c.effect.se:.2f} points "
+    return _decide([c], f"eta = 0.2, q = 0.8: drop {c.effect.mean:.2f} (s.e. {c.effect.se:.2f}) points "
                         f"(tolerance {TOL:g})")
 
 
@@ -698,7 +698,7 @@ def _label(method: str) -> str:
 def _table_verdict(comps: list[Comparison], notes: list[str], what: str) -> Verdict:
     if not comps:
         return _untestable("; ".join(notes) if notes else f"no {what} to compare")
-    short = ", ".join(f"{c.label.split(' (')[0]} {c.effect.mean:+.2f}" for c in comps)
+    short = ", ".join(f"{c.label.split(' (')[0]} {_fmt(c.effect)}" for c in comps)
     return _decide(comps, f"pooled differences (points): {short}", notes)
 
 
@@ -1034,8 +1034,9 @@ __all__ += ["TEXT_WIDTH", "numbers_text", "format_check", "format_verdicts"]
 #: (tests/test_render.py) fit about 88 characters without a scroll bar.
 TEXT_WIDTH = 88
 _NBSP = "\u00a0"
-#: Spaces the wrapping keeps ("eta = 0.6", "13.8 ± 0.4", "Fig. 2", "0 of 4", "5 seeds" stay on one line).
-_UNBROKEN = re.compile(r" (?=[=±] )|(?<= [=±]) |(?<=\b(?:Fig|Sec)\.) |(?<=\bTable) "
+#: Spaces the wrapping keeps ("eta = 0.6", "13.8 ± 0.4", "(s.e. 0.4)", "Fig. 2", "0 of 4", "5 seeds" stay on
+#: one line).
+_UNBROKEN = re.compile(r" (?=[=±] )|(?<= [=±]) |(?<=\bs\.e\.) |(?<=\b(?:Fig|Sec)\.) |(?<=\bTable) "
                        r"|(?<=\d) (?=of \d)|(?<=\d of) (?=\d)|(?<=\d) (?=(?:seeds?|points?)\b)")
 _KEY_COLUMNS = ("eta", "q")
 _LABEL_WIDTH = 8  # "reason: " and the other labels, padded to one width
