@@ -5,7 +5,8 @@ Entropy Loss for Training Deep Neural Networks with Noisy Labels* (NeurIPS
 2018).  Modules, one job each:
 
 - :mod:`gce.losses` -- CCE, MAE, L_q, truncated L_q, ACS pruning, forward
-  correction (Eq. 1, 2, 4, 6, 9, 12-13).
+  correction (Eq. 1, 2, 4, 6, 9, 12-13); the losses that followed: SCE, the
+  active-passive losses NCE+RCE and NCE+MAE, Taylor cross entropy.
 - :mod:`gce.noise` -- uniform, class-dependent and open-set label noise
   (Sec. 3.1, 4.2).
 - :mod:`gce.human_noise` -- real human label noise (CIFAR-10N/100N) measured
@@ -46,13 +47,23 @@ from .losses import (
     ForwardCorrectedLoss,
     LqLoss,
     MAELoss,
+    NCEMAELoss,
+    NCERCELoss,
+    SCELoss,
+    TaylorCELoss,
     TruncatedLqLoss,
     acs_lq,
     cce,
     forward_corrected,
     lq,
     mae,
+    nce,
+    nce_mae,
+    nce_rce,
     prune_weights,
+    rce,
+    sce,
+    taylor_ce,
     truncated_lq,
 )
 
@@ -66,4 +77,6 @@ __all__ = [
     "losses", "models", "noise", "runners", "schedule", "theory", "train",
     "cce", "mae", "lq", "truncated_lq", "acs_lq", "prune_weights", "forward_corrected",
     "CCELoss", "MAELoss", "LqLoss", "TruncatedLqLoss", "ForwardCorrectedLoss",
+    "rce", "sce", "nce", "nce_rce", "nce_mae", "taylor_ce",
+    "SCELoss", "NCERCELoss", "NCEMAELoss", "TaylorCELoss",
 ]
