@@ -27,6 +27,9 @@ Entropy Loss for Training Deep Neural Networks with Noisy Labels* (NeurIPS
   source of truth; run ids, provenance, CSV export and import.
 - :mod:`gce.runners` -- where a grid runs: in process, or on Ray.
 - :mod:`gce.analysis` -- the summaries the experiment chapters print.
+- :mod:`gce.later` -- after the paper: published numbers of later work for
+  GCE (CIFAR-N), each with its source and protocol; the later losses side by
+  side.
 - :mod:`gce.claims` -- the paper's experimental claims (Sec. 3.2, 4.1, 4.3),
   with verdicts computed from stored results.
 - :mod:`gce.theory` -- the mathematics of Sec. 3 in sympy, with numeric twins.
@@ -40,8 +43,8 @@ Entropy Loss for Training Deep Neural Networks with Noisy Labels* (NeurIPS
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import (analysis, claims, classes, data, experiments, human_noise, losses, models, noise, runners, schedule,
-               theory, train)
+from . import (analysis, claims, classes, data, experiments, human_noise, later, losses, models, noise, runners,
+               schedule, theory, train)
 from .losses import (
     CCELoss,
     ForwardCorrectedLoss,
@@ -73,7 +76,7 @@ except PackageNotFoundError:  # running from a source tree
     __version__ = "0+unknown"
 
 __all__ = [
-    "analysis", "claims", "classes", "data", "experiments", "human_noise",
+    "analysis", "claims", "classes", "data", "experiments", "human_noise", "later",
     "losses", "models", "noise", "runners", "schedule", "theory", "train",
     "cce", "mae", "lq", "truncated_lq", "acs_lq", "prune_weights", "forward_corrected",
     "CCELoss", "MAELoss", "LqLoss", "TruncatedLqLoss", "ForwardCorrectedLoss",
