@@ -53,18 +53,34 @@ def test_a_row_needs_a_citation_or_a_url():
         later.check_later_results(df.drop(columns="note"))
 
 
-def test_later_table_cells_and_order():
-    table = later.later_table()
+def test_later_table_cells_and_protocols():
+    table, protocols = later.later_table(), later.later_protocols()
     assert list(table.columns) == ["aggre", "random", "random1", "worst"]
-    assert table.index.names == ["method", "source", "architecture", "epochs", "checkpoint"]
+    assert table.index.names == ["method", "protocol"]
     assert table.index.get_level_values("method")[0] == "GCE"
+    assert set(table.index.get_level_values("protocol")) <= set(protocols.index)
+    assert list(protocols.columns) == ["source", "architecture", "epochs", "checkpoint"]
+    assert not protocols.duplicated().any()  # one key per protocol
     df = later.later_results()
     row = df[(df["method"] == "CE") & (df["source"].str.endswith("benchmark.tex")) & (df["noise"] == "worst")].iloc[0]
-    cell = table.xs(("CE", "noisy-labels: benchmark.tex"), level=("method", "source"))["worst"].iloc[0]
-    assert cell == f"{row['accuracy']:.2f} ± {row['std']:.2f}"
+    key = protocols.index[(protocols["source"] == "benchmark.tex") & (protocols["epochs"] == "100")][0]
+    assert table.loc[("CE", key), "worst"] == f"{row['accuracy']:.2f} ± {row['std']:.2f}"
+    assert protocols.loc[key, "checkpoint"] == "best_noisy_val"
     assert list(later.later_table(dataset="cifar100n").columns) == ["noisy"]
     with pytest.raises(ValueError, match="dataset='mnist'"):
         later.later_table(dataset="mnist")
+    # the page shows them as text no wider than the rendered box
+    for frame in (table, protocols):
+        assert max(len(line) for line in frame.to_string().splitlines()) <= 95
+
+
+def test_published_finds_exactly_one_number():
+    assert later.published("GCE", "random1", "GCE_original.txt") == 79.14
+    assert later.published("CE", "worst", "issue 5", checkpoint="last") == 67.89
+    with pytest.raises(ValueError, match="2 published numbers match"):
+        later.published("CE", "worst", "issue 5")
+    with pytest.raises(ValueError, match="0 published numbers"):
+        later.published("GCE", "aggre", "nowhere")
 
 
 def test_losses_at_probability_match_their_formulas():

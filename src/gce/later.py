@@ -6,13 +6,15 @@ The book's chapter *After the paper* (``book/after_the_paper.ipynb``) uses:
   of GCE, CE and the methods reported beside them on CIFAR-N, each row with its source (paper and table,
   repository and file, or issue) and its protocol (architecture, epochs, checkpoint: best test epoch, last
   epoch or best noisy-validation epoch).
-- :func:`later_table` -- those numbers as one table, a row per method, source and protocol.
+- :func:`later_protocols` and :func:`later_table` -- the protocols (source, architecture, epochs,
+  checkpoint) and the numbers as tables, a row per method and protocol.
 - :func:`losses_at_probability` and :func:`plot_losses_at_probability` -- each loss of :mod:`gce.losses`
   as a function of the softmax probability at the label.
 """
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 
 import numpy as np
@@ -21,7 +23,7 @@ import torch
 
 from . import losses as _losses
 
-__all__ = ["CHECKPOINTS", "later_results", "check_later_results", "later_table", "LOSS_CURVES", "losses_at_probability",
+__all__ = ["CHECKPOINTS", "later_results", "check_later_results", "later_protocols", "later_table", "published", "LOSS_CURVES", "losses_at_probability",
            "plot_losses_at_probability"]
 
 #: The checkpoints a published number can be read at: the highest test accuracy over all epochs, the last
@@ -69,21 +71,60 @@ def check_later_results(df: pd.DataFrame) -> None:
             raise ValueError(f"later_results.csv row {i}: accuracy={row['accuracy']} is not a percentage")
 
 
+def _short_source(source: str) -> str:
+    """A source as a table shows it: a paper as author and year, a file of the reproduction's repository
+    (KlemenVovk/noisy-labels) by its name, an issue by its number."""
+    source = re.sub(r"^(.*) \((?:[A-Za-z]+ )?(\d{4})\), ", r"\1 \2, ", source)
+    source = re.sub(r"^KlemenVovk/noisy-labels, (?:\S*/)?", "", source)
+    source = re.sub(r"^UCSC-REAL/cifar-10-100n issue (\d+).*", r"cifar-10-100n issue #\1", source)
+    return re.sub(r", column (.*)$", lambda m: f" ({m.group(1).lower()})", source)
+
+
+def _with_protocols(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.copy()
+    df["epochs"] = df["epochs"].map(lambda e: "own" if pd.isna(e) else str(int(e)))
+    df["source"] = df["source"].map(_short_source)
+    keys = df[["source", "architecture", "epochs", "checkpoint"]].apply(tuple, axis=1)
+    codes = {k: f"P{i + 1}" for i, k in enumerate(dict.fromkeys(keys))}
+    df["protocol"] = keys.map(codes)
+    return df
+
+
+def later_protocols(df: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The protocols of :func:`later_results`, one row each (``P1``, ``P2``, ...): source, architecture,
+    epochs (``own``: each method's original schedule) and checkpoint.  :func:`later_table` refers to them."""
+    df = _with_protocols(later_results() if df is None else df)
+    out = df.drop_duplicates("protocol").set_index("protocol")
+    return out[["source", "architecture", "epochs", "checkpoint"]]
+
+
 def later_table(df: pd.DataFrame | None = None, dataset: str = "cifar10n") -> pd.DataFrame:
-    """The numbers of :func:`later_results` for one dataset as a table: a row per method, source and protocol,
-    a column per label set, cells ``mean ± std`` (or the single number)."""
-    df = later_results() if df is None else df
+    """The numbers of :func:`later_results` for one dataset: a row per method and protocol (the keys of
+    :func:`later_protocols`), a column per label set, cells ``mean ± std`` (or the single number)."""
+    df = _with_protocols(later_results() if df is None else df)
     df = df[df["dataset"] == dataset].copy()
     if df.empty:
         raise ValueError(f"no published numbers for dataset={dataset!r}")
     df["cell"] = [f"{a:.2f}" if pd.isna(s) else f"{a:.2f} ± {s:.2f}" for a, s in zip(df["accuracy"], df["std"])]
-    df["source"] = df["source"].str.replace(r"^KlemenVovk/noisy-labels, (?:\S*/)?", "noisy-labels: ", regex=True)
-    df["epochs"] = df["epochs"].map(lambda e: "own" if pd.isna(e) else str(int(e)))
-    keys = ["method", "source", "architecture", "epochs", "checkpoint"]
-    table = df.pivot_table(index=keys, columns="noise", values="cell", aggfunc="first", sort=False)
+    table = df.pivot_table(index=["method", "protocol"], columns="noise", values="cell", aggfunc="first",
+                           sort=False)
     table = table[[n for n in _NOISE_ORDER if n in table.columns]].fillna("")
     table.columns.name = None
     return table
+
+
+def published(method: str, noise: str, source: str, *, checkpoint: str | None = None,
+              df: pd.DataFrame | None = None) -> float:
+    """The one number of :func:`later_results` for ``method`` on label set ``noise`` whose source contains
+    ``source`` (and whose checkpoint is ``checkpoint``, if given); ``ValueError`` unless exactly one matches."""
+    df = later_results() if df is None else df
+    hit = df[(df["method"] == method) & (df["noise"] == noise) & df["source"].str.contains(source, regex=False)]
+    if checkpoint is not None:
+        hit = hit[hit["checkpoint"] == checkpoint]
+    if len(hit) != 1:
+        raise ValueError(f"{len(hit)} published numbers match method={method!r}, noise={noise!r}, "
+                         f"source={source!r}, checkpoint={checkpoint!r}; expected one")
+    return float(hit["accuracy"].iloc[0])
 
 
 #: The losses drawn by :func:`losses_at_probability`: label -> (function of gce.losses, its parameters).
