@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from gce import later
+from gce.human_noise import LABEL_SETS
 
 matplotlib.use("Agg")
 BIB = Path(__file__).resolve().parents[1] / "book" / "references.bib"
@@ -22,6 +23,7 @@ def test_later_results_parse_and_every_row_has_a_source():
     assert set(df["checkpoint"]) <= set(later.CHECKPOINTS)
     assert df["accuracy"].between(0, 100).all() and df["std"].dropna().between(0, 10).all()
     assert set(df["dataset"]) == {"cifar10n", "cifar100n"}
+    assert set(df["noise"]) <= set(LABEL_SETS) | {"random"}  # the quoting table's one column for random1-3
     keys = set(re.findall(r"^@\w+\{([^,]+),", BIB.read_text(), flags=re.M))
     assert set(df["cite"].dropna()) <= keys
     assert df["url"].dropna().str.startswith("https://github.com/").all()
@@ -55,16 +57,16 @@ def test_a_row_needs_a_citation_or_a_url():
 
 def test_later_table_cells_and_protocols():
     table, protocols = later.later_table(), later.later_protocols()
-    assert list(table.columns) == ["aggre", "random", "random1", "worst"]
+    assert list(table.columns) == ["aggre", "random", "random1", "worse"]
     assert table.index.names == ["method", "protocol"]
     assert table.index.get_level_values("method")[0] == "GCE"
     assert set(table.index.get_level_values("protocol")) <= set(protocols.index)
     assert list(protocols.columns) == ["source", "architecture", "epochs", "checkpoint"]
     assert not protocols.duplicated().any()  # one key per protocol
     df = later.later_results()
-    row = df[(df["method"] == "CE") & (df["source"].str.endswith("benchmark.tex")) & (df["noise"] == "worst")].iloc[0]
+    row = df[(df["method"] == "CE") & (df["source"].str.endswith("benchmark.tex")) & (df["noise"] == "worse")].iloc[0]
     key = protocols.index[(protocols["source"] == "benchmark.tex") & (protocols["epochs"] == "100")][0]
-    assert table.loc[("CE", key), "worst"] == f"{row['accuracy']:.2f} ± {row['std']:.2f}"
+    assert table.loc[("CE", key), "worse"] == f"{row['accuracy']:.2f} ± {row['std']:.2f}"
     assert protocols.loc[key, "checkpoint"] == "best_noisy_val"
     assert list(later.later_table(dataset="cifar100n").columns) == ["noisy"]
     with pytest.raises(ValueError, match="dataset='mnist'"):
@@ -76,9 +78,9 @@ def test_later_table_cells_and_protocols():
 
 def test_published_finds_exactly_one_number():
     assert later.published("GCE", "random1", "GCE_original.txt") == 79.14
-    assert later.published("CE", "worst", "issue 5", checkpoint="last") == 67.89
+    assert later.published("CE", "worse", "issue 5", checkpoint="last") == 67.89
     with pytest.raises(ValueError, match="2 published numbers match"):
-        later.published("CE", "worst", "issue 5")
+        later.published("CE", "worse", "issue 5")
     with pytest.raises(ValueError, match="0 published numbers"):
         later.published("GCE", "aggre", "nowhere")
 

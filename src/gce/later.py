@@ -31,7 +31,7 @@ __all__ = ["CHECKPOINTS", "later_results", "check_later_results", "later_protoco
 CHECKPOINTS = ("best_test", "last", "best_noisy_val")
 _COLUMNS = ["cite", "source", "url", "dataset", "noise", "method", "accuracy", "std", "architecture", "epochs",
             "checkpoint", "note"]
-_NOISE_ORDER = ["aggre", "random", "random1", "worst", "noisy"]
+_NOISE_ORDER = ["aggre", "random", "random1", "worse", "noisy"]
 
 
 def later_results() -> pd.DataFrame:
