@@ -271,6 +271,7 @@ def test_modules_and_exports(gen):
     for module, want in pairs:
         torch.testing.assert_close(module(x, y), want)
     assert "t=4" in repr(gce.TaylorCELoss(4)) and "A=-4.0" in repr(gce.SCELoss())
+    assert "alpha=1.0, beta=1.0, A=-4.0" in repr(gce.NCERCELoss()) and not isinstance(gce.NCERCELoss(), gce.SCELoss)
     assert gce.SCELoss(reduction="none")(x, y).shape == (16,)
     with pytest.raises(ValueError, match="t \\(the order"):
         gce.TaylorCELoss(0)

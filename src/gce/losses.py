@@ -764,7 +764,7 @@ class SCELoss(_Loss):
         return f"alpha={self.alpha}, beta={self.beta}, A={self.A}, " + super().extra_repr()
 
 
-class NCERCELoss(SCELoss):
+class NCERCELoss(_Loss):
     """Module form of :func:`nce_rce`: the active-passive loss ``alpha * NCE + beta * RCE`` (Ma et al., 2020).
 
     Parameters
@@ -780,11 +780,16 @@ class NCERCELoss(SCELoss):
 
     def __init__(self, alpha: float = APL_ALPHA, beta: float = APL_BETA, A: float = RCE_A,
                  reduction: str = "mean"):
-        super().__init__(alpha, beta, A, reduction)
+        super().__init__(reduction)
+        self.alpha, self.beta = _check_weight_pair(alpha, beta)
+        self.A = _check_A(A)
 
     def forward(self, logits: Tensor, y: Tensor, weight: Tensor | None = None) -> Tensor:
         """The loss of ``logits`` (N, c) at integer labels ``y`` (N,), optionally weighted."""
         return nce_rce(logits, y, self.alpha, self.beta, A=self.A, weight=weight, reduction=self.reduction)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}, beta={self.beta}, A={self.A}, " + super().extra_repr()
 
 
 class NCEMAELoss(_Loss):
