@@ -23,8 +23,8 @@ import torch
 
 from . import losses as _losses
 
-__all__ = ["CHECKPOINTS", "later_results", "check_later_results", "later_protocols", "later_table", "published", "LOSS_CURVES", "losses_at_probability",
-           "plot_losses_at_probability"]
+__all__ = ["CHECKPOINTS", "later_results", "check_later_results", "later_protocols", "later_table", "published",
+           "LOSS_CURVES", "losses_at_probability", "plot_losses_at_probability"]
 
 #: The checkpoints a published number can be read at: the highest test accuracy over all epochs, the last
 #: epoch, or the epoch of highest accuracy on a held-out split of the *noisy* training labels.
