@@ -5,7 +5,8 @@ Entropy Loss for Training Deep Neural Networks with Noisy Labels* (NeurIPS
 2018).  Modules, one job each:
 
 - :mod:`gce.losses` -- CCE, MAE, L_q, truncated L_q, ACS pruning, forward
-  correction (Eq. 1, 2, 4, 6, 9, 12-13).
+  correction (Eq. 1, 2, 4, 6, 9, 12-13); the losses that followed: SCE, the
+  active-passive losses NCE+RCE and NCE+MAE, Taylor cross entropy.
 - :mod:`gce.noise` -- uniform, class-dependent and open-set label noise
   (Sec. 3.1, 4.2).
 - :mod:`gce.human_noise` -- real human label noise (CIFAR-10N/100N) measured
@@ -26,6 +27,9 @@ Entropy Loss for Training Deep Neural Networks with Noisy Labels* (NeurIPS
   source of truth; run ids, provenance, CSV export and import.
 - :mod:`gce.runners` -- where a grid runs: in process, or on Ray.
 - :mod:`gce.analysis` -- the summaries the experiment chapters print.
+- :mod:`gce.later` -- after the paper: published numbers of later work for
+  GCE (CIFAR-N), each with its source and protocol; the later losses side by
+  side.
 - :mod:`gce.claims` -- the paper's experimental claims (Sec. 3.2, 4.1, 4.3),
   with verdicts computed from stored results.
 - :mod:`gce.theory` -- the mathematics of Sec. 3 in sympy, with numeric twins.
@@ -39,20 +43,30 @@ Entropy Loss for Training Deep Neural Networks with Noisy Labels* (NeurIPS
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import (analysis, claims, classes, data, experiments, human_noise, losses, models, noise, runners, schedule,
-               theory, train)
+from . import (analysis, claims, classes, data, experiments, human_noise, later, losses, models, noise, runners,
+               schedule, theory, train)
 from .losses import (
     CCELoss,
     ForwardCorrectedLoss,
     LqLoss,
     MAELoss,
+    NCEMAELoss,
+    NCERCELoss,
+    SCELoss,
+    TaylorCELoss,
     TruncatedLqLoss,
     acs_lq,
     cce,
     forward_corrected,
     lq,
     mae,
+    nce,
+    nce_mae,
+    nce_rce,
     prune_weights,
+    rce,
+    sce,
+    taylor_ce,
     truncated_lq,
 )
 
@@ -62,8 +76,10 @@ except PackageNotFoundError:  # running from a source tree
     __version__ = "0+unknown"
 
 __all__ = [
-    "analysis", "claims", "classes", "data", "experiments", "human_noise",
+    "analysis", "claims", "classes", "data", "experiments", "human_noise", "later",
     "losses", "models", "noise", "runners", "schedule", "theory", "train",
     "cce", "mae", "lq", "truncated_lq", "acs_lq", "prune_weights", "forward_corrected",
     "CCELoss", "MAELoss", "LqLoss", "TruncatedLqLoss", "ForwardCorrectedLoss",
+    "rce", "sce", "nce", "nce_rce", "nce_mae", "taylor_ce",
+    "SCELoss", "NCERCELoss", "NCEMAELoss", "TaylorCELoss",
 ]

@@ -30,6 +30,16 @@ Functions
   Eq. 1.
 - :func:`loss_matrix` -- ``L(f(x), e_j)`` for every class ``j`` (used for
   Eq. 3 and Eq. 7).
+
+The losses that followed the paper, in the same log-space form (see
+:func:`sce` for the constants the published code uses):
+
+- :func:`rce` and :func:`sce` -- reverse and symmetric cross entropy (Wang et
+  al., ICCV 2019).
+- :func:`nce`, :func:`nce_rce` and :func:`nce_mae` -- normalized cross entropy
+  and the active-passive losses (Ma et al., ICML 2020).
+- :func:`taylor_ce` -- Taylor cross entropy of order ``t`` (Feng et al.,
+  IJCAI 2020).
 """
 
 from __future__ import annotations
@@ -66,6 +76,23 @@ __all__ = [
     "LqLoss",
     "TruncatedLqLoss",
     "ForwardCorrectedLoss",
+    "RCE_A",
+    "SCE_ALPHA",
+    "SCE_BETA",
+    "APL_ALPHA",
+    "APL_BETA",
+    "TAYLOR_T",
+    "rce",
+    "sce",
+    "nce",
+    "nce_rce",
+    "nce_mae",
+    "taylor_ce",
+    "LATER_LOSSES",
+    "SCELoss",
+    "NCERCELoss",
+    "NCEMAELoss",
+    "TaylorCELoss",
 ]
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -76,6 +103,16 @@ PAPER_K = 0.5
 #: The smallest ``q`` accepted.  Below it ``L_q`` is CCE to within ``q (log f)^2 / 2`` (Eq. 6's limit
 #: ``q -> 0``): use ``cce`` there.  (Far below it, ``q log f`` underflows and ``L_q`` would be 0/0.)
 Q_MIN = 1e-6
+#: ``log 0`` in the reverse cross entropy, clipped to ``A = -4`` as Wang et al. (2019) and Ma et al. (2020) state.
+#: Their published code clamps the one-hot label at 1e-4 instead, i.e. ``A = log(1e-4) = -9.21`` (see :func:`rce`).
+RCE_A = -4.0
+#: SCE's weights ``alpha * CE + beta * RCE`` for CIFAR-10 in the active-passive losses' published configurations.
+SCE_ALPHA, SCE_BETA = 0.1, 1.0
+#: The active-passive losses' weights ``alpha * NCE + beta * (RCE or MAE)`` for CIFAR-10 in their published
+#: configurations.
+APL_ALPHA, APL_BETA = 1.0, 1.0
+#: gce's default order of Taylor cross entropy: the lowest order above MAE (``t = 1`` is half of Eq. 4's MAE).
+TAYLOR_T = 2
 #: :meth:`TruncatedLqLoss.prune` warns when a pruning step keeps fewer than this fraction of its samples.
 PRUNE_WARN_FRACTION = 0.1
 
@@ -364,6 +401,152 @@ def loss_matrix(loss, logits: Tensor, **kwargs) -> Tensor:
 
 
 # --------------------------------------------------------------------------
+# the losses that followed: SCE, the active-passive losses, Taylor CE
+
+
+def _check_weight_pair(alpha, beta) -> tuple[float, float]:
+    alpha, beta = _check_real("alpha", alpha), _check_real("beta", beta)
+    if alpha < 0 or beta < 0:
+        raise ValueError(f"alpha and beta must be non-negative, got alpha={alpha}, beta={beta}")
+    if alpha == 0 and beta == 0:
+        raise ValueError("alpha and beta cannot both be 0 (the loss would be 0)")
+    return alpha, beta
+
+
+def _check_A(A) -> float:
+    A = _check_real("A", A)
+    if not A < 0:
+        raise ValueError(f"A (the clipped log 0 of the reverse cross entropy) must be negative, got A={A}")
+    return A
+
+
+def _check_t(t) -> int:
+    if isinstance(t, bool) or not isinstance(t, int) or t < 1:
+        raise ValueError(f"t (the order of Taylor cross entropy) must be a positive integer, got t={t!r}")
+    return t
+
+
+def _log_probs(logits: Tensor) -> Tensor:
+    """``log f`` for every class, in float32 for half-precision logits."""
+    if logits.dtype in (torch.float16, torch.bfloat16):
+        logits = logits.float()
+    return F.log_softmax(logits, dim=1)
+
+
+def _one_minus_fy(log_fy: Tensor) -> Tensor:
+    """``1 - f_y = -expm1(log f_y)``: exact where ``f_y`` is close to 1."""
+    return -torch.expm1(log_fy)
+
+
+def _nce_from_log(log_p: Tensor, y: Tensor) -> Tensor:
+    """``log f_y / sum_k log f_k`` (both negative) from the log-softmax ``log_p`` (N, c)."""
+    if log_p.shape[1] < 2:
+        raise ValueError(f"nce needs at least 2 classes (its denominator is 0 for one), got c={log_p.shape[1]}")
+    log_fy = log_p.gather(1, y.long().unsqueeze(1)).squeeze(1)
+    return log_fy / log_p.sum(dim=1)
+
+
+def _check_all(logits, y, weight, reduction, validate) -> None:
+    _check_reduction(reduction)
+    _check_inputs(logits, y, validate)
+    _check_weight(weight, logits.shape[0], False, validate)
+
+
+def rce(logits: Tensor, y: Tensor, *, A: float = RCE_A, weight: Tensor | None = None,
+        reduction: str = "mean", validate: bool = True) -> Tensor:
+    """Reverse cross entropy ``-sum_k f_k log e_y[k]`` with ``log 0 = A`` (Wang et al., ICCV 2019, Sec. 3).
+
+    With the label's one-hot ``e_y`` in the place of the prediction, every class but ``y`` contributes
+    ``f_k * A``, so ``RCE = -A (1 - f_y)``: a multiple of MAE (Eq. 4 of Zhang & Sabuncu, ``2 - 2 f_y``) and
+    bounded by ``-A``.  The papers state ``A = -4`` (:data:`RCE_A`).  Their published code (the active-passive
+    losses' ``ReverseCrossEntropy``, the SCE authors' Keras ``symmetric_cross_entropy``) clamps the one-hot at
+    ``1e-4`` instead, which is ``A = log(1e-4) = -9.21``: pass ``A=math.log(1e-4)`` to reproduce it.
+    """
+    A = _check_A(A)
+    _check_all(logits, y, weight, reduction, validate)
+    return _reduce(-A * _one_minus_fy(_log_fy(logits, y)), weight, reduction)
+
+
+def sce(logits: Tensor, y: Tensor, alpha: float = SCE_ALPHA, beta: float = SCE_BETA, *, A: float = RCE_A,
+        weight: Tensor | None = None, reduction: str = "mean", validate: bool = True) -> Tensor:
+    """Symmetric cross entropy ``alpha * CE + beta * RCE`` (Wang et al., ICCV 2019, Sec. 3: ``l_sl``).
+
+    ``CE = -log f_y`` (Eq. 2 of Zhang & Sabuncu) and ``RCE = -A (1 - f_y)`` (:func:`rce`).  The defaults are
+    the CIFAR-10 weights of the published configurations (``alpha = 0.1``, ``beta = 1``) with the papers'
+    ``A = -4``; the published code's ``A`` is ``log(1e-4)`` (see :func:`rce`), so its ``beta`` weighs RCE
+    2.3 times more than the same ``beta`` here.
+    """
+    alpha, beta = _check_weight_pair(alpha, beta)
+    A = _check_A(A)
+    _check_all(logits, y, weight, reduction, validate)
+    log_fy = _log_fy(logits, y)
+    return _reduce(-alpha * log_fy - beta * A * _one_minus_fy(log_fy), weight, reduction)
+
+
+def nce(logits: Tensor, y: Tensor, *, weight: Tensor | None = None, reduction: str = "mean",
+        validate: bool = True) -> Tensor:
+    """Normalized cross entropy ``log f_y / sum_k log f_k`` (Ma et al., ICML 2020, Sec. 3: NCE).
+
+    CE at the label divided by the sum of CE over all labels, in ``[0, 1]``; it sums to 1 over the
+    labels, which makes it noise tolerant (the condition of Eq. 3 of Zhang & Sabuncu).  Needs ``c >= 2``.
+    """
+    _check_all(logits, y, weight, reduction, validate)
+    return _reduce(_nce_from_log(_log_probs(logits), y), weight, reduction)
+
+
+def nce_rce(logits: Tensor, y: Tensor, alpha: float = APL_ALPHA, beta: float = APL_BETA, *, A: float = RCE_A,
+            weight: Tensor | None = None, reduction: str = "mean", validate: bool = True) -> Tensor:
+    """The active-passive loss NCE+RCE, ``alpha * NCE + beta * RCE`` (Ma et al., ICML 2020, Sec. 4: APL).
+
+    :func:`nce` is the active term, :func:`rce` (with ``log 0 = A``) the passive one.  Defaults: the
+    CIFAR-10 weights of the published configurations (``alpha = beta = 1``) and the papers' ``A = -4``.
+    """
+    alpha, beta = _check_weight_pair(alpha, beta)
+    A = _check_A(A)
+    _check_all(logits, y, weight, reduction, validate)
+    log_p = _log_probs(logits)
+    log_fy = log_p.gather(1, y.long().unsqueeze(1)).squeeze(1)
+    return _reduce(alpha * _nce_from_log(log_p, y) - beta * A * _one_minus_fy(log_fy), weight, reduction)
+
+
+def nce_mae(logits: Tensor, y: Tensor, alpha: float = APL_ALPHA, beta: float = APL_BETA, *,
+            weight: Tensor | None = None, reduction: str = "mean", validate: bool = True) -> Tensor:
+    """The active-passive loss NCE+MAE, ``alpha * NCE + beta * (1 - f_y)`` (Ma et al., ICML 2020, Sec. 4: APL).
+
+    The MAE term is ``1 - f_y`` as in the authors' published code, half of Eq. 4's ``2 - 2 f_y``
+    (:func:`mae`).  Defaults: the CIFAR-10 weights of the published configurations (``alpha = beta = 1``).
+    """
+    alpha, beta = _check_weight_pair(alpha, beta)
+    _check_all(logits, y, weight, reduction, validate)
+    log_p = _log_probs(logits)
+    log_fy = log_p.gather(1, y.long().unsqueeze(1)).squeeze(1)
+    return _reduce(alpha * _nce_from_log(log_p, y) + beta * _one_minus_fy(log_fy), weight, reduction)
+
+
+def taylor_ce(logits: Tensor, y: Tensor, t: int = TAYLOR_T, *, weight: Tensor | None = None,
+              reduction: str = "mean", validate: bool = True) -> Tensor:
+    """Taylor cross entropy ``sum_{i=1}^t (1 - f_y)^i / i`` (Feng et al., IJCAI 2020: the loss ``L_t-CE``).
+
+    The Taylor series of CE ``-log f_y`` around ``f_y = 1``, cut after order ``t``: ``t = 1`` is the
+    unhinged loss ``1 - f_y`` (half of Eq. 4's MAE), ``t -> infinity`` gives CE; bounded by the harmonic
+    number ``H_t``.  Evaluated by Horner's rule on ``1 - f_y = -expm1(log f_y)``.  The paper tunes ``t``
+    per dataset; the default :data:`TAYLOR_T` = 2 is the lowest order above MAE.
+    """
+    t = _check_t(t)
+    _check_all(logits, y, weight, reduction, validate)
+    u = _one_minus_fy(_log_fy(logits, y))
+    total = torch.full_like(u, 1.0 / t)
+    for i in range(t - 1, 0, -1):
+        total = 1.0 / i + u * total
+    return _reduce(u * total, weight, reduction)
+
+
+#: The later losses as training methods of :class:`gce.train.RunConfig`, each with its default constants:
+#: ``name -> f(logits, y, *, reduction, validate)``.
+LATER_LOSSES = {"sce": sce, "nce_rce": nce_rce, "nce_mae": nce_mae, "taylor_ce": taylor_ce}
+
+
+# --------------------------------------------------------------------------
 # nn.Module wrappers
 
 
@@ -551,3 +734,106 @@ class ForwardCorrectedLoss(_Loss):
         _check_inputs(logits, y, True)
         return forward_corrected(logits, y, self.T, weight=weight, reduction=self.reduction,
                                  validate=False)
+
+
+class SCELoss(_Loss):
+    """Module form of :func:`sce`: symmetric cross entropy ``alpha * CE + beta * RCE`` (Wang et al., 2019).
+
+    Parameters
+    ----------
+    alpha, beta : float
+        The weights of CE and RCE, non-negative, not both 0.  Defaults: 0.1 and 1 (the published CIFAR-10
+        configuration).
+    A : float
+        The clipped ``log 0`` of RCE, negative; the papers' -4 by default (their code: ``log(1e-4)``).
+    reduction : {"mean", "sum", "none"}
+        How the per-sample losses are combined.
+    """
+
+    def __init__(self, alpha: float = SCE_ALPHA, beta: float = SCE_BETA, A: float = RCE_A,
+                 reduction: str = "mean"):
+        super().__init__(reduction)
+        self.alpha, self.beta = _check_weight_pair(alpha, beta)
+        self.A = _check_A(A)
+
+    def forward(self, logits: Tensor, y: Tensor, weight: Tensor | None = None) -> Tensor:
+        """The loss of ``logits`` (N, c) at integer labels ``y`` (N,), optionally weighted."""
+        return sce(logits, y, self.alpha, self.beta, A=self.A, weight=weight, reduction=self.reduction)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}, beta={self.beta}, A={self.A}, " + super().extra_repr()
+
+
+class NCERCELoss(_Loss):
+    """Module form of :func:`nce_rce`: the active-passive loss ``alpha * NCE + beta * RCE`` (Ma et al., 2020).
+
+    Parameters
+    ----------
+    alpha, beta : float
+        The weights of NCE and RCE, non-negative, not both 0; 1 and 1 by default (the published CIFAR-10
+        configuration).
+    A : float
+        The clipped ``log 0`` of RCE, negative; the papers' -4 by default (their code: ``log(1e-4)``).
+    reduction : {"mean", "sum", "none"}
+        How the per-sample losses are combined.
+    """
+
+    def __init__(self, alpha: float = APL_ALPHA, beta: float = APL_BETA, A: float = RCE_A,
+                 reduction: str = "mean"):
+        super().__init__(reduction)
+        self.alpha, self.beta = _check_weight_pair(alpha, beta)
+        self.A = _check_A(A)
+
+    def forward(self, logits: Tensor, y: Tensor, weight: Tensor | None = None) -> Tensor:
+        """The loss of ``logits`` (N, c) at integer labels ``y`` (N,), optionally weighted."""
+        return nce_rce(logits, y, self.alpha, self.beta, A=self.A, weight=weight, reduction=self.reduction)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}, beta={self.beta}, A={self.A}, " + super().extra_repr()
+
+
+class NCEMAELoss(_Loss):
+    """Module form of :func:`nce_mae`: the active-passive loss ``alpha * NCE + beta * (1 - f_y)`` (Ma et al., 2020).
+
+    Parameters
+    ----------
+    alpha, beta : float
+        The weights of NCE and MAE, non-negative, not both 0; 1 and 1 by default (the published CIFAR-10
+        configuration).
+    reduction : {"mean", "sum", "none"}
+        How the per-sample losses are combined.
+    """
+
+    def __init__(self, alpha: float = APL_ALPHA, beta: float = APL_BETA, reduction: str = "mean"):
+        super().__init__(reduction)
+        self.alpha, self.beta = _check_weight_pair(alpha, beta)
+
+    def forward(self, logits: Tensor, y: Tensor, weight: Tensor | None = None) -> Tensor:
+        """The loss of ``logits`` (N, c) at integer labels ``y`` (N,), optionally weighted."""
+        return nce_mae(logits, y, self.alpha, self.beta, weight=weight, reduction=self.reduction)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}, beta={self.beta}, " + super().extra_repr()
+
+
+class TaylorCELoss(_Loss):
+    """Module form of :func:`taylor_ce`: Taylor cross entropy of order ``t`` (Feng et al., 2020).
+
+    Parameters
+    ----------
+    t : int
+        The order, a positive integer: 1 is half of MAE, large ``t`` approaches CE; 2 by default.
+    reduction : {"mean", "sum", "none"}
+        How the per-sample losses are combined.
+    """
+
+    def __init__(self, t: int = TAYLOR_T, reduction: str = "mean"):
+        super().__init__(reduction)
+        self.t = _check_t(t)
+
+    def forward(self, logits: Tensor, y: Tensor, weight: Tensor | None = None) -> Tensor:
+        """The loss of ``logits`` (N, c) at integer labels ``y`` (N,), optionally weighted."""
+        return taylor_ce(logits, y, self.t, weight=weight, reduction=self.reduction)
+
+    def extra_repr(self) -> str:
+        return f"t={self.t}, " + super().extra_repr()

@@ -23,7 +23,9 @@ Methods (the columns of Table 1): ``"cce"`` (Eq. 2), ``"mae"`` (Eq. 4,
 ``2 - 2 f_y``), ``"lq"`` (Eq. 6), ``"trunc_lq"`` (Eq. 13 with Algorithm 1's
 pruning), ``"forward_T"`` (Eq. 1 with the true ``T``) and ``"forward_T_hat"``
 (Eq. 1 with ``T`` estimated by :func:`estimate_transition`, passed to
-:func:`train_many` in ``transitions``).
+:func:`train_many` in ``transitions``); and the losses that followed the paper,
+:data:`LATER_METHODS`: ``"sce"``, ``"nce_rce"``, ``"nce_mae"`` and
+``"taylor_ce"`` with the default constants of :mod:`gce.losses`.
 
 Batching independent runs
 -------------------------
@@ -91,6 +93,7 @@ from . import schedule as _schedule
 
 __all__ = [
     "METHODS",
+    "LATER_METHODS",
     "NOISE_KINDS",
     "RunConfig",
     "RunResult",
@@ -102,7 +105,10 @@ __all__ = [
     "Tricks",
 ]
 
-METHODS = ("cce", "mae", "lq", "trunc_lq", "forward_T", "forward_T_hat")
+#: The losses that followed the paper (:data:`gce.losses.LATER_LOSSES`, each with its default constants).  The
+#: loss head of the MLP engine does not cover them: their gradient comes from autograd.
+LATER_METHODS = tuple(_losses.LATER_LOSSES)
+METHODS = ("cce", "mae", "lq", "trunc_lq", "forward_T", "forward_T_hat") + LATER_METHODS
 NOISE_KINDS = ("none", "uniform", "class_dependent", "open_set", "human", "human_twin")
 HISTORY_KEYS = ("train_loss", "val_acc", "val_loss", "test_acc", "softmax_clean", "softmax_noisy", "kept")
 
@@ -489,6 +495,9 @@ def _vectorised_losses(configs: Sequence[RunConfig]) -> Callable[[Tensor, Tensor
                 val = 2 - 2 * log_fy.exp()
             elif m in ("lq", "trunc_lq"):
                 val = _losses.lq_from_log(log_fy, q.to(dev)[:, None])
+            elif m in LATER_METHODS:  # every run, then masked: (R, B, c) as (R * B, c)
+                val = _losses.LATER_LOSSES[m](logits.float().flatten(0, 1), y.flatten(), reduction="none",
+                                              validate=False).view_as(log_fy)
             else:  # forward_T / forward_T_hat: -log sum_i f_i T[i, y], with log T[i, y_b] gathered per run
                 cols = T_log.gather(2, y[:, None, :].expand(-1, T_log.shape[1], -1)).transpose(1, 2)
                 val = -torch.logsumexp(logp + cols, dim=-1)
@@ -501,6 +510,7 @@ def _vectorised_losses(configs: Sequence[RunConfig]) -> Callable[[Tensor, Tensor
 class _LossHead:
     """The per-sample losses of a chunk's runs and their gradient with respect to the logits, by formula.
 
+    Covers :data:`HANDLED` only (:meth:`handles`); the later losses (:data:`LATER_METHODS`) go through autograd.
     Every method but forward correction is a function of ``log f_y`` alone: CCE ``-log f_y`` (Eq. 2), MAE
     ``2 - 2 f_y`` (Eq. 4), ``L_q`` ``(1 - f_y^q) / q`` (Eq. 6).  Its gradient is ``s f_y^q (p - e_y)``, with
     ``(s, q) = (1, 0)``, ``(2, 1)`` and ``(1, q)``.  Forward correction (Eq. 1), ``-log sum_i p_i T[i, y]``,
@@ -509,8 +519,19 @@ class _LossHead:
     (tested).
     """
 
+    HANDLED = ("cce", "mae", "lq", "trunc_lq", "forward_T", "forward_T_hat")
+
+    @classmethod
+    def handles(cls, configs: Sequence[RunConfig]) -> bool:
+        """Whether every run's method has its gradient written out here."""
+        return all(c.method in cls.HANDLED for c in configs)
+
     def __init__(self, configs: Sequence[RunConfig], device):
         methods = [c.method for c in configs]
+        other = sorted({m for m in methods if m not in self.HANDLED})
+        if other:
+            raise ValueError(f"the loss head has no gradient formula for method(s) {', '.join(other)}: "
+                             f"use autograd (Tricks.hand_loss_grad off)")
         q = [c.q if m in ("lq", "trunc_lq") else 1.0 if m == "mae" else 0.0 for c, m in zip(configs, methods)]
         self.q = torch.tensor(q, device=device)[:, None]
         self.q_safe = torch.where(self.q == 0, torch.ones_like(self.q), self.q)
@@ -1158,7 +1179,7 @@ def _train_mlp_chunk(configs, params: list[Tensor], t: _GroupTensors, sl: slice,
         return _mlp_forward(p, images(idx), fused, class_major=cm)[0]
 
     loss_fn = _vectorised_losses(configs)
-    head = _LossHead(configs, device) if tricks.hand_loss_grad else None
+    head = _LossHead(configs, device) if tricks.hand_loss_grad and _LossHead.handles(configs) else None
 
     if tricks.hand_grad:
         params = [p.detach() for p in params]

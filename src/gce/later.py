@@ -1,0 +1,185 @@
+"""After the paper: published numbers of later work for GCE, and the losses that followed it side by side.
+
+The book's chapter *After the paper* (``book/after_the_paper.ipynb``) uses:
+
+- :func:`later_results` -- the published numbers of ``gce/paper/later_results.csv``: clean test accuracy (%)
+  of GCE, CE and the methods reported beside them on CIFAR-N, each row with its source (paper and table,
+  repository and file, or issue) and its protocol (architecture, epochs, checkpoint: best test epoch, last
+  epoch or best noisy-validation epoch).
+- :func:`later_protocols` and :func:`later_table` -- the protocols (source, architecture, epochs,
+  checkpoint) and the numbers as tables, a row per method and protocol.
+- :func:`losses_at_probability` and :func:`plot_losses_at_probability` -- each loss of :mod:`gce.losses`
+  as a function of the softmax probability at the label.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import losses as _losses
+
+__all__ = ["CHECKPOINTS", "later_results", "check_later_results", "later_protocols", "later_table", "published",
+           "LOSS_CURVES", "losses_at_probability", "plot_losses_at_probability"]
+
+#: The checkpoints a published number can be read at: the highest test accuracy over all epochs, the last
+#: epoch, or the epoch of highest accuracy on a held-out split of the *noisy* training labels.
+CHECKPOINTS = ("best_test", "last", "best_noisy_val")
+_COLUMNS = ["cite", "source", "url", "dataset", "noise", "method", "accuracy", "std", "architecture", "epochs",
+            "checkpoint", "note"]
+_NOISE_ORDER = ["aggre", "random", "random1", "worse", "noisy"]
+
+
+def later_results() -> pd.DataFrame:
+    """The published numbers of later work (``gce/paper/later_results.csv``), one row per number.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``cite`` (key in the book's ``references.bib``, empty for issues), ``source`` (paper and table,
+        repository and file, or issue), ``url``, ``dataset`` (``cifar10n``, ``cifar100n``), ``noise`` (the
+        CIFAR-N label set), ``method``, ``accuracy`` and ``std`` (clean test accuracy, %), ``architecture``,
+        ``epochs`` (missing where the source gives each method its own schedule), ``checkpoint`` (one of
+        :data:`CHECKPOINTS`) and ``note``.
+
+    Raises ``ValueError`` naming the row of a malformed file (no source, unknown checkpoint, accuracy outside
+    [0, 100]).
+    """
+    with resources.files("gce").joinpath("paper", "later_results.csv").open() as f:
+        df = pd.read_csv(f, comment="#", dtype={"cite": str, "url": str, "note": str})
+    check_later_results(df)
+    return df
+
+
+def check_later_results(df: pd.DataFrame) -> None:
+    """Raise ``ValueError`` naming the first malformed row of a table of published numbers: wrong columns,
+    no source, neither a citation key nor a URL, an unknown checkpoint, an accuracy outside [0, 100]."""
+    if list(df.columns) != _COLUMNS:
+        raise ValueError(f"later_results.csv must have the columns {_COLUMNS}, got {list(df.columns)}")
+    for i, row in df.iterrows():
+        if not isinstance(row["source"], str) or not row["source"].strip():
+            raise ValueError(f"later_results.csv row {i}: every number needs a source")
+        if pd.isna(row["cite"]) and pd.isna(row["url"]):
+            raise ValueError(f"later_results.csv row {i}: give a citation key or a URL for {row['source']!r}")
+        if row["checkpoint"] not in CHECKPOINTS:
+            raise ValueError(f"later_results.csv row {i}: checkpoint={row['checkpoint']!r}, not one of {CHECKPOINTS}")
+        if not 0 <= row["accuracy"] <= 100:
+            raise ValueError(f"later_results.csv row {i}: accuracy={row['accuracy']} is not a percentage")
+
+
+def _short_source(source: str) -> str:
+    """A source as a table shows it: a paper as author and year, a file of the reproduction's repository
+    (KlemenVovk/noisy-labels) by its name, an issue by its number."""
+    source = re.sub(r"^(.*) \((?:[A-Za-z]+ )?(\d{4})\), ", r"\1 \2, ", source)
+    source = re.sub(r"^KlemenVovk/noisy-labels, (?:\S*/)?", "", source)
+    source = re.sub(r"^UCSC-REAL/cifar-10-100n issue (\d+).*", r"cifar-10-100n issue #\1", source)
+    return re.sub(r", column (.*)$", lambda m: f" ({m.group(1).lower()})", source)
+
+
+def _with_protocols(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.copy()
+    df["epochs"] = df["epochs"].map(lambda e: "own" if pd.isna(e) else str(int(e)))
+    df["source"] = df["source"].map(_short_source)
+    keys = df[["source", "architecture", "epochs", "checkpoint"]].apply(tuple, axis=1)
+    codes = {k: f"P{i + 1}" for i, k in enumerate(dict.fromkeys(keys))}
+    df["protocol"] = keys.map(codes)
+    return df
+
+
+def later_protocols(df: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The protocols of :func:`later_results`, one row each (``P1``, ``P2``, ...): source, architecture,
+    epochs (``own``: each method's original schedule) and checkpoint.  :func:`later_table` refers to them."""
+    df = _with_protocols(later_results() if df is None else df)
+    out = df.drop_duplicates("protocol").set_index("protocol")
+    return out[["source", "architecture", "epochs", "checkpoint"]]
+
+
+def later_table(df: pd.DataFrame | None = None, dataset: str = "cifar10n") -> pd.DataFrame:
+    """The numbers of :func:`later_results` for one dataset: a row per method and protocol (the keys of
+    :func:`later_protocols`), a column per label set, cells ``mean ± std`` (or the single number)."""
+    df = _with_protocols(later_results() if df is None else df)
+    df = df[df["dataset"] == dataset].copy()
+    if df.empty:
+        raise ValueError(f"no published numbers for dataset={dataset!r}")
+    df["cell"] = [f"{a:.2f}" if pd.isna(s) else f"{a:.2f} ± {s:.2f}" for a, s in zip(df["accuracy"], df["std"])]
+    table = df.pivot_table(index=["method", "protocol"], columns="noise", values="cell", aggfunc="first",
+                           sort=False)
+    table = table[[n for n in _NOISE_ORDER if n in table.columns]].fillna("")
+    table.columns.name = None
+    return table
+
+
+def published(method: str, noise: str, source: str, *, checkpoint: str | None = None,
+              df: pd.DataFrame | None = None) -> float:
+    """The one number of :func:`later_results` for ``method`` on label set ``noise`` whose source contains
+    ``source`` (and whose checkpoint is ``checkpoint``, if given); ``ValueError`` unless exactly one matches."""
+    df = later_results() if df is None else df
+    hit = df[(df["method"] == method) & (df["noise"] == noise) & df["source"].str.contains(source, regex=False)]
+    if checkpoint is not None:
+        hit = hit[hit["checkpoint"] == checkpoint]
+    if len(hit) != 1:
+        raise ValueError(f"{len(hit)} published numbers match method={method!r}, noise={noise!r}, "
+                         f"source={source!r}, checkpoint={checkpoint!r}; expected one")
+    return float(hit["accuracy"].iloc[0])
+
+
+#: The losses drawn by :func:`losses_at_probability`: label -> (function of gce.losses, its parameters).
+LOSS_CURVES = {
+    "CCE": (_losses.cce, {}),
+    "MAE / 2": (_losses.lq, {"q": 1.0}),
+    "Lq (q = 0.7)": (_losses.lq, {"q": 0.7}),
+    "SCE (0.1, 1)": (_losses.sce, {}),
+    "NCE+RCE (1, 1)": (_losses.nce_rce, {}),
+    "NCE+MAE (1, 1)": (_losses.nce_mae, {}),
+    "Taylor CE (t = 2)": (_losses.taylor_ce, {"t": 2}),
+    "Taylor CE (t = 6)": (_losses.taylor_ce, {"t": 6}),
+}
+
+
+def losses_at_probability(f_y, c: int = 10, curves: dict | None = None) -> pd.DataFrame:
+    """Each loss of ``curves`` (default :data:`LOSS_CURVES`) at softmax probability ``f_y`` of the label.
+
+    The logits put ``f_y`` on the label and share ``1 - f_y`` equally among the other ``c - 1`` classes
+    (NCE depends on how the rest is shared; the other losses only on ``f_y``).  ``f_y`` must lie in (0, 1).
+    Returns a DataFrame with the column ``f_y`` and one column per loss.
+    """
+    p = np.asarray(f_y, dtype=float).ravel()
+    if p.size == 0 or not ((p > 0) & (p < 1)).all():
+        raise ValueError("f_y must be probabilities strictly between 0 and 1")
+    if isinstance(c, bool) or not isinstance(c, int) or c < 2:
+        raise ValueError(f"c must be an integer >= 2, got c={c!r}")
+    pt = torch.as_tensor(p, dtype=torch.float64)
+    logits = torch.log((1 - pt) / (c - 1)).unsqueeze(1).repeat(1, c)
+    logits[:, 0] = torch.log(pt)
+    y = torch.zeros(len(p), dtype=torch.long)
+    out = {"f_y": p}
+    for name, (loss, kwargs) in (curves or LOSS_CURVES).items():
+        out[name] = loss(logits, y, reduction="none", **kwargs).numpy()
+    return pd.DataFrame(out)
+
+
+def plot_losses_at_probability(c: int = 10, *, n: int = 400, ax=None, ylim: float = 6.0):
+    """Each loss of :data:`LOSS_CURVES` against ``f_y`` (:func:`losses_at_probability`), in the book's style.
+
+    Returns the figure.  The chapter *After the paper* draws it for ``c = 10`` classes.
+    """
+    import matplotlib.pyplot as plt
+
+    from .plots import FIG_WIDTH, use_book_style
+
+    use_book_style()
+    curves = losses_at_probability(np.linspace(1e-3, 1 - 1e-3, n), c)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(FIG_WIDTH * 0.8, 3.6))
+    styles = ["-", "--", "-.", ":", (0, (5, 1.5)), (0, (3, 1, 1, 1)), (0, (1, 1)), (0, (6, 2, 1, 2))]
+    colors = plt.get_cmap("tab10").colors
+    for i, name in enumerate(c_ for c_ in curves.columns if c_ != "f_y"):
+        ax.plot(curves["f_y"], curves[name], ls=styles[i % len(styles)], color=colors[i % 10], label=name)
+    ax.set(xlabel="softmax probability of the label, $f_y$", ylabel="loss", ylim=(0, ylim), xlim=(0, 1),
+           title=f"The losses of gce.losses against $f_y$ ({c} classes, the rest shared equally)")
+    ax.legend(ncol=2, loc="upper right")
+    return ax.figure

@@ -1,0 +1,111 @@
+"""gce.later: the published numbers of later work (every row sourced) and the losses side by side."""
+
+import re
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+
+from gce import later
+from gce.human_noise import LABEL_SETS
+
+matplotlib.use("Agg")
+BIB = Path(__file__).resolve().parents[1] / "book" / "references.bib"
+
+
+def test_later_results_parse_and_every_row_has_a_source():
+    df = later.later_results()
+    assert len(df) >= 40
+    assert df["source"].str.strip().str.len().gt(0).all()
+    assert (df["cite"].notna() | df["url"].notna()).all()
+    assert set(df["checkpoint"]) <= set(later.CHECKPOINTS)
+    assert df["accuracy"].between(0, 100).all() and df["std"].dropna().between(0, 10).all()
+    assert set(df["dataset"]) == {"cifar10n", "cifar100n"}
+    assert set(df["noise"]) <= set(LABEL_SETS) | {"random"}  # the quoting table's one column for random1-3
+    keys = set(re.findall(r"^@\w+\{([^,]+),", BIB.read_text(), flags=re.M))
+    assert set(df["cite"].dropna()) <= keys
+    assert df["url"].dropna().str.startswith("https://github.com/").all()
+    # each method is reported under more than one protocol: the point of the chapter
+    ce = df[(df["method"] == "CE") & (df["dataset"] == "cifar10n")]
+    assert set(ce["checkpoint"]) == set(later.CHECKPOINTS)
+    assert "GCE" in set(df["method"])
+
+
+@pytest.mark.parametrize("column,value,message", [
+    ("source", " ", "needs a source"),
+    ("checkpoint", "best", "checkpoint='best'"),
+    ("accuracy", 187.85, "not a percentage"),
+])
+def test_malformed_rows_are_named(column, value, message):
+    df = later.later_results()
+    df.loc[3, column] = value
+    with pytest.raises(ValueError, match=f"row 3: .*{re.escape(message)}|row 3: {re.escape(message)}"):
+        later.check_later_results(df)
+
+
+def test_a_row_needs_a_citation_or_a_url():
+    df = later.later_results()
+    df.loc[0, "cite"] = np.nan
+    df.loc[0, "url"] = np.nan
+    with pytest.raises(ValueError, match="row 0: give a citation key or a URL"):
+        later.check_later_results(df)
+    with pytest.raises(ValueError, match="columns"):
+        later.check_later_results(df.drop(columns="note"))
+
+
+def test_later_table_cells_and_protocols():
+    table, protocols = later.later_table(), later.later_protocols()
+    assert list(table.columns) == ["aggre", "random", "random1", "worse"]
+    assert table.index.names == ["method", "protocol"]
+    assert table.index.get_level_values("method")[0] == "GCE"
+    assert set(table.index.get_level_values("protocol")) <= set(protocols.index)
+    assert list(protocols.columns) == ["source", "architecture", "epochs", "checkpoint"]
+    assert not protocols.duplicated().any()  # one key per protocol
+    df = later.later_results()
+    row = df[(df["method"] == "CE") & (df["source"].str.endswith("benchmark.tex")) & (df["noise"] == "worse")].iloc[0]
+    key = protocols.index[(protocols["source"] == "benchmark.tex") & (protocols["epochs"] == "100")][0]
+    assert table.loc[("CE", key), "worse"] == f"{row['accuracy']:.2f} ± {row['std']:.2f}"
+    assert protocols.loc[key, "checkpoint"] == "best_noisy_val"
+    assert list(later.later_table(dataset="cifar100n").columns) == ["noisy"]
+    with pytest.raises(ValueError, match="dataset='mnist'"):
+        later.later_table(dataset="mnist")
+    # the page shows them as text no wider than the rendered box
+    for frame in (table, protocols):
+        assert max(len(line) for line in frame.to_string().splitlines()) <= 95
+
+
+def test_published_finds_exactly_one_number():
+    assert later.published("GCE", "random1", "GCE_original.txt") == 79.14
+    assert later.published("CE", "worse", "issue 5", checkpoint="last") == 67.89
+    with pytest.raises(ValueError, match="2 published numbers match"):
+        later.published("CE", "worse", "issue 5")
+    with pytest.raises(ValueError, match="0 published numbers"):
+        later.published("GCE", "aggre", "nowhere")
+
+
+def test_losses_at_probability_match_their_formulas():
+    p = np.array([1e-3, 0.1, 0.5, 0.9, 0.999])
+    curves = later.losses_at_probability(p)
+    np.testing.assert_allclose(curves["f_y"], p)
+    np.testing.assert_allclose(curves["CCE"], -np.log(p))
+    np.testing.assert_allclose(curves["MAE / 2"], 1 - p)
+    np.testing.assert_allclose(curves["Lq (q = 0.7)"], (1 - p ** 0.7) / 0.7)
+    np.testing.assert_allclose(curves["Taylor CE (t = 2)"], (1 - p) + (1 - p) ** 2 / 2)
+    nce = np.log(p) / (np.log(p) + 9 * np.log((1 - p) / 9))
+    np.testing.assert_allclose(curves["NCE+MAE (1, 1)"], nce + (1 - p))
+    np.testing.assert_allclose(curves["SCE (0.1, 1)"], -0.1 * np.log(p) + 4 * (1 - p))
+    for bad in ([0.0, 0.5], [1.0], []):
+        with pytest.raises(ValueError, match="strictly between 0 and 1"):
+            later.losses_at_probability(bad)
+    with pytest.raises(ValueError, match="c=1"):
+        later.losses_at_probability([0.5], c=1)
+
+
+def test_plot_losses_at_probability():
+    fig = later.plot_losses_at_probability(n=50)
+    ax = fig.axes[0]
+    assert len(ax.lines) == len(later.LOSS_CURVES)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == list(later.LOSS_CURVES)
+    matplotlib.pyplot.close(fig)
