@@ -150,6 +150,10 @@ def test_has_fitted_asks_for_a_level_curve_above_chance():
     falling = [0.9 - 0.01 * e for e in range(40)]       # memorising: falls, counts as fitted
     assert schedule.has_fitted(falling, 40, chance=0.1)
     assert not schedule.has_fitted([0.012] * 80, 80, chance=0.01)  # flat at chance
+    # 100 classes: flat, then +0.8 points in the last 5 epochs at about 5 % (what L_q did on digit_pairs)
+    crawling = [0.02] * 60 + [0.02 + 0.0016 * e for e in range(1, 21)]
+    assert not schedule.has_fitted(crawling, 80, chance=0.01)
+    assert schedule.has_fitted(crawling[:70] + [crawling[69]] * 10, 80, chance=0.01)  # levelled at 3.6 %
     with pytest.raises(ValueError, match="drop"):
         schedule.has_fitted(level, 5)
 
