@@ -52,8 +52,10 @@ def fit_table(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
                      "method": experiments.METHOD_LABELS.get(m, m),
                      "fitted": schedule.has_fitted(curve, drop, chance=1 / len(class_names(d)))})
     t = pd.DataFrame(rows)
-    return t.pivot_table(index=["dataset", "noise", "eta"], columns="method", values="fitted",
-                         sort=False, aggfunc="first").astype(bool)
+    out = t.pivot_table(index=["dataset", "noise", "eta"], columns="method", values="fitted",
+                        sort=False, aggfunc="first").astype(bool)
+    blocks = list(dict.fromkeys(t["dataset"]))
+    return out.sort_index(level=["noise", "eta"], sort_remaining=False).reindex(blocks, level="dataset")
 
 
 def selection_cost(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
