@@ -139,6 +139,25 @@ def _smallest_c_scale_free(q_: float = 0.7) -> float:
     return float(next(c_ for c_ in range(2, 10_000) if c_ ** (1 - q_) - 1 > 1))
 
 
+def _claim_effect(claim_id: str, comparison: str, scale: str = "pocket") -> float:
+    """The effect of one comparison of a claim's verdict on the stored results (the experiment labs)."""
+    from . import claims
+    claim = claims.get(claim_id)
+    verdict = claims.check(claim, claims.load_results(scale, names=claim.experiments))
+    rows = verdict.numbers[verdict.numbers["comparison"].str.startswith(comparison)] if len(verdict.numbers) else []
+    if not len(rows):
+        raise ValueError(f"no comparison {comparison!r} in the verdict of {claim_id} at the {scale} scale")
+    return float(rows["effect"].iloc[0])
+
+
+def _open_set_cce_drop(scale: str = "pocket") -> float:
+    """CCE's mean drop (points) under Table 2's open-set noise: the open-set claims' harm gate."""
+    from . import claims
+    runs, _ = claims.stored_results("table2", scale)
+    cce = runs[(runs["noise"] == "open_set") & (runs["method"] == "cce")]
+    return float(100 * (cce["test_acc_best_val"] - cce["test_acc_last"]).mean())
+
+
 #: ``(chapter, exercise) -> Checker`` for every exercise with a computable answer.
 CHECKERS: dict[tuple[str, int], Checker] = {
     ("noise", 2): Checker("the expected fraction of wrong labels for FASHION-MNIST's class-dependent noise at "
@@ -155,6 +174,16 @@ CHECKERS: dict[tuple[str, int], Checker] = {
                               _smallest_c_eq11),
     ("truncated", 2): Checker("the smallest number of classes c for which the scale-free Eq. 11 (d = 1) holds at "
                               "q = 0.7", _smallest_c_scale_free),
+    # the experiment labs: read a stored grid and decide a claim (answers from the stored pocket runs)
+    ("cce_vs_mae", 5): Checker("the mean over seeds of MAE's minus CCE's epochs to 90 % of CCE's mean best "
+                               "validation accuracy, clean digits (Fig. 1a runs)",
+                               lambda: _claim_effect("mae_slower_clean", "MAE - CCE"), 0.05),
+    ("dynamics", 5): Checker("CCE's mean drop in points at eta = 0.4 (Fig. 1c runs): test accuracy at the "
+                             "best-validation epoch minus the last epoch's",
+                             lambda: _claim_effect("cce_memorises", "CCE drop"), 0.05),
+    ("closed_set", 4): Checker("truncated L_q minus L_q on digits under uniform noise, in points, paired by seed "
+                               "and averaged over the noise rates every method fitted",
+                               lambda: _claim_effect("truncation_improves", "digits: Trunc Lq - Lq"), 0.05),
 }
 
 
