@@ -78,3 +78,14 @@ def test_row_story():
     assert worst["trunc_rank"] == "fifth" and worst["spread_others"] == pytest.approx(15.0)
     with pytest.raises(ValueError, match="no 'MAE' entry"):
         chapter.row_story(row.drop("MAE"))
+
+
+def test_plot_pruning_starts_marks_each_start():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    runs, history = _tables(prune_at=12)
+    fig = chapter.plot_pruning_starts(history, chapter.pruning_starts(runs, history), caption="x")
+    ax = fig.axes[0]
+    assert [line.get_xdata()[0] for line in ax.lines if line.get_linestyle() == ":"] == [12]
+    assert len([line for line in ax.lines if line.get_linestyle() == "-"]) == 1

@@ -21,7 +21,8 @@ import pandas as pd
 from .. import schedule
 from ..train import RunConfig
 
-__all__ = ["pruning_starts", "with_pruning_starts", "first_step_configs", "ORDINALS", "row_story"]
+__all__ = ["pruning_starts", "with_pruning_starts", "first_step_configs", "plot_pruning_starts", "ORDINALS",
+           "row_story"]
 
 
 def pruning_starts(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
@@ -100,6 +101,34 @@ def first_step_configs(configs: Sequence[RunConfig], runs: pd.DataFrame) -> list
             raise ValueError(f"no stored truncated run for noise {c.noise!r}, eta {c.eta}, seed {c.seed}")
         out.append(replace(c, prune_start=start[key], prune_rule="fixed"))
     return out
+
+
+def plot_pruning_starts(history: pd.DataFrame, starts: pd.DataFrame, *, caption: str | None = None):
+    """Each truncated run's validation loss against the epoch, with a dotted line where it started pruning.
+
+    ``starts`` is :func:`pruning_starts`'s frame; one panel per noise kind, one
+    line per seed, the start drawn at ``first_pruned`` epochs in the line's
+    colour.  Call :func:`gce.plots.use_book_style` first for the book's look.
+    """
+    import matplotlib.pyplot as plt
+
+    from ..plots import FIG_WIDTH
+
+    kinds = list(dict.fromkeys(starts["noise"]))
+    fig, axes = plt.subplots(1, len(kinds), figsize=(FIG_WIDTH, 3.3), squeeze=False, sharey=True)
+    for ax, kind in zip(axes[0], kinds):
+        for i, (_, r) in enumerate(starts[starts["noise"] == kind].iterrows()):
+            g = history[history["run_id"] == r["run_id"]].sort_values("epoch")
+            line, = ax.plot(g["epoch"], g["val_loss"], lw=1.0, color=f"C{i}", label=f"seed {r['seed']}")
+            if r["first_pruned"] == r["first_pruned"]:
+                ax.axvline(r["first_pruned"], color=line.get_color(), ls=":", lw=1.0)
+        ax.set_title(str(kind).replace("_", "-"))
+        ax.set_xlabel("epoch")
+    axes[0, 0].set_ylabel("validation loss")
+    axes[0, -1].legend(loc="upper right")
+    if caption:
+        fig.suptitle(caption)
+    return fig
 
 
 ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth")
