@@ -602,6 +602,10 @@ def first_pruning_step(configs: Sequence[RunConfig], *, device=None, root=None) 
     for c in configs:
         if c.method != "trunc_lq":
             raise ValueError(f"first_pruning_step needs truncated L_q runs (method='trunc_lq'), got {c.method!r}")
+        if c.prune_rule != "fixed":
+            raise ValueError("first_pruning_step needs each run's first pruning epoch in prune_start; a run pruned "
+                             "from its validation plateau (prune_rule='plateau') has it only in its stored history: "
+                             "pass gce.chapters.open_set.first_step_configs(configs, runs)")
     short = [replace(c, epochs=c.prune_start) for c in configs]
     results = _train.train_many(short, keep_models=True, device=device, root=root)
     out = []

@@ -686,7 +686,8 @@ def _block_comparisons(cells: _Cells, noise: str | None, winner: str, others: Se
             effects = [e for s in settings if winner not in unfit[s] and other not in unfit[s]
                        for e in [cells.effect(d, *s, winner, other)] if e is not None]
             if effects:
-                comps.append(Comparison(f"{d}: {_label(winner)} - {_label(other)} ({len(effects)} rates)",
+                rates = f"{len(effects)} rate" + ("s" if len(effects) > 1 else "")
+                comps.append(Comparison(f"{d}: {_label(winner)} - {_label(other)} ({rates})",
                                         stats.pooled(effects), MIN_EFFECT, kind))
     return comps, notes
 

@@ -1053,14 +1053,14 @@ __all__ += ["plot_transition_grid", "plot_class_noise_rates", "plot_superclass_c
 
 
 def plot_memorisation_onset(runs, history, onsets, *, caption: str | None = None):
-    """Where CCE starts to memorise the noise, the point the pocket schedules start from (Fig. 1(c), Sec. 4.2).
+    """Where CCE starts to memorise the noise (Fig. 1(c), Sec. 4.2): a diagnostic beside the declared schedule.
 
     ``runs``/``history`` are the stored tables of the ``"onset"`` experiment
     and ``onsets`` the frame of :func:`gce.experiments.measured_onsets`.  One
     panel per dataset: the mean softmax at the given label on right (solid) and
-    wrong (dashed) training labels for the noise setting that sets the schedule
+    wrong (dashed) training labels for the noise setting the book shows
     (``rule`` rows), the wrong-label curves of the other settings thin, and a
-    vertical line at the onset (the first learning-rate drop and pruning start).
+    vertical line at the onset.
     """
     rows = onsets[onsets["rule"].astype(bool)]
     ncols = min(2, len(rows))  # the book's style: at most two dense panels a row
