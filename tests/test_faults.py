@@ -442,8 +442,9 @@ def test_a_folder_that_holds_an_empty_database_left_by_a_failed_creation_is_usab
     con.close()
     assert (folder / store.DB_NAME).stat().st_size > 0
     assert store.ResultStore(tmp_path, "pocket", "table1").done() == set()
+    assert store.experiments_in(folder / store.DB_NAME) == []
+    store.ResultStore(tmp_path, "pocket", "table1").add(_runs(2), {}, "pocket")  # add alone creates the schema
     store.check_writable(folder)
-    store.ResultStore(tmp_path, "pocket", "table1").add(_runs(2), {}, "pocket")
     assert len(store.ResultStore(tmp_path, "pocket", "table1").done()) == 2
 
 
@@ -501,18 +502,19 @@ def small_disk(tmp_path):
 
 
 def _fill(folder, leave: int = 0) -> Path:
-    """Fill the file system of ``folder`` up to ``leave`` bytes free; the filler file is returned."""
+    """Fill the file system of ``folder`` until fewer than ``leave`` bytes (or nothing) can be written; the filler
+    file is returned."""
     filler = Path(folder) / "filler"
-    with open(filler, "wb") as f:
-        try:
-            while True:
-                free = shutil.disk_usage(folder).free
-                if free <= leave:
-                    break
-                f.write(b"\0" * min(65536, max(1, free - leave)))
-                f.flush()
-        except OSError:
-            pass
+    with open(filler, "wb", buffering=0) as f:
+        chunk = 65536
+        while chunk >= 1:
+            free = shutil.disk_usage(folder).free
+            if leave and free <= leave:
+                break
+            try:
+                f.write(b"\0" * (min(chunk, free - leave) if leave else chunk))
+            except OSError:  # no room for this chunk: try smaller ones until not one byte fits
+                chunk //= 2
     return filler
 
 
@@ -616,6 +618,7 @@ def test_a_full_disk_names_the_cause_and_a_failed_creation_blocks_nothing(small_
     kept = store.ResultStore(small_disk, "pocket", "table1").done()
     assert {store.run_id(r.config) for r in _runs(2)} <= kept
     (small_disk / "csv").mkdir()
+    assert sorted(p.name for p in (small_disk / "pocket").iterdir()) == [store.DB_NAME]  # no connection left open
     filler = _fill(small_disk, leave=0)
     db = small_disk.parent / "db"  # the database on another disk, the export onto the full one
     store.ResultStore(db, "pocket", "table1").add(_runs(20, epochs=50), {}, "pocket")

@@ -214,7 +214,11 @@ def _connect(path: Path, write: bool, wait_s: float = _BUSY_MS / 1000) -> sqlite
         con = sqlite3.connect(uri, uri=True, timeout=wait_s, isolation_level=None)
     else:
         con = sqlite3.connect(path, timeout=wait_s, isolation_level=None)
-        con.execute(f"PRAGMA busy_timeout = {int(wait_s * 1000)}")
+        try:
+            con.execute(f"PRAGMA busy_timeout = {int(wait_s * 1000)}")
+        except BaseException:
+            con.close()
+            raise
     return con
 
 
@@ -232,6 +236,8 @@ def _reading(path: Path):
     copied to a private temporary folder and read there, so that every committed run is seen.
     """
     _check_is_file(path)
+    if not path.exists():  # (connecting would create an empty file)
+        raise StoreError(f"no result database at {path}")
     tmp = None
     try:
         if not os.access(path.parent, os.W_OK) and _has_log(path):
@@ -412,15 +418,17 @@ def check_writable(folder: str | os.PathLike) -> Path:
         try:
             con.execute("BEGIN IMMEDIATE")  # the write lock: also serialises the schema of a file without one
             try:
-                created = _check_file(con, path)
-                if not created:
+                if not _check_file(con, path):
                     _create_schema(con)
                 con.execute("COMMIT")
             except BaseException:
                 _rollback(con)
                 raise
-            if not created:
-                con.execute("PRAGMA journal_mode = WAL")
+            if con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":  # a file whose creation failed
+                try:
+                    con.execute("PRAGMA journal_mode = WAL")
+                except sqlite3.OperationalError:
+                    pass  # another process holds it now; the next writer sets it (rollback mode works meanwhile)
         finally:
             con.close()
     except sqlite3.OperationalError as err:
@@ -575,10 +583,18 @@ class ResultStore:
         packed = [(rid, epochs, row, hist, *self._packed(rid, epochs, row, hist)) for rid, epochs, row, hist in records]
         path = check_writable(self.dir) if not self.path.exists() else self.path
         _check_is_file(path)
+        con = None
         try:
             con = _connect(path, write=True)
+            if con.execute("SELECT 1 FROM sqlite_master WHERE name = 'runs'").fetchone() is None:
+                con.close()  # a file without schema (a creation that failed): create it, under the write lock
+                con = None
+                check_writable(self.dir)
+                con = _connect(path, write=True)
         except sqlite3.Error as err:
-            raise StoreError(f"result database {path} cannot be opened ({_why(err)})") from None
+            if con is not None:
+                con.close()  # (an unclosed connection would keep the -wal and -shm files until collected)
+            raise StoreError(f"result database {path} cannot be opened ({_why(err, path.parent)})") from None
         try:
             con.execute("PRAGMA synchronous = FULL")
             for rid, epochs, row, hist, row_text, hist_text in packed:
