@@ -183,3 +183,19 @@ def test_compact_of_a_read_only_folder_says_read_only_not_unreadable(tmp_path, m
                         else real(p, mode, **k))
     with pytest.raises(store.StoreError, match="read-only folder: compact rewrites the file"):
         store.compact(tmp_path, "pocket")
+
+
+def test_a_file_system_without_hard_links_still_gets_a_whole_database(tmp_path, monkeypatch):
+    def no_links(src, dst, **kw):
+        raise PermissionError(1, "Operation not permitted")
+    monkeypatch.setattr(os, "link", no_links)
+    st = store.ResultStore(tmp_path, "pocket", "table1")
+    st.add([_result(0)], {}, "pocket")
+    assert store.ResultStore(tmp_path, "pocket", "table1").done() == {store.run_id(_result(0).config)}
+    assert sorted(p.name for p in (tmp_path / "pocket").iterdir()) == [store.DB_NAME]  # no private file left
+
+
+def test_provenance_names_what_float_results_depend_on_for_a_cpu():
+    device = store.provenance("cpu")["device"]
+    assert device.startswith("cpu (") and "cores" in device and "MKL_CBWR=" in device
+    assert str(__import__("torch").backends.cpu.get_cpu_capability()) in device

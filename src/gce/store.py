@@ -152,12 +152,34 @@ def _git_commit() -> str:
         return "unknown"
 
 
+def _cpu_model() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), else the platform's processor or machine name."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return " ".join(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def provenance(device: torch.device | str = "cpu") -> dict:
-    """Columns stored with every run: commit, versions, device, date."""
+    """Columns stored with every run: commit, versions, device, date.
+
+    A CPU device names the CPU model, its core count, the SIMD level torch dispatches to and MKL's
+    ``MKL_CBWR`` setting: float results can differ between CPUs because MKL picks its matrix-product kernels by
+    CPU unless ``MKL_CBWR`` pins them, so two runs of one config are comparable bit for bit only where these
+    agree.
+    """
     from . import __version__
     device = torch.device(device)
-    name = (torch.cuda.get_device_name(device) if device.type == "cuda"
-            else f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)")
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        simd = torch.backends.cpu.get_cpu_capability() if hasattr(torch.backends, "cpu") else "?"
+        name = (f"cpu ({_cpu_model()}, {platform.machine()}, {os.cpu_count()} cores, {simd}, "
+                f"MKL_CBWR={os.environ.get('MKL_CBWR', 'auto')})")
     return {"commit": _git_commit(), "gce_version": __version__, "torch_version": torch.__version__,
             "python_version": platform.python_version(), "device": name,
             "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
@@ -209,7 +231,7 @@ def _connect(path: Path, write: bool, wait_s: float = _BUSY_MS / 1000) -> sqlite
     """A connection to ``path``; reading from a read-only folder opens the file as it is (``immutable``)."""
     if not write and not os.access(path.parent, os.W_OK):
         # a read-only folder (an installed package, a read-only mount): read the file as it is, without
-        # creating side files.  A non-empty -wal beside it is read through a private copy (_read_only_copy).
+        # creating side files.  A non-empty -wal beside it is read through a private copy (_reading).
         uri = f"file:{path.resolve()}?mode=ro&immutable=1"
         con = sqlite3.connect(uri, uri=True, timeout=wait_s, isolation_level=None)
     else:
@@ -347,45 +369,40 @@ def _create_schema(con: sqlite3.Connection) -> None:
     con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
 
+def _write_schema(path: Path) -> None:
+    """Open (or create) ``path`` in WAL mode and write the schema in one ``BEGIN IMMEDIATE`` transaction."""
+    con = sqlite3.connect(path, isolation_level=None)
+    try:
+        con.execute("PRAGMA journal_mode = WAL")
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            _create_schema(con)
+            con.execute("COMMIT")
+        except BaseException:
+            _rollback(con)
+            raise
+    finally:
+        con.close()
+
+
 def _create(path: Path) -> None:
     """Create the database at ``path`` whole, or not at all.
 
     The file is built under a private name and then linked to ``path`` (``os.link`` fails if ``path`` exists),
     so other processes never see a file without its schema: two processes starting on one empty folder both
     succeed (the second uses the first one's file).  Where hard links are not supported, the file is created
-    in place and its schema written under ``BEGIN IMMEDIATE`` (readers see a file without tables as empty).
+    in place and its schema written under ``BEGIN IMMEDIATE``; a reader that opens it in that instant finds an
+    empty file and says so.
     """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.new")
     try:
-        con = sqlite3.connect(tmp, isolation_level=None)
-        try:
-            con.execute("PRAGMA journal_mode = WAL")
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                _create_schema(con)
-                con.execute("COMMIT")
-            except BaseException:
-                _rollback(con)
-                raise
-        finally:
-            con.close()
+        _write_schema(tmp)
         try:
             os.link(tmp, path)
         except FileExistsError:
             pass  # another process created it first: use theirs
-        except OSError:  # no hard links on this file system: create in place, the schema under the write lock
-            con = sqlite3.connect(path, isolation_level=None)
-            try:
-                con.execute("PRAGMA journal_mode = WAL")
-                con.execute("BEGIN IMMEDIATE")
-                try:
-                    _create_schema(con)
-                    con.execute("COMMIT")
-                except BaseException:
-                    _rollback(con)
-                    raise
-            finally:
-                con.close()
+        except OSError:  # no hard links on this file system
+            _write_schema(path)
     finally:
         for side in ("", "-wal", "-shm", "-journal"):
             try:
