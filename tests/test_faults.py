@@ -1,6 +1,10 @@
 """Fault injection on the result store (issue 11): hard kills, kills inside a write, concurrent writers,
-damaged database and export files, unwritable folders.  A tiny pocket-style sweep (digits, 16 hidden
-units, 3 epochs, one run per group) runs in subprocesses that are SIGKILLed.  Under two minutes on 2 cores.
+damaged database and export files, unwritable folders; index-only damage, processes creating one empty
+folder at once, read-only mounts and copies with a write-ahead log, compact while a reader holds the file,
+full disks (a 1 MB tmpfs), bad values on import, failed runs on the command line.  A tiny pocket-style sweep
+(digits, 16 hidden units, 3 epochs, one run per group) runs in subprocesses that are SIGKILLed, and resumes
+bit for bit.  Mount tests need root and skip, saying why, where mounting is not permitted.  Under two
+minutes on 2 cores (78 s with a load average of 7).
 """
 
 import json
