@@ -132,3 +132,32 @@ def test_results_export_and_a_damaged_import(tmp_path, capsys):
 def test_the_module_runs_as_a_program():
     out = subprocess.run([sys.executable, "-m", "gce", "reproduce", "table9"], capture_output=True, text=True)
     assert out.returncode == 2 and "invalid choice" in out.stderr
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "x"])
+def test_gpus_per_run_must_be_a_finite_non_negative_number(value, capsys, no_training):
+    with pytest.raises(SystemExit) as ex:
+        cli.main(["reproduce", "table1", "--engine", "ray", "--gpus-per-run", value])
+    assert ex.value.code == 2
+    err = capsys.readouterr().err
+    assert f"--gpus-per-run: must be a finite number >= 0 (0: CPU), got '{value}'" in err
+    assert "convert" not in err and "Traceback" not in err
+
+
+def test_export_and_compact_of_a_folder_where_the_database_should_be_are_one_line(tmp_path, capsys):
+    (tmp_path / "pocket" / store.DB_NAME).mkdir(parents=True)
+    for args in (["results", "export"], ["results", "compact"]):
+        assert cli.main([*args, "--results", str(tmp_path)]) == 1
+        line = _one_line(capsys.readouterr().err)
+        assert "is a folder, not a database file" in line, line
+
+
+def test_a_failing_ray_task_is_one_line_without_colour_codes():
+    from gce.runners import Failure
+    cfg = RunConfig(**FAST, seed=1)
+    ray_text = ("\x1b[36mray::_ray_task()\x1b[39m (pid=12, ip=10.0.0.1)\n  File \"x.py\", line 3, in f\n"
+                "    raise ValueError('bad width')\n\x1b[31mValueError: bad width\x1b[0m\n")
+    f = Failure(cfg, ray_text)
+    assert f.summary == "ValueError: bad width"
+    assert f.line().startswith(store.run_id(cfg)) and f.line().endswith("seed=1: ValueError: bad width")
+    assert "\n" not in f.line() and "\x1b" not in f.line()

@@ -491,3 +491,25 @@ def test_with_index_gives_truncated_lq_its_ids_from_a_data_loader():
         seen += idx.tolist()
         L.TruncatedLqLoss(10)(xb, yb, idx)
     assert sorted(seen) == list(range(10))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+@pytest.mark.parametrize("name", ["cce", "mae", "lq", "truncated_lq", "prune_weights"])
+def test_non_finite_logits_are_refused_not_turned_into_a_nan_loss(name, bad):
+    from gce import losses
+    logits, y = torch.zeros(4, 3), torch.tensor([0, 1, 2, 0])
+    logits[2, 1] = bad
+    call = {"cce": lambda: losses.cce(logits, y), "mae": lambda: losses.mae(logits, y),
+            "lq": lambda: losses.lq(logits, y, 0.7), "truncated_lq": lambda: losses.truncated_lq(logits, y, 0.7, 0.5),
+            "prune_weights": lambda: losses.prune_weights(logits, y, 0.5)}[name]  # pruning would drop sample 2
+    with pytest.raises(ValueError, match=r"logits hold 1 NaN or infinite value\(s\) of 12"):
+        call()
+
+
+def test_a_mean_over_an_empty_batch_is_refused_and_a_sum_is_zero():
+    from gce import losses
+    logits, y = torch.zeros(0, 3), torch.zeros(0, dtype=torch.long)
+    with pytest.raises(ValueError, match=r"reduction='mean' over an empty batch"):
+        losses.cce(logits, y)
+    assert float(losses.lq(logits, y, 0.7, reduction="sum")) == 0.0
+    assert float(losses.truncated_lq(logits, y, 0.7, 0.5, weight=torch.zeros(0))) == 0.0  # weighted: 0, as documented

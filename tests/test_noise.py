@@ -310,3 +310,33 @@ def test_one_generator_helper():
     assert torch.equal(torch.rand(3, generator=noise.generator(5)), torch.rand(3, generator=noise.generator(5)))
     with pytest.raises(TypeError, match="seed or generator"):
         noise.generator(None, allow_none=False)
+
+
+def test_a_flip_dict_with_labels_that_are_not_integers_is_one_clear_error():
+    with pytest.raises(ValueError, match=r"bad flip 0.5 -> 2: labels must be integers in \[0, 2\]"):
+        noise.class_dependent({0.5: 2}, 0.2, c=3)
+    with pytest.raises(ValueError, match=r"bad flip True -> 2"):
+        noise.class_dependent({True: 2}, 0.2, c=3)
+
+
+def test_the_realised_transition_of_no_labels_is_an_error_not_nan():
+    with pytest.raises(ValueError, match="empty set"):
+        noise.empirical_transition([], [], 3)
+
+
+def test_count_matrix_refuses_fractional_labels():
+    from gce.human_noise import count_matrix
+    with pytest.raises(ValueError, match="noisy labels must be whole class indices, got 1.7"):
+        count_matrix([0, 1], [0.0, 1.7], 3)
+    with pytest.raises(ValueError, match="clean labels must be whole class indices, got nan"):
+        count_matrix([0.0, float("nan")], [0, 1], 3)
+    assert count_matrix([0.0, 1.0], [0, 2], 3).tolist() == [[1, 0, 0], [0, 0, 1], [0, 0, 0]]
+
+
+@pytest.mark.parametrize("bad", [float("nan"), -0.1, 1.5])
+def test_estimate_transition_refuses_values_that_are_no_probabilities(bad):
+    from gce.train import estimate_transition
+    probs = torch.full((5, 2), 0.5, dtype=torch.float64)
+    probs[3, 0] = bad
+    with pytest.raises(ValueError, match="probs must be softmax outputs in \\[0, 1\\], found"):
+        estimate_transition(probs)

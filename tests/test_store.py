@@ -150,3 +150,52 @@ def test_a_schema_from_elsewhere_is_refused(tmp_path):
         con.execute("INSERT INTO meta VALUES ('app', 'something else')")
     with pytest.raises(store.StoreError, match="not a gce result database"):
         store.ResultStore(tmp_path, "pocket", "table1")
+
+
+def test_put_refuses_a_record_that_reading_would_refuse(tmp_path):
+    st = _filled(tmp_path)
+    rid, row = next(iter(st._rows.items()))
+    hist = {"epoch": [1, 2, 3], "test_acc": [0.1, 0.2, 0.3]}
+    bad = [((rid, 3, {**row, "run_id": "0" * 16}, hist), "names run_id"),
+           ((rid, 3, {k: v for k, v in row.items() if k != "best_epoch"}, hist), "lacks best_epoch"),
+           ((rid, 3, row, {"epoch": [1, 2], "test_acc": [0.1, 0.2, 0.3]}), "entries for 3 epochs"),
+           ((rid, 3, {**row, "experiment": "table2"}, hist), "experiment = 'table2'"),
+           (("xyz", 3, row, hist), "not a gce run id")]
+    for record, words in bad:
+        with pytest.raises(store.StoreError, match=words):
+            st.put([record])
+    assert len(store.ResultStore(tmp_path, "pocket", "table1").done()) == 3  # still readable, nothing replaced
+
+
+def test_an_infinite_number_in_a_result_is_one_clear_error(tmp_path):
+    st = store.ResultStore(tmp_path, "pocket", "table1")
+    res = _result(5)
+    res.history["train_loss"][1] = float("inf")
+    with pytest.raises(store.StoreError, match=r"train_loss = inf at epoch 2; the store keeps finite numbers"):
+        st.add([res], {}, "pocket")
+
+
+def test_compact_of_a_read_only_folder_says_read_only_not_unreadable(tmp_path, monkeypatch):
+    _filled(tmp_path)
+    folder = tmp_path / "pocket"
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **k: False if str(p) == str(folder) and mode == os.W_OK
+                        else real(p, mode, **k))
+    with pytest.raises(store.StoreError, match="read-only folder: compact rewrites the file"):
+        store.compact(tmp_path, "pocket")
+
+
+def test_a_file_system_without_hard_links_still_gets_a_whole_database(tmp_path, monkeypatch):
+    def no_links(src, dst, **kw):
+        raise PermissionError(1, "Operation not permitted")
+    monkeypatch.setattr(os, "link", no_links)
+    st = store.ResultStore(tmp_path, "pocket", "table1")
+    st.add([_result(0)], {}, "pocket")
+    assert store.ResultStore(tmp_path, "pocket", "table1").done() == {store.run_id(_result(0).config)}
+    assert sorted(p.name for p in (tmp_path / "pocket").iterdir()) == [store.DB_NAME]  # no private file left
+
+
+def test_provenance_names_what_float_results_depend_on_for_a_cpu():
+    device = store.provenance("cpu")["device"]
+    assert device.startswith("cpu (") and "cores" in device and "MKL_CBWR=" in device
+    assert str(__import__("torch").backends.cpu.get_cpu_capability()) in device

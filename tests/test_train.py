@@ -182,3 +182,17 @@ def test_channels_last_gives_the_same_batchnorm_run():
     a = train(cfg)
     b = train(RunConfig(**{**cfg.__dict__, "channels_last": True}))
     np.testing.assert_allclose(a.history["val_loss"], b.history["val_loss"], rtol=1e-3)
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("lr", float("inf"), "lr must be a finite number"),
+    ("q", float("nan"), "q must be a finite number"),
+    ("gamma", float("inf"), "gamma must be a finite number"),
+    ("milestones", (5, 2), "milestones must be increasing positive epochs"),
+    ("milestones", (0, 3), "milestones must be increasing positive epochs"),
+    ("prune_start", -3, "prune_start must be an integer >= 0"),
+])
+def test_run_config_refuses_values_that_would_train_nonsense(field, value, words):
+    from gce.train import RunConfig
+    with pytest.raises(ValueError, match=words):
+        RunConfig(**{field: value})

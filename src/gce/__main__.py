@@ -8,13 +8,15 @@ results export writes the stored runs as CSV tables; results import-csv
 stores CSV tables (checked row by row) in the database; results compact folds
 the write-ahead log into the database file before it is committed.
 
-Exit codes: 0 done, 1 an error (one line saying what), 2 bad arguments,
+Exit codes: 0 done, 1 an error (one line saying what; failed runs: one more line
+each), 2 bad arguments,
 130 interrupted (every finished run is saved; run the same command to resume).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -52,6 +54,17 @@ def _draw(name: str, scale: str, exp, store, out: Path) -> str:
     return str(path)
 
 
+def _gpus(text: str) -> float:
+    """``--gpus-per-run``: a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0 (0: CPU), got {text!r}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     fmt = argparse.ArgumentDefaultsHelpFormatter
     scale_default = os.environ.get("GCE_SCALE", "pocket")
@@ -69,7 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--engine", choices=runners.ENGINES, default="local",
                      help="local: this process; ray: one Ray task per run")
     rep.add_argument("--address", default=None, help="Ray cluster address; none: start a local Ray")
-    rep.add_argument("--gpus-per-run", type=float, default=0.0,
+    rep.add_argument("--gpus-per-run", type=_gpus, default=0.0,
                      help="GPUs per Ray task, fractional to share a GPU; 0: CPU")
 
     res = sub.add_parser("results", help="export or import the stored runs", formatter_class=fmt)
@@ -85,6 +98,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--scale", choices=experiments.SCALES, default=scale_default, help="scale ($GCE_SCALE)")
         p.add_argument("--results", default=results_default, help="results folder")
     exp.add_argument("--out", default=None, help="output folder; none: <results>/<scale>")
+    comp.add_argument("--wait", type=float, default=60.0,
+                      help="seconds to wait for other processes that hold the file before giving up")
     return parser
 
 
@@ -129,7 +144,7 @@ def _results(args) -> None:
         print(", ".join(f"{n}: {c} runs" for n, c in counts.items()) or "no <name>_runs.csv found",
               f"-> {Path(args.results) / args.scale / result_store.DB_NAME}")
     else:
-        print(result_store.compact(args.results, args.scale))
+        print(result_store.compact(args.results, args.scale, wait_s=args.wait))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,8 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         saved = _saved_since(before, args.results, args.scale) if before else 0
         print(f"interrupted; {saved} runs saved; run the same command to resume", file=sys.stderr, flush=True)
         return 130
-    except (ValueError, DatasetUnavailable, DatasetCorrupt, OSError, ImportError) as err:
-        print(f"error: {err}", file=sys.stderr, flush=True)
+    except (ValueError, DatasetUnavailable, DatasetCorrupt, OSError, ImportError, runners.RunsFailed) as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)  # RunsFailed: one more line per failed run
         return 1
     return 0
 

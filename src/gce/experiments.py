@@ -502,8 +502,8 @@ def run(name: str, scale: str | None = None, *, results: str | os.PathLike | Non
     training, the results folder is checked to be writable and every dataset
     needed is loaded once (a missing one raises
     :class:`gce.data.DatasetUnavailable` naming it).  Runs that fail are
-    reported together at the end (a :class:`RuntimeError` naming each config
-    and its error) after all the others have been trained.
+    reported together at the end (a :class:`gce.runners.RunsFailed`, a
+    ``RuntimeError`` with one line per failed run) after all the others have been trained.
     ``store.trained`` lists the run ids trained by this call.
 
     Runs that need ``T-hat`` (forward correction with an estimated matrix)
@@ -553,11 +553,8 @@ def run(name: str, scale: str | None = None, *, results: str | os.PathLike | Non
             transitions[len(ready)] = torch.tensor(T_hat, dtype=torch.float64)
             ready.append(c)
         failures += runner.execute(ready, transitions, set(), run_id, stored, prov)
-    if failures:
-        lines = "\n".join(f"- {run_id(f.config)} {f.config}: {f.error}" for f in failures)
-        n_ok = len(store.trained)
-        raise RuntimeError(f"{len(failures)} of {len(first) + len(second)} runs failed ({n_ok} trained now and "
-                           f"stored in {store.path}):\n{lines}")
+    if failures:  # one line each; the full errors are in err.failures
+        raise runners.RunsFailed(failures, len(first) + len(second), len(store.trained), store.path)
     return exp, store
 
 

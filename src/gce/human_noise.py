@@ -254,7 +254,14 @@ def _checked(dataset: str, raw, file: Path, train_labels) -> dict[str, np.ndarra
 
 def count_matrix(clean, noisy, c: int) -> np.ndarray:
     """``C[i, j]`` = number of images of true class ``i`` labelled ``j`` (``int64``, ``c x c``)."""
-    clean, noisy = np.asarray(clean, dtype=np.int64), np.asarray(noisy, dtype=np.int64)
+    given = {"clean": np.asarray(clean), "noisy": np.asarray(noisy)}
+    for name, a in given.items():  # a label 1.7 is no class: refuse it rather than count it as 1
+        if a.dtype == bool or a.dtype.kind not in "iuf":
+            raise ValueError(f"{name} labels must be integer class indices, got dtype {a.dtype}")
+        fractional = a[a != np.round(a)] if a.dtype.kind == "f" else a[:0]  # NaN included
+        if fractional.size:
+            raise ValueError(f"{name} labels must be whole class indices, got {fractional[0]}")
+    clean, noisy = given["clean"].astype(np.int64), given["noisy"].astype(np.int64)
     if clean.shape != noisy.shape or clean.ndim != 1:
         raise ValueError(f"clean and noisy must be 1-d of one length, got {clean.shape} and {noisy.shape}")
     for name, a in (("clean", clean), ("noisy", noisy)):

@@ -16,7 +16,9 @@ Reductions
 ``"mean"`` their mean.  With per-sample ``weight`` the mean is the *weighted*
 mean ``sum(w * l) / sum(w)``: a sample of weight 0 leaves the denominator as
 well as the numerator, which is what pruning (Algorithm 1) needs.  A weighted
-mean over all-zero weights is 0, not NaN.
+mean over all-zero weights is 0, not NaN.  An unweighted mean over an empty
+batch raises ``ValueError``, as do NaN or infinite logits (checked with the
+labels, ``validate=True``), which would make the loss or a pruning decision NaN.
 
 Functions
 ---------
@@ -206,6 +208,11 @@ def _check_inputs(logits: Tensor, y: Tensor, validate: bool) -> None:
         lo, hi = int(y.min()), int(y.max())
         if lo < 0 or hi >= c:
             raise ValueError(f"labels y must be in [0, {c - 1}] for c={c} classes, found {lo if lo < 0 else hi}")
+    if validate and logits.numel() > 0:
+        bad = int((~torch.isfinite(logits)).sum())
+        if bad:  # the loss (and a pruning decision) would be NaN: a diverged network, or bad inputs
+            raise ValueError(f"logits hold {bad} NaN or infinite value(s) of {logits.numel()}; the network has "
+                             f"diverged (lower lr) or its inputs are not finite")
 
 
 def _check_weight(weight: Tensor | None, n: int, unit_interval: bool, validate: bool) -> None:
@@ -246,6 +253,9 @@ def _reduce(per_sample: Tensor, weight: Tensor | None, reduction: str) -> Tensor
         return per_sample
     if reduction == "sum":
         return per_sample.sum()
+    if per_sample.numel() == 0:
+        raise ValueError("reduction='mean' over an empty batch (N=0) has no value; use reduction='sum' (0) or "
+                         "skip the batch")
     return per_sample.mean()
 
 

@@ -127,6 +127,8 @@ def class_dependent(flips: str | dict[int, int], eta: float, c: int | None = Non
     c = _check_num_classes(c)
     T = torch.eye(c, dtype=torch.float64)
     for s, t in flips.items():
+        if not all(isinstance(x, int) and not isinstance(x, bool) for x in (s, t)):
+            raise ValueError(f"bad flip {s!r} -> {t!r}: labels must be integers in [0, {c - 1}]")
         if not (0 <= s < c and 0 <= t < c) or s == t:
             raise ValueError(f"bad flip {s} -> {t} for c={c}: labels must differ and lie in [0, {c - 1}]")
         T[s, s] = 1.0 - eta
@@ -213,12 +215,14 @@ def corrupt(labels, T, generator: torch.Generator | int | None = None) -> Corrup
 def empirical_transition(clean, noisy, c: int) -> Tensor:
     """Row-normalised counts ``#(clean = i, noisy = j) / #(clean = i)``: the realised ``T``.
 
-    Rows of classes with no sample are NaN.
+    Rows of classes with no sample are NaN; no sample at all raises ``ValueError``.
     """
     c = _check_num_classes(c)
     clean, noisy = _check_labels(clean, c), _check_labels(noisy, c)
     if clean.shape != noisy.shape:
         raise ValueError(f"clean and noisy labels differ in length: {clean.numel()} vs {noisy.numel()}")
+    if clean.numel() == 0:
+        raise ValueError("no labels: the realised transition matrix of an empty set is undefined")
     counts = torch.bincount(clean * c + noisy, minlength=c * c).reshape(c, c).to(torch.float64)
     return counts / counts.sum(dim=1, keepdim=True)
 

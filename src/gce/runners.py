@@ -20,6 +20,8 @@ model (Patrini et al. 2017), computed for the CCE runs whose id is in
 
 from __future__ import annotations
 
+import math
+import re
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,23 +29,51 @@ from dataclasses import dataclass
 import torch
 
 from . import train as _train
-from .store import provenance
+from .store import provenance, run_id
 from .train import RunConfig, RunResult
 
-__all__ = ["Failure", "LocalEngine", "RayEngine", "ENGINES", "make_engine", "check_device"]
+__all__ = ["Failure", "RunsFailed", "LocalEngine", "RayEngine", "ENGINES", "make_engine", "check_device"]
 
 OnResult = Callable[[RunResult, "list | None", dict], None]
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
 @dataclass
 class Failure:
-    """A run that raised: its config and the error's text."""
+    """A run that raised: its config and the error's text (a traceback or a Ray error, many lines)."""
 
     config: RunConfig
     error: str
 
+    @property
+    def summary(self) -> str:
+        """The error in one line: the traceback's last line (``Type: message``), colour codes removed."""
+        lines = [line.strip() for line in _ANSI.sub("", self.error).splitlines() if line.strip()]
+        last = lines[-1] if lines else "unknown error"
+        return last if len(last) <= 300 else last[:297] + "..."
+
+    def line(self) -> str:
+        """One line naming the run (id, dataset, noise, method, seed) and its error."""
+        c = self.config
+        return (f"{run_id(c)} {c.dataset} {c.noise} eta={c.eta:g} {c.method} seed={c.seed}: {self.summary}")
+
     def __str__(self) -> str:
         return f"run {self.config} failed: {self.error}"
+
+
+class RunsFailed(RuntimeError):
+    """Some runs of an experiment failed (the others were stored): one line of summary, one line per failure.
+
+    ``failures`` keeps each run's config and full error text.
+    """
+
+    def __init__(self, failures: Sequence[Failure], total: int, trained: int, path):
+        self.failures = list(failures)
+        lines = "\n".join(f"- {f.line()}" for f in self.failures)
+        super().__init__(f"{len(self.failures)} of {total} runs failed ({trained} trained now and stored in {path};"
+                         f" run the same command to retry the failed ones):\n{lines}")
 
 
 def _t_hat_of(res: RunResult, want: bool) -> list | None:
@@ -105,8 +135,9 @@ class RayEngine:
             import ray
         except ImportError as err:  # pragma: no cover - depends on the environment
             raise ImportError("the Ray engine needs Ray: pip install 'gce[ray]' (or pip install ray)") from err
-        if gpus_per_run < 0:
-            raise ValueError(f"gpus_per_run must be >= 0, got {gpus_per_run}")
+        if isinstance(gpus_per_run, bool) or not isinstance(gpus_per_run, (int, float)) \
+                or not math.isfinite(gpus_per_run) or gpus_per_run < 0:
+            raise ValueError(f"gpus_per_run must be a finite number >= 0, got gpus_per_run={gpus_per_run!r}")
         self.ray = ray
         self.gpus_per_run, self.root, self.progress = gpus_per_run, root, progress
         if not ray.is_initialized():
@@ -139,7 +170,9 @@ class RayEngine:
                 try:
                     res, t_hat, run_prov = ray.get(ref)
                 except Exception as err:  # noqa: BLE001 - a failed task is reported, the others go on
-                    failures.append(Failure(config, f"{type(err).__name__}: {err}"))
+                    cause = getattr(err, "cause", None) or err  # a RayTaskError wraps the worker's exception
+                    text = str(cause).strip().splitlines()
+                    failures.append(Failure(config, f"{type(cause).__name__}: {text[-1] if text else ''}"))
                 else:
                     on_result(res, t_hat, run_prov)
                 if bar is not None:

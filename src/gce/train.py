@@ -77,6 +77,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 
@@ -199,10 +200,21 @@ class RunConfig:
         for name in ("epochs", "batch_size", "prune_every"):
             if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        for name in ("eta", "q", "k", "lr", "momentum", "weight_decay", "gamma", "val_fraction"):
+            value = getattr(self, name)  # NaN and inf would otherwise pass the range checks (or go unchecked)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {name}={value!r}")
         if not (self.lr > 0):
             raise ValueError(f"lr must be positive, got {self.lr!r}")
         if self.prune_rule not in ("fixed", "plateau"):
             raise ValueError(f"prune_rule must be 'fixed' or 'plateau', got prune_rule={self.prune_rule!r}")
+        if not (isinstance(self.prune_start, int) and not isinstance(self.prune_start, bool)
+                and self.prune_start >= 0):
+            raise ValueError(f"prune_start must be an integer >= 0 (an epoch), got prune_start={self.prune_start!r}")
+        ms = self.milestones
+        if not all(isinstance(m, int) and not isinstance(m, bool) and m >= 1 for m in ms) \
+                or any(a >= b for a, b in zip(ms, ms[1:])):
+            raise ValueError(f"milestones must be increasing positive epochs, got milestones={ms!r}")
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
         if not 0 < self.val_fraction < 1:
@@ -604,6 +616,9 @@ def estimate_transition(probs: Tensor, quantile: float = 0.97) -> Tensor:
     probs = torch.as_tensor(probs, dtype=torch.float64)
     if probs.dim() != 2:
         raise ValueError(f"probs must have shape (N, c), got {tuple(probs.shape)}")
+    if probs.numel() and not bool(((probs >= 0) & (probs <= 1)).all()):  # NaN fails too
+        bad = probs[~((probs >= 0) & (probs <= 1))][0].item()
+        raise ValueError(f"probs must be softmax outputs in [0, 1], found {bad}")
     c = probs.shape[1]
     T = torch.empty(c, c, dtype=torch.float64)
     for i in range(c):
