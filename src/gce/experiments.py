@@ -38,6 +38,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from . import paths as _paths
 from . import runners
 from . import schedule as _schedule
 from . import store as _store
@@ -388,20 +389,14 @@ def default_scale() -> str:
 
 def installed_results_dir() -> Path:
     """The results installed with the package (``gce/results``: the stored pocket runs), read-only in general."""
-    return Path(str(resources.files("gce").joinpath("results")))
+    return _paths.installed_results_dir()
 
 
 def default_results_dir() -> Path:
-    """Where results live: ``$GCE_RESULTS``, else the ``results/`` folder of the book's checkout
-    (found by walking up from the working directory to ``_toc.yml``), else the results installed with the
-    package (:func:`installed_results_dir`, so that a ``pip install`` in Colab reads the stored pocket runs)."""
-    if os.environ.get("GCE_RESULTS"):
-        return Path(os.environ["GCE_RESULTS"])
-    here = Path.cwd().resolve()
-    for folder in (here, *here.parents):
-        if (folder / "_toc.yml").exists():
-            return folder / "results"
-    return installed_results_dir()
+    """Where results live: ``$GCE_RESULTS``, else the ``results/`` folder of the book's checkout that holds
+    the working directory, else that of the checkout the package is imported from (an editable install),
+    else the results installed with the package (:func:`installed_results_dir`); see :mod:`gce.paths`."""
+    return _paths.results_dir()
 
 
 def _check_data(configs: Sequence[RunConfig], root) -> None:
