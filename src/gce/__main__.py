@@ -109,7 +109,8 @@ def _reproduce(args, before: dict[str, set[str]]) -> None:
         before[name] = result_store.ResultStore(args.results, args.scale, name).done()
         exp, store = experiments.run(name, args.scale, results=args.results, device=args.device,
                                      root=args.data_root, progress=not args.no_progress, engine=args.engine,
-                                     address=args.address, gpus_per_run=args.gpus_per_run)
+                                     address=args.address, gpus_per_run=args.gpus_per_run,
+                                     allow_training=True)  # reproduce is the request to train
         if not exp.configs:  # e.g. "human" at the pocket scale
             print(f"{name}: no runs ({exp.note})", flush=True)
             continue

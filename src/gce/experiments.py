@@ -38,10 +38,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from . import budget as _budget
 from . import paths as _paths
 from . import runners
 from . import schedule as _schedule
 from . import store as _store
+from .budget import TrainingNotAllowed
 from .store import ResultStore, StoreError, cce_twin, provenance, run_id
 from .train import RunConfig
 
@@ -61,6 +63,7 @@ __all__ = [
     "default_results_dir",
     "StoreError",
     "installed_results_dir",
+    "TrainingNotAllowed",
 ]
 
 SCALES = ("pocket", "lite", "paper")
@@ -450,8 +453,8 @@ def _writable_results(store: ResultStore) -> None:
 
 def run(name: str, scale: str | None = None, *, results: str | os.PathLike | None = None, device=None, root=None,
         progress: bool = True, max_group: int = 256, engine: str = "local", address: str | None = None,
-        gpus_per_run: float = 0.0, on_stored: Callable[[str], None] | None = None
-        ) -> tuple[Experiment, ResultStore]:
+        gpus_per_run: float = 0.0, on_stored: Callable[[str], None] | None = None,
+        allow_training: bool | None = None) -> tuple[Experiment, ResultStore]:
     """Train every run of ``spec(name, scale)`` that ``results`` does not hold yet, then return the store.
 
     ``scale`` defaults to :func:`default_scale` (``$GCE_SCALE``) and
@@ -467,6 +470,12 @@ def run(name: str, scale: str | None = None, *, results: str | os.PathLike | Non
     reported together at the end (a :class:`RuntimeError` naming each config
     and its error) after all the others have been trained.
     ``store.trained`` lists the run ids trained by this call.
+
+    It never retrains a grid by surprise: more than
+    :data:`gce.budget.MAX_UNASKED_RUNS` runs to train raise
+    :class:`gce.budget.TrainingNotAllowed` (how many, roughly how long, how to
+    allow it) unless ``allow_training`` is true or ``$GCE_ALLOW_TRAINING=1``
+    (``allow_training=False`` refuses even a few runs).
 
     Runs that need ``T-hat`` (forward correction with an estimated matrix)
     are trained after the CCE run with the same data, noise and seed, whose
@@ -491,6 +500,8 @@ def run(name: str, scale: str | None = None, *, results: str | os.PathLike | Non
     if not first and not second:
         return exp, store
     _writable_results(store)  # before any work: a read-only folder is found now, not after training
+    _budget.check(first + second, allow_training, f"{name} ({scale})", store.dir, flops=grid_flops,
+                  command=f"python -m gce reproduce {name} --scale {scale}")
     runner = runners.make_engine(engine, device=device, root=root, progress=progress, max_group=max_group,
                                  address=address, gpus_per_run=gpus_per_run)
     if engine == "local" or address is None:  # a remote Ray cluster's workers hold the data, not this machine
