@@ -454,13 +454,15 @@ def _writable_results(store: ResultStore) -> None:
 def run(name: str, scale: str | None = None, *, results: str | os.PathLike | None = None, device=None, root=None,
         progress: bool = True, max_group: int = 256, engine: str = "local", address: str | None = None,
         gpus_per_run: float = 0.0, on_stored: Callable[[str], None] | None = None,
-        allow_training: bool | None = None) -> tuple[Experiment, ResultStore]:
+        allow_training: bool | None = None, threads: int | None = None) -> tuple[Experiment, ResultStore]:
     """Train every run of ``spec(name, scale)`` that ``results`` does not hold yet, then return the store.
 
     ``scale`` defaults to :func:`default_scale` (``$GCE_SCALE``) and
     ``results`` to :func:`default_results_dir`.  ``engine`` is ``"local"``
-    (this process, batched groups) or ``"ray"`` (one Ray task per run, on the
-    cluster at ``address``, ``gpus_per_run`` GPUs each); see :mod:`gce.runners`.
+    (this process, batched groups, ``threads`` torch threads: one on the CPU
+    unless ``threads`` or ``$GCE_THREADS`` say otherwise, :mod:`gce.threads`)
+    or ``"ray"`` (one Ray task per run, on the cluster at ``address``,
+    ``gpus_per_run`` GPUs each); see :mod:`gce.runners`.
     Each run is stored (:class:`gce.store.ResultStore`, one SQLite transaction)
     the moment it finishes, so an interrupted or killed sweep keeps every
     finished run and the next call trains only the missing ones.  Before any
@@ -503,7 +505,7 @@ def run(name: str, scale: str | None = None, *, results: str | os.PathLike | Non
     _budget.check(first + second, allow_training, f"{name} ({scale})", store.dir, flops=grid_flops,
                   command=f"python -m gce reproduce {name} --scale {scale}")
     runner = runners.make_engine(engine, device=device, root=root, progress=progress, max_group=max_group,
-                                 address=address, gpus_per_run=gpus_per_run)
+                                 address=address, gpus_per_run=gpus_per_run, threads=threads)
     if engine == "local" or address is None:  # a remote Ray cluster's workers hold the data, not this machine
         _check_data(first + second, root)
     prov = provenance(getattr(runner, "device", "cpu"))
