@@ -133,6 +133,24 @@ def test_the_command_writes_copies_and_the_student_copy_of_a_chapter_still_runs(
     assert not errors
 
 
+def test_outside_the_checkout_the_command_finds_the_package_checkout_or_says_what_to_do(tmp_path, monkeypatch,
+                                                                                        capsys):
+    monkeypatch.chdir(tmp_path)  # gce is imported from the checkout (editable install or PYTHONPATH=src)
+    assert teaching.main(["student", "copies", "noise.ipynb"]) == 1  # a chapter not found here: one line
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and "noise.ipynb" in err
+    assert teaching.main(["student", "copies", str(ROOT / "book" / "noise.ipynb")]) == 0
+    assert (tmp_path / "copies" / "noise.ipynb").is_file()
+    monkeypatch.setattr(teaching.paths, "package_checkout", lambda: None)  # an installed package
+    assert teaching.main(["student", "copies"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not inside the book's checkout" in err and "--root" in err
+    assert teaching.main(["student", "copies", "--root", str(tmp_path)]) == 1
+    assert "no book/ folder under" in capsys.readouterr().err
+    assert teaching.main(["student", str(ROOT / "book"), "--root", str(ROOT)]) == 1
+    assert "must not be the book's own folder" in capsys.readouterr().err
+
+
 def test_the_install_cell_comes_from_config_and_version(tmp_path):
     (tmp_path / "_config.yml").write_text("repository:\n  url: https://github.com/someone/fork.git/\n")
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "gce"\nversion = "2.3.4"\n[tool.x]\nversion = "9"\n')
