@@ -153,3 +153,23 @@ def test_html_check_treats_math_as_raw_only_where_mathjax_is_missing():
     span = '<span class="math notranslate nohighlight">\\(\\mathcal{L}_q\\)</span>'
     assert check.find_raw_latex(f"<html><head>{MATHJAX}</head><body>{span}</body></html>") == []
     assert check.find_raw_latex(f"<html><body>{span}</body></html>") != []
+
+
+def test_api_constants_render_their_whole_description():
+    # napoleon reads "text: more" on the first line of a ``#:`` comment as "type: description", and the
+    # API page then shows a garbled "Type:" field; the first line of such a comment must not do that
+    napoleon = pytest.importorskip("sphinx.ext.napoleon")
+    from sphinx.ext.napoleon.docstring import GoogleDocstring, NumpyDocstring
+    from sphinx.pycode import ModuleAnalyzer
+
+    modules = re.findall(r"automodule:: (\S+)", (ROOT / "book" / "appendix" / "api.md").read_text())
+    assert "gce.losses" in modules
+    config = napoleon.Config(napoleon_numpy_docstring=True, napoleon_google_docstring=True)
+    garbled = []
+    for module in modules:
+        for (cls, name), lines in ModuleAnalyzer.for_module(module).find_attr_docs().items():
+            for style in (GoogleDocstring, NumpyDocstring):
+                if ":type:" in str(style(list(lines), config, what="attribute", name=name)):
+                    garbled.append(f"{module}.{cls + '.' if cls else ''}{name}: {lines[0][:60]!r}")
+                    break
+    assert not garbled, "first line read as a type by napoleon: " + "; ".join(garbled)

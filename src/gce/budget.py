@@ -26,7 +26,7 @@ __all__ = ["MAX_UNASKED_RUNS", "ALLOW_ENV", "CPU_GFLOPS", "TrainingNotAllowed", 
 MAX_UNASKED_RUNS = 8
 #: The environment variable that allows any amount of training (``1``, ``true`` or ``yes``).
 ALLOW_ENV = "GCE_ALLOW_TRAINING"
-#: The training rate assumed for the rough estimate of pocket (MLP) runs on a CPU, in GFLOP/s: about what the
+#: The training rate, in GFLOP/s, assumed for the rough estimate of pocket (MLP) runs on a CPU; about what the
 #: pocket engine reaches on one busy core (``benchmarks/threads.py`` and ``benchmarks/pocket.py`` measure it).
 CPU_GFLOPS = 40.0
 

@@ -745,7 +745,7 @@ import textwrap  # noqa: E402  (used by this display section only)
 
 __all__ += ["TEXT_WIDTH", "numbers_text", "format_check", "format_verdicts"]
 
-#: Width, in characters, that the display helpers fill by default: the book's code and text boxes
+#: Width, in characters, that the display helpers fill by default; the book's code and text boxes
 #: (tests/test_render.py) fit about 88 characters without a scroll bar.
 TEXT_WIDTH = 88
 _NBSP = "\u00a0"

@@ -103,7 +103,7 @@ ONSET_RISE = 0.02
 #: The noise under which the onset is read, per pocket dataset (the rule above).
 ONSET_NOISE: dict[str, tuple[str, float]] = {"digits": ("uniform", 0.4), "digit_pairs": ("uniform", 0.4),
                                              "digits_0to4": ("open_set", 0.4)}
-#: Length (epochs) of the pocket probe runs: long enough to see the noisy-label softmax rise.
+#: Length (epochs) of the pocket probe runs, long enough to see the noisy-label softmax rise.
 PROBE_EPOCHS = {"table1": 60, "table2": 40}
 #: Seeds of each pocket Table 1 block (the many-class block costs about 5x a digits run per epoch).
 POCKET_TABLE1_SEEDS = {"digits": 5, "digit_pairs": 5}

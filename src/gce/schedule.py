@@ -28,8 +28,8 @@ from collections.abc import Sequence
 
 __all__ = ["PAPER_SCHEDULES", "memorisation_onset", "schedule_from_onset"]
 
-#: The paper's SGD schedules (Sec. 4.2; Table 2 after Wang et al. and Sec. 4.3): epochs, learning-rate
-#: drops, first pruning epoch and pruning interval of truncated L_q.
+#: The paper's SGD schedules (Sec. 4.2; Table 2 after Wang et al. and Sec. 4.3), each with its epochs,
+#: learning-rate drops, first pruning epoch and pruning interval of truncated L_q.
 PAPER_SCHEDULES: dict[str, dict] = {
     "cifar10": dict(epochs=120, milestones=(40, 80), prune_start=40, prune_every=10),
     "fashionmnist": dict(epochs=120, milestones=(40, 80), prune_start=40, prune_every=10),
