@@ -91,7 +91,8 @@ def main() -> None:
         base = times[load, first]
         for n in args.threads[1:]:
             t = times[load, n]
-            text = f"{t / base:.2f}x" if t is not None and base is not None else "n/a (over the limit)"
+            text = (f"{t / base:.2f}x" if t is not None and base is not None else
+                    f"> {args.limit / base:.2f}x" if base is not None else "n/a (over the limit)")
             print(f"  {load:>16}: {n} vs {first} thread(s): {text}")
     print("slowdown from one busy process (busy / as is):")
     for n in args.threads:

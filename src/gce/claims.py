@@ -25,7 +25,7 @@ at, and they compare means over seeds with their standard errors
   in the stored runs (truncation that never changed the reported model).
 
 Results are passed as a mapping ``{experiment name: (runs, history)}`` (the
-tables of :class:`gce.experiments.ResultStore`); :func:`evaluate` reads them
+tables of :class:`gce.store.ResultStore`); :func:`evaluate` reads them
 from the results folder without ever training (:func:`stored_results`).
 """
 
@@ -672,7 +672,7 @@ def stored_results(name: str, scale: str | None = None, results_dir: str | os.Pa
     """The stored ``(runs, history)`` of experiment ``name`` at ``scale`` that belong to its current grid
     (:func:`gce.experiments.spec`), or None if none is stored.  Never trains: when every run of the grid is
     stored they are read through :func:`gce.experiments.run` (which then has nothing to train); otherwise
-    the runs that are stored are read from the :class:`gce.experiments.ResultStore`."""
+    the runs that are stored are read from the :class:`gce.store.ResultStore`."""
     scale = experiments.default_scale() if scale is None else scale
     results_dir = experiments.default_results_dir() if results_dir is None else results_dir
     ids = {experiments.run_id(c) for c in experiments.spec(name, scale).configs}

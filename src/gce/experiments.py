@@ -43,7 +43,6 @@ from . import paths as _paths
 from . import runners
 from . import schedule as _schedule
 from . import store as _store
-from .budget import TrainingNotAllowed
 from .store import ResultStore, StoreError, cce_twin, provenance, run_id
 from .train import RunConfig
 
@@ -63,7 +62,6 @@ __all__ = [
     "default_results_dir",
     "StoreError",
     "installed_results_dir",
-    "TrainingNotAllowed",
 ]
 
 SCALES = ("pocket", "lite", "paper")

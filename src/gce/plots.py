@@ -373,7 +373,7 @@ def plot_fig1(runs, history, *, datasets: Sequence[str], caption: str | None = N
     """Figure 1 of the paper: (a, b) test accuracy of CCE and MAE on clean labels per dataset;
     (c) mean softmax at the given label for right (solid) and wrong (dashed) labels, CCE vs L_q (q = 0.7).
 
-    ``runs``/``history`` are the tables of :class:`gce.experiments.ResultStore`;
+    ``runs``/``history`` are the tables of :class:`gce.store.ResultStore`;
     lines are means over seeds with a +-1 std band.
     """
     panels = list(datasets[:2]) + ["softmax"]
