@@ -40,8 +40,10 @@ from pathlib import Path
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 MATHJAX2 = Path("/usr/share/javascript/mathjax/MathJax.js")
 SKIP = ("genindex.html", "search.html", "py-modindex.html")
+#: The classes whose text MathJax typesets on a Sphinx page (Sphinx's MathJax 3 ``processHtmlClass``).
+PROCESS_CLASS = "tex2jax_process|mathjax_process|math|output_area"
 _MATHJAX_TAG = re.compile(r"<script[^>]*src=\"[^\"]*mathjax[^\"]*\"[^>]*>\s*</script>", re.I)
-_REPORT = re.compile(r'<pre id="gce-width-report">(.*?)</pre>', re.S)
+_REPORT = re.compile(r'<pre id="gce-width-report"[^>]*>(.*?)</pre>', re.S)
 
 #: The measuring script, run after MathJax has typeset the page (or at load without MathJax).
 MEASURE_JS = r"""
@@ -65,8 +67,11 @@ function gceMeasure() {
   for (var i = 0; i < all.length; i++) {
     var el = all[i];
     if (found.some(function (f) { return f.el.contains(el); })) continue;
+    if (el.closest('details:not([open]) > :not(summary)')) continue;  // folded: hidden inputs, solutions
+    if (el.closest('.MJX_Assistive_MathML')) continue;  // MathJax's copy for screen readers, clipped on purpose
+    if (el.checkVisibility && !el.checkVisibility({visibilityProperty: true})) continue;
     var r = el.getBoundingClientRect();
-    if (r.width === 0 || r.height === 0) continue;  // not shown (folded dropdowns, hidden inputs)
+    if (r.width === 0 || r.height === 0) continue;  // not shown
     var cs = getComputedStyle(el);
     if (cs.visibility === 'hidden') continue;
     var hidden = el.scrollWidth - el.clientWidth;
@@ -112,7 +117,8 @@ def instrument(page_html: str, mathjax: Path | None) -> str:
     local = ""
     if mathjax is not None:
         local = ('<script type="text/x-mathjax-config">MathJax.Hub.Config({messageStyle: "none", '
-                 'tex2jax: {inlineMath: [["\\\\(", "\\\\)"]], displayMath: [["\\\\[", "\\\\]"]]}});</script>'
+                 'tex2jax: {inlineMath: [["\\\\(", "\\\\)"]], displayMath: [["\\\\[", "\\\\]"]], '
+                 f'processClass: "{PROCESS_CLASS}", ignoreClass: "tex2jax_ignore|mathjax_ignore"}}}});</script>'
                  f'<script src="{mathjax.as_uri()}?config=TeX-AMS_CHTML"></script>')
     page_html = _MATHJAX_TAG.sub(lambda m: local, page_html)
     return page_html.replace("</body>", f"<script>{MEASURE_JS}</script></body>", 1)
