@@ -50,7 +50,7 @@ MEASURE_JS = r"""
 function gceKind(el) {
   if (el.closest('.cell_output, .output')) return 'output';
   if (el.closest('.math, .MathJax_Display, .MJXc-display, mjx-container')) return 'math';
-  if (el.closest('table')) return 'table';
+  if (el.closest('table') || el.querySelector(':scope > table')) return 'table';
   if (el.closest('pre, .highlight, code')) return 'code';
   return 'other';
 }
