@@ -2,10 +2,12 @@
 
 torch starts one intra-op thread per core.  The pocket engine's matrices are
 small (one MLP per run, a few thousand samples), and on a small machine those
-threads spin against any other busy process: ``benchmarks/threads.py``
-measured, on 2 cores, the first 10 pocket Fig. 1 runs at 3.2 s with one thread
-and 86 s with two while other processes were busy, and more than 200 s with
-two beside one competing process (14 s with one).  The rule:
+threads spin against any other busy process.  ``benchmarks/threads.py``
+(the first 10 pocket Fig. 1 runs, back to back, on a shared 2-core machine
+at load average 8-10) measured 10.3 s at one thread and more than 150 s at
+two (stopped there), and beside one more busy process 15.5 s at one thread
+and more than 150 s at two; an earlier run at load 0.5 gave 3.2 s at one
+thread.  The rule:
 
 1. ``threads`` when the caller gives it, else ``$GCE_THREADS`` when set;
 2. one thread when training on the CPU;
