@@ -6,3 +6,10 @@ import torch
 def gen():
     """A fixed-seed generator, so every test draws the same numbers."""
     return torch.Generator().manual_seed(1234)
+
+
+@pytest.fixture(autouse=True)
+def _tests_may_train(monkeypatch):
+    """Tests train their small grids on purpose (gce.budget refuses more than a few runs unless allowed);
+    tests/test_budget.py removes this to test the refusal."""
+    monkeypatch.setenv("GCE_ALLOW_TRAINING", "1")

@@ -153,3 +153,75 @@ def test_html_check_treats_math_as_raw_only_where_mathjax_is_missing():
     span = '<span class="math notranslate nohighlight">\\(\\mathcal{L}_q\\)</span>'
     assert check.find_raw_latex(f"<html><head>{MATHJAX}</head><body>{span}</body></html>") == []
     assert check.find_raw_latex(f"<html><body>{span}</body></html>") != []
+
+
+def test_api_constants_render_their_whole_description():
+    # napoleon reads "text: more" on the first line of a ``#:`` comment as "type: description", and the
+    # API page then shows a garbled "Type:" field; the first line of such a comment must not do that
+    napoleon = pytest.importorskip("sphinx.ext.napoleon")
+    from sphinx.ext.napoleon.docstring import GoogleDocstring, NumpyDocstring
+    from sphinx.pycode import ModuleAnalyzer
+
+    modules = re.findall(r"automodule:: (\S+)", (ROOT / "book" / "appendix" / "api.md").read_text())
+    assert "gce.losses" in modules
+    config = napoleon.Config(napoleon_numpy_docstring=True, napoleon_google_docstring=True)
+    garbled = []
+    for module in modules:
+        for (cls, name), lines in ModuleAnalyzer.for_module(module).find_attr_docs().items():
+            for style in (GoogleDocstring, NumpyDocstring):
+                if ":type:" in str(style(list(lines), config, what="attribute", name=name)):
+                    garbled.append(f"{module}.{cls + '.' if cls else ''}{name}: {lines[0][:60]!r}")
+                    break
+    assert not garbled, "first line read as a type by napoleon: " + "; ".join(garbled)
+
+
+def test_html_check_finds_links_to_missing_pages_and_anchors():
+    check = _check_html()
+    pages = {
+        "index.html": '<h1 id="top">x</h1><a href="#top">ok</a><a href="api.html#gce.losses.lq">ok</a>'
+                      '<a href="https://example.org/#nowhere">external</a><a href="_images/fig.png">file</a>',
+        "api.html": '<dt id="gce.losses.lq">lq</dt><a href="#gce.experiments.run">gone</a>',
+        "_modules/gce/store.html": '<a href="../../api.html#gce.losses.lq">ok</a>'
+                                   '<a href="../../api.html#gce.experiments.ResultStore">gone</a>'
+                                   '<a href="../../missing.html">no page</a><a href="../../../up.html">outside</a>',
+    }
+    assert check.find_broken_links(pages) == [
+        ("api.html", "#gce.experiments.run"),
+        ("_modules/gce/store.html", "../../api.html#gce.experiments.ResultStore"),
+        ("_modules/gce/store.html", "../../missing.html"),
+        ("_modules/gce/store.html", "../../../up.html"),
+    ]
+
+
+def _check_width():
+    spec = importlib.util.spec_from_file_location("check_width", ROOT / "tools" / "check_width.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_width_check_swaps_the_cdn_mathjax_for_a_local_one_and_adds_the_measurement(tmp_path):
+    check = _check_width()
+    local = tmp_path / "MathJax.js"
+    page = check.instrument(f"<html><head>{MATHJAX}</head><body><p>x</p></body></html>", local)
+    assert "cdn.jsdelivr" not in page and f'src="{local.as_uri()}?config=TeX-AMS_CHTML"' in page
+    assert page.index("gceMeasure") < page.index("</body>")
+    bare = check.instrument(f"<html><head>{MATHJAX}</head><body></body></html>", None)
+    assert "cdn.jsdelivr" not in bare and "MathJax.js" not in bare
+
+
+def test_width_check_reports_what_overflows_in_a_real_browser(tmp_path, capsys):
+    check = _check_width()
+    if check.find_browser() is None:
+        pytest.skip("no headless Chromium here")
+    (tmp_path / "page.html").write_text(
+        '<html><head><style>article{width:700px} pre{overflow-x:auto}</style></head><body>'
+        '<article class="bd-article"><pre>short</pre><pre>' + "wide " * 60 + "</pre>"
+        '<table style="width:900px"><tr><td>a wide table</td></tr></table><p>fits</p></article></body></html>')
+    assert check.main([str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "page.html: 2 elements wider than the 700 px column" in out
+    assert "code   scrolls by" in out and "table  sticks out by 200 px" in out
+    (tmp_path / "page.html").write_text('<html><body><article class="bd-article"><pre>short</pre></article>'
+                                        "</body></html>")
+    assert check.main([str(tmp_path)]) == 0

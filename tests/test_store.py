@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from gce import experiments, store
+from gce import experiments, paths, store
 from gce.train import RunConfig, RunResult
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,6 +94,7 @@ def test_the_committed_pocket_results_open_and_their_ids_are_their_configs():
 def test_installed_results_are_the_fallback_without_a_checkout(tmp_path, monkeypatch):
     monkeypatch.delenv("GCE_RESULTS", raising=False)
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(paths, "package_checkout", lambda: None)  # as in a non-editable install
     assert experiments.default_results_dir() == experiments.installed_results_dir()
     monkeypatch.setenv("GCE_RESULTS", str(tmp_path / "mine"))
     assert experiments.default_results_dir() == tmp_path / "mine"

@@ -133,26 +133,73 @@ def test_the_command_writes_copies_and_the_student_copy_of_a_chapter_still_runs(
     assert not errors
 
 
-def test_the_install_cell_comes_from_config_and_version(tmp_path):
+def test_outside_the_checkout_the_command_finds_the_package_checkout_or_says_what_to_do(tmp_path, monkeypatch,
+                                                                                        capsys):
+    monkeypatch.chdir(tmp_path)  # gce is imported from the checkout (editable install or PYTHONPATH=src)
+    assert teaching.main(["student", "copies", "noise.ipynb"]) == 1  # a chapter not found here: one line
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and "noise.ipynb" in err
+    assert teaching.main(["student", "copies", str(ROOT / "book" / "noise.ipynb")]) == 0
+    assert (tmp_path / "copies" / "noise.ipynb").is_file()
+    monkeypatch.setattr(teaching.paths, "package_checkout", lambda: None)  # an installed package
+    assert teaching.main(["student", "copies"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not inside the book's checkout" in err and "--root" in err
+    assert teaching.main(["student", "copies", "--root", str(tmp_path)]) == 1
+    assert "no book/ folder under" in capsys.readouterr().err
+    assert teaching.main(["student", str(ROOT / "book"), "--root", str(ROOT)]) == 1
+    assert "must not be the book's own folder" in capsys.readouterr().err
+
+
+def test_the_install_cell_comes_from_the_repository_section_of_the_config(tmp_path):
     (tmp_path / "_config.yml").write_text("repository:\n  url: https://github.com/someone/fork.git/\n")
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "gce"\nversion = "2.3.4"\n[tool.x]\nversion = "9"\n')
+    assert colab.install_requirement(tmp_path) == "gce @ git+https://github.com/someone/fork@main"
+    (tmp_path / "_config.yml").write_text("repository:\n  url: https://github.com/someone/fork\n  branch: v2.3.4\n")
     assert colab.install_requirement(tmp_path) == "gce @ git+https://github.com/someone/fork@v2.3.4"
     assert colab.install_requirement(tmp_path, ref="0123abc") == "gce @ git+https://github.com/someone/fork@0123abc"
     with pytest.raises(ValueError, match="ref must be"):
         colab.install_requirement(tmp_path, ref="v1; rm -rf /")
+    (tmp_path / "_config.yml").write_text("repository:\n  url: https://github.com/a/b\n  branch: 'v1; rm'\n")
+    with pytest.raises(ValueError, match="repository.branch must be a git branch or tag, got 'v1; rm'"):
+        colab.install_requirement(tmp_path)
     (tmp_path / "_config.yml").write_text("repository:\n  url: ''\n")
     with pytest.raises(ValueError, match="repository.url"):
         colab.repository_url(tmp_path)
 
 
-def test_the_install_cell_prints_a_message_instead_of_crashing_when_pip_fails(tmp_path):
-    source = colab.install_cell_source(ROOT).replace(colab.install_requirement(ROOT), "gce @ file:///no/such/place")
+def test_a_release_tag_in_the_config_names_the_packages_version():
+    ref = colab.repository_ref(ROOT)
+    if re.fullmatch(r"v\d.*", ref):
+        assert ref == f"v{colab.package_version(ROOT)}", "_config.yml's tag and pyproject.toml's version differ"
+    else:
+        assert ref == "main", f"repository.branch is {ref!r}: main between releases, v<version> at one"
+
+
+def _run_install_cell(tmp_path, requirement, colab_present):
+    """The install cell in a fresh interpreter where gce is not importable (and, if asked, under Colab)."""
+    source = colab.install_cell_source(ROOT).replace(colab.install_requirement(ROOT), requirement)
     fake_colab = tmp_path / "google" / "colab"
-    fake_colab.mkdir(parents=True)
+    fake_colab.mkdir(parents=True, exist_ok=True)
     (tmp_path / "google" / "__init__.py").write_text("")
     (fake_colab / "__init__.py").write_text("")
-    script = "import google.colab\n" + source
-    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path,
-                         env={**os.environ, "PYTHONPATH": str(tmp_path), "PIP_NO_INDEX": "1"}, timeout=300)
-    assert run.returncode == 0, run.stderr
-    assert "Could not install gce @ file:///no/such/place" in run.stdout
+    script = "import sys\nsys.modules['gce'] = None  # not installed\n"
+    script += ("import google.colab\n" if colab_present else "") + source
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(tmp_path), "PIP_NO_INDEX": "1"}, timeout=300)
+
+
+def test_the_install_cell_stops_with_pips_error_when_the_install_fails(tmp_path):
+    run = _run_install_cell(tmp_path, "gce @ file:///no/such/place", colab_present=True)
+    assert run.returncode != 0
+    last = run.stderr.strip().splitlines()
+    assert any(line.startswith("RuntimeError: pip could not install gce @ file:///no/such/place (exit code")
+               for line in last), run.stderr
+    assert "check that this repository and tag exist" in run.stderr and "ModuleNotFoundError" not in run.stderr
+
+
+def test_the_install_cell_names_the_missing_package_outside_colab(tmp_path):
+    run = _run_install_cell(tmp_path, "gce @ git+https://example.org/x@main", colab_present=False)
+    assert run.returncode != 0
+    assert run.stderr.strip().splitlines()[-1] == (
+        "ModuleNotFoundError: this chapter needs the gce package: pip install 'gce @ git+https://example.org/x@main'")

@@ -79,6 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--device", default=None, help="torch device; none: cuda if available, else cpu")
     rep.add_argument("--data-root", default=None, help="dataset folder; none: $GCE_DATA or ~/.cache/gce/data")
     rep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    rep.add_argument("--threads", type=int, default=None,
+                     help="torch threads of the local engine; none: $GCE_THREADS, else 1 on the CPU")
     rep.add_argument("--engine", choices=runners.ENGINES, default="local",
                      help="local: this process; ray: one Ray task per run")
     rep.add_argument("--address", default=None, help="Ray cluster address; none: start a local Ray")
@@ -124,7 +126,8 @@ def _reproduce(args, before: dict[str, set[str]]) -> None:
         before[name] = result_store.ResultStore(args.results, args.scale, name).done()
         exp, store = experiments.run(name, args.scale, results=args.results, device=args.device,
                                      root=args.data_root, progress=not args.no_progress, engine=args.engine,
-                                     address=args.address, gpus_per_run=args.gpus_per_run)
+                                     address=args.address, gpus_per_run=args.gpus_per_run,
+                                     threads=args.threads, allow_training=True)  # a request to train
         if not exp.configs:  # e.g. "human" at the pocket scale
             print(f"{name}: no runs ({exp.note})", flush=True)
             continue

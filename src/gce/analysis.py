@@ -1,6 +1,6 @@
 """Summaries of stored results: the numbers and tables the experiment chapters print.
 
-Every function here reads the tables of a :class:`gce.experiments.ResultStore`
+Every function here reads the tables of a :class:`gce.store.ResultStore`
 (``store.runs``: one row per run; ``store.history``: one row per run and
 epoch) and returns a :class:`pandas.DataFrame` (or a Styler), so a number in
 the book can be traced from its cell to one function:

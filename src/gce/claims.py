@@ -958,7 +958,7 @@ def stored_results(name: str, scale: str | None = None, results_dir: str | os.Pa
     """The stored ``(runs, history)`` of experiment ``name`` at ``scale`` that belong to its current grid
     (:func:`gce.experiments.spec`), or None if none is stored.  Never trains: when every run of the grid is
     stored they are read through :func:`gce.experiments.run` (which then has nothing to train); otherwise
-    the runs that are stored are read from the :class:`gce.experiments.ResultStore`."""
+    the runs that are stored are read from the :class:`gce.store.ResultStore`."""
     scale = experiments.default_scale() if scale is None else scale
     results_dir = experiments.default_results_dir() if results_dir is None else results_dir
     ids = {experiments.run_id(c) for c in experiments.spec(name, scale).configs}
@@ -1031,7 +1031,7 @@ import textwrap  # noqa: E402  (used by this display section only)
 
 __all__ += ["TEXT_WIDTH", "numbers_text", "format_check", "format_verdicts"]
 
-#: Width, in characters, that the display helpers fill by default: the book's code and text boxes
+#: Width, in characters, that the display helpers fill by default; the book's code and text boxes
 #: (tests/test_render.py) fit about 88 characters without a scroll bar.
 TEXT_WIDTH = 88
 _NBSP = "\u00a0"

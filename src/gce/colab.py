@@ -1,18 +1,23 @@
 """The Colab install cell: one source of truth, stamped into every notebook.
 
 The first code cell of every chapter installs the ``gce`` package when the
-notebook runs in Google Colab.  Its pip requirement is built from two lines of
-the repository, so a fork or a release changes one line and reruns the tool:
+notebook runs in Google Colab.  Its pip requirement comes from one place, the
+``repository`` section of ``_config.yml``, which also drives the book's Colab
+(launch), repository and issue buttons:
 
-- the repository address: ``repository.url`` in ``_config.yml`` (the same
-  address the book's launch and repository buttons use);
-- the version: ``version`` in ``pyproject.toml``; the cell pins the git tag
-  ``v<version>`` (or a commit given with ``--ref``).
+- ``repository.url``: the repository's address;
+- ``repository.branch``: the git branch or tag that the buttons open and the
+  cell installs (``gce @ git+<url>@<branch>``).  Between releases it is
+  ``main``; at a release it is the release's tag, ``v<version>`` with the
+  version of ``pyproject.toml`` (tests/test_teaching.py checks that a tag
+  names that version).
 
 ``python -m gce.colab`` stamps the cell into every notebook under ``book/``
 (or the notebooks named); ``python -m gce.colab --check`` lists the notebooks
 whose install cell differs and exits 1.  Only the cell's source changes, so a
-stamped notebook need not be re-executed: outside Colab the cell does nothing.
+stamped notebook need not be re-executed: where ``gce`` is importable the cell
+does nothing.  Where it is not, the cell fails with the real problem: pip's
+error (in Colab), or the missing package and the command that installs it.
 """
 
 from __future__ import annotations
@@ -24,33 +29,34 @@ from pathlib import Path
 
 from .notebooks import book_notebooks, cell_source, read_notebook, set_cell_source, write_notebook
 
-__all__ = ["INSTALL_TAG", "repository_url", "package_version", "install_requirement", "install_cell_source",
-           "find_install_cell", "stamp", "main"]
+__all__ = ["INSTALL_TAG", "repository_url", "repository_ref", "package_version", "install_requirement",
+           "install_cell_source", "find_install_cell", "stamp", "main"]
 
 #: Cell tag that marks the install cell (the first code cell of a chapter).
 INSTALL_TAG = "colab-install"
 
 _TEMPLATE = '''\
-# Colab: install the gce package this book was built with. `python -m gce.colab`
-# stamps this cell from _config.yml (repository url) and pyproject.toml (version).
+# Colab: install the gce package. `python -m gce.colab` stamps this cell from the
+# repository url and branch (or release tag) of the book's _config.yml.
+import importlib
+import importlib.util
 import subprocess
 import sys
 
 GCE_REQUIREMENT = "{requirement}"
-if "google.colab" in sys.modules:
+if "google.colab" in sys.modules and importlib.util.find_spec("gce") is None:
     pip = subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", GCE_REQUIREMENT],
-        capture_output=True, text=True,
-    )
-    if pip.returncode == 0:
-        print("Installed", GCE_REQUIREMENT)
-    else:
-        print(
-            f"Could not install {{GCE_REQUIREMENT}} (pip exit code {{pip.returncode}}).\\n"
-            "The cells below need the gce package: check the address and the tag,\\n"
-            "or install it by hand with !pip install and rerun. pip said:\\n"
-            + pip.stderr[-1500:]
-        )'''
+        capture_output=True, text=True)
+    if pip.returncode != 0:
+        raise RuntimeError(
+            f"pip could not install {{GCE_REQUIREMENT}} (exit code {{pip.returncode}}): "
+            "check that this repository and tag exist, or install gce by hand.\\n"
+            "pip said: " + pip.stderr.strip()[-1500:])
+    importlib.invalidate_caches()
+if importlib.util.find_spec("gce") is None:
+    raise ModuleNotFoundError(
+        f"this chapter needs the gce package: pip install '{{GCE_REQUIREMENT}}'")'''
 
 
 def repository_url(root=".") -> str:
@@ -63,6 +69,18 @@ def repository_url(root=".") -> str:
     if not url or not str(url).startswith(("https://", "http://")):
         raise ValueError(f"{path}: repository.url must be an http(s) address, got {url!r}")
     return str(url).rstrip("/").removesuffix(".git")
+
+
+def repository_ref(root=".") -> str:
+    """``repository.branch`` of ``root/_config.yml``: the branch or tag the install cell pins (default ``main``)."""
+    import yaml
+
+    path = Path(root) / "_config.yml"
+    config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    ref = str((config.get("repository") or {}).get("branch") or "main")
+    if not re.fullmatch(r"[A-Za-z0-9._/-]+", ref):
+        raise ValueError(f"{path}: repository.branch must be a git branch or tag, got {ref!r}")
+    return ref
 
 
 def package_version(root=".") -> str:
@@ -78,8 +96,9 @@ def package_version(root=".") -> str:
 
 
 def install_requirement(root=".", ref: str | None = None) -> str:
-    """The pip requirement of the install cell: ``gce @ git+<url>@<ref>``, ``ref`` defaulting to ``v<version>``."""
-    ref = f"v{package_version(root)}" if ref is None else ref
+    """The pip requirement of the install cell: ``gce @ git+<url>@<ref>``, ``ref`` defaulting to
+    ``repository.branch`` of ``_config.yml`` (:func:`repository_ref`)."""
+    ref = repository_ref(root) if ref is None else ref
     if not re.fullmatch(r"[A-Za-z0-9._/-]+", ref):
         raise ValueError(f"ref must be a git tag, branch or commit, got {ref!r}")
     return f"gce @ git+{repository_url(root)}@{ref}"
@@ -129,7 +148,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gce.colab", description=__doc__.split("\n\n")[0])
     parser.add_argument("notebooks", nargs="*", help="notebooks to stamp (default: every notebook under book/)")
     parser.add_argument("--root", default=".", help="repository root (default: .)")
-    parser.add_argument("--ref", help="git tag, branch or commit to pin (default: v<version>)")
+    parser.add_argument("--ref", help="git tag, branch or commit to pin (default: repository.branch of _config.yml)")
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a cell differs")
     args = parser.parse_args(argv)
     paths = args.notebooks or book_notebooks(args.root)

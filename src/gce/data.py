@@ -366,7 +366,7 @@ def _load_digits(root: Path | None, download: bool) -> Dataset:
 
 # --------------------------------------------------------------------------- pocket tasks built from the digits
 
-#: Seed and per-class counts of ``"digit_pairs"`` (fixed: the dataset is the same on every machine).
+#: Seed and per-class counts of ``"digit_pairs"`` (fixed, so that the dataset is the same on every machine).
 DIGIT_PAIRS_SEED = 0
 DIGIT_PAIRS_TRAIN_PER_CLASS = 20
 DIGIT_PAIRS_VAL_PER_CLASS = 5

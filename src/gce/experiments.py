@@ -39,6 +39,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from . import budget as _budget
+from . import paths as _paths
 from . import runners
 from . import schedule as _schedule
 from . import store as _store
@@ -421,20 +423,14 @@ def default_scale() -> str:
 
 def installed_results_dir() -> Path:
     """The results installed with the package (``gce/results``: the stored pocket runs), read-only in general."""
-    return Path(str(resources.files("gce").joinpath("results")))
+    return _paths.installed_results_dir()
 
 
 def default_results_dir() -> Path:
-    """Where results live: ``$GCE_RESULTS``, else the ``results/`` folder of the book's checkout
-    (found by walking up from the working directory to ``_toc.yml``), else the results installed with the
-    package (:func:`installed_results_dir`, so that a ``pip install`` in Colab reads the stored pocket runs)."""
-    if os.environ.get("GCE_RESULTS"):
-        return Path(os.environ["GCE_RESULTS"])
-    here = Path.cwd().resolve()
-    for folder in (here, *here.parents):
-        if (folder / "_toc.yml").exists():
-            return folder / "results"
-    return installed_results_dir()
+    """Where results live: ``$GCE_RESULTS``, else the ``results/`` folder of the book's checkout that holds
+    the working directory, else that of the checkout the package is imported from (an editable install),
+    else the results installed with the package (:func:`installed_results_dir`); see :mod:`gce.paths`."""
+    return _paths.results_dir()
 
 
 def _check_data(configs: Sequence[RunConfig], root) -> None:
@@ -488,14 +484,16 @@ def _writable_results(store: ResultStore) -> None:
 
 def run(name: str, scale: str | None = None, *, results: str | os.PathLike | None = None, device=None, root=None,
         progress: bool = True, max_group: int = 256, engine: str = "local", address: str | None = None,
-        gpus_per_run: float = 0.0, on_stored: Callable[[str], None] | None = None
-        ) -> tuple[Experiment, ResultStore]:
+        gpus_per_run: float = 0.0, on_stored: Callable[[str], None] | None = None,
+        allow_training: bool | None = None, threads: int | None = None) -> tuple[Experiment, ResultStore]:
     """Train every run of ``spec(name, scale)`` that ``results`` does not hold yet, then return the store.
 
     ``scale`` defaults to :func:`default_scale` (``$GCE_SCALE``) and
     ``results`` to :func:`default_results_dir`.  ``engine`` is ``"local"``
-    (this process, batched groups) or ``"ray"`` (one Ray task per run, on the
-    cluster at ``address``, ``gpus_per_run`` GPUs each); see :mod:`gce.runners`.
+    (this process, batched groups, ``threads`` torch threads: one on the CPU
+    unless ``threads`` or ``$GCE_THREADS`` say otherwise, :mod:`gce.threads`)
+    or ``"ray"`` (one Ray task per run, on the cluster at ``address``,
+    ``gpus_per_run`` GPUs each); see :mod:`gce.runners`.
     Each run is stored (:class:`gce.store.ResultStore`, one SQLite transaction)
     the moment it finishes, so an interrupted or killed sweep keeps every
     finished run and the next call trains only the missing ones.  Before any
@@ -505,6 +503,12 @@ def run(name: str, scale: str | None = None, *, results: str | os.PathLike | Non
     reported together at the end (a :class:`gce.runners.RunsFailed`, a
     ``RuntimeError`` with one line per failed run) after all the others have been trained.
     ``store.trained`` lists the run ids trained by this call.
+
+    It never retrains a grid by surprise: more than
+    :data:`gce.budget.MAX_UNASKED_RUNS` runs to train raise
+    :class:`gce.budget.TrainingNotAllowed` (how many, roughly how long, how to
+    allow it) unless ``allow_training`` is true or ``$GCE_ALLOW_TRAINING=1``
+    (``allow_training=False`` refuses even a few runs).
 
     Runs that need ``T-hat`` (forward correction with an estimated matrix)
     are trained after the CCE run with the same data, noise and seed, whose
@@ -529,8 +533,10 @@ def run(name: str, scale: str | None = None, *, results: str | os.PathLike | Non
     if not first and not second:
         return exp, store
     _writable_results(store)  # before any work: a read-only folder is found now, not after training
+    _budget.check(first + second, allow_training, f"{name} ({scale})", store.dir, flops=grid_flops,
+                  command=f"python -m gce reproduce {name} --scale {scale}")
     runner = runners.make_engine(engine, device=device, root=root, progress=progress, max_group=max_group,
-                                 address=address, gpus_per_run=gpus_per_run)
+                                 address=address, gpus_per_run=gpus_per_run, threads=threads)
     if engine == "local" or address is None:  # a remote Ray cluster's workers hold the data, not this machine
         _check_data(first + second, root)
     prov = provenance(getattr(runner, "device", "cpu"))

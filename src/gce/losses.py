@@ -99,7 +99,7 @@ __all__ = [
 
 _REDUCTIONS = ("mean", "sum", "none")
 
-#: The paper's ``q`` and ``k`` (Sec. 4: "q = 0.7, k = 0.5" for every dataset), the defaults everywhere in gce.
+#: The paper's ``q`` and ``k``, the defaults everywhere in gce (Sec. 4 sets "q = 0.7, k = 0.5" for every dataset).
 PAPER_Q = 0.7
 PAPER_K = 0.5
 #: The smallest ``q`` accepted.  Below it ``L_q`` is CCE to within ``q (log f)^2 / 2`` (Eq. 6's limit

@@ -1,8 +1,12 @@
-"""Reading and writing the book's notebooks as plain JSON (nbformat 4), for the tools that edit them.
+"""The book's notebooks: reading and writing them as plain JSON (nbformat 4), and the chapters' ``glue``.
 
-Used by :mod:`gce.colab` (the install cell) and :mod:`gce.teaching` (student
-copies).  Only the standard library: the tools run wherever the book's
-sources are, without Jupyter installed.
+The JSON helpers are used by :mod:`gce.colab` (the install cell) and
+:mod:`gce.teaching` (student copies); they need only the standard library, so
+the tools run wherever the book's sources are, without Jupyter installed.
+
+:func:`glue` is what every chapter calls to hand a number to its prose: the
+book's build pastes it into the text through myst-nb, and a chapter run where
+myst-nb is not installed (Colab, a plain ``pip install gce``) still runs.
 """
 
 from __future__ import annotations
@@ -10,7 +14,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-__all__ = ["read_notebook", "write_notebook", "book_notebooks", "cell_source", "set_cell_source"]
+__all__ = ["read_notebook", "write_notebook", "book_notebooks", "cell_source", "set_cell_source", "glue",
+           "GLUED"]
+
+#: What :func:`glue` recorded in this session, by key (the last value given for each key).
+GLUED: dict = {}
 
 
 def read_notebook(path) -> dict:
@@ -47,3 +55,27 @@ def cell_source(cell: dict) -> str:
 def set_cell_source(cell: dict, text: str) -> None:
     """Store ``text`` as a cell's source, in the list-of-lines form Jupyter writes."""
     cell["source"] = text.splitlines(keepends=True)
+
+
+def glue(name: str, variable, display: bool = True) -> None:
+    """Record ``variable`` under ``name`` for the book's ``{glue}`` roles, as ``myst_nb.glue`` does.
+
+    When myst-nb is installed (the book's build) this is ``myst_nb.glue``, so
+    the stored outputs are the ones the book pastes from.  Without it (Colab,
+    a plain install) the value is kept in :data:`GLUED` and, when
+    ``display`` is true, shown with IPython's ``display`` (printed outside
+    IPython); a chapter then runs the same, only nothing is pasted.
+    """
+    GLUED[name] = variable
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:
+        if display:
+            try:
+                from IPython.display import display as show
+            except ImportError:
+                print(repr(variable))
+            else:
+                show(variable)
+        return
+    myst_glue(name, variable, display=display)

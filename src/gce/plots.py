@@ -16,7 +16,7 @@ import torch
 __all__ = ["use_book_style", "transition_heatmap", "compare_transitions", "PALETTE", "MARKERS",
            "COLUMN_PX", "FIG_WIDTH", "MIN_TEXT_PX", "smallest_text_px", "q_styles"]
 
-#: One colour per method, used by every figure of the book: the Okabe-Ito palette, which stays
+#: One colour per method, used by every figure of the book, from the Okabe-Ito palette, which stays
 #: distinct under the common colour-vision deficiencies; CCE is black so that it also stands out in greyscale.
 PALETTE = {
     "CCE": "#000000",
@@ -32,7 +32,7 @@ MARKERS = {"CCE": "o", "MAE": "s", "Forward T": "^", "Forward T_hat": "v", "Lq":
 
 #: Width of the rendered book's text column in CSS pixels (sphinx-book-theme 1.x at a desktop window).
 COLUMN_PX = 770
-#: Width of a full-column figure in inches: every figure of the book is at most this wide.
+#: Width of a full-column figure in inches; every figure of the book is at most this wide.
 FIG_WIDTH = 7.5
 #: The smallest text, in CSS pixels at :data:`COLUMN_PX`, that a figure may contain.
 MIN_TEXT_PX = 9.0
@@ -234,7 +234,7 @@ __all__ += ["transition_panels", "image_grid"]
 # Figures of the chapter "CCE, MAE and the L_q family" (Eq. 2, 4, 6 and the
 # gradient weights of Sec. 3.2).
 
-#: The values of ``q`` the chapter draws: 0 is the CCE limit, 1 the unhinged loss.
+#: The values of ``q`` the chapter draws (0 is the CCE limit, 1 the unhinged loss).
 LQ_FAMILY_QS = (0.0, 0.25, 0.5, 0.7, 1.0)
 
 
@@ -373,7 +373,7 @@ def plot_fig1(runs, history, *, datasets: Sequence[str], caption: str | None = N
     """Figure 1 of the paper: (a, b) test accuracy of CCE and MAE on clean labels per dataset;
     (c) mean softmax at the given label for right (solid) and wrong (dashed) labels, CCE vs L_q (q = 0.7).
 
-    ``runs``/``history`` are the tables of :class:`gce.experiments.ResultStore`;
+    ``runs``/``history`` are the tables of :class:`gce.store.ResultStore`;
     lines are means over seeds with a +-1 std band.
     """
     panels = list(datasets[:2]) + ["softmax"]
@@ -648,7 +648,7 @@ __all__ += ["plot_truncated_lq", "plot_eq11_region", "plot_eq11_q_max", "plot_ac
 # ---- cce_vs_mae ----
 # Figures of the chapter "CCE vs MAE in practice" (Fig. 1a, b; Sec. 3.2).
 
-#: Fig. 1(a, b)'s two curves: label -> (runs selected, colour).
+#: Fig. 1(a, b)'s two curves, as label -> (runs selected, colour).
 FIG1_AB_CURVES = {"CCE": ({"method": "cce", "noise": "none"}, PALETTE["CCE"]),
                   "MAE": ({"method": "mae", "noise": "none"}, PALETTE["MAE"])}
 

@@ -7,7 +7,9 @@ once.  A run that fails is reported (config and error) in the returned list of
 :class:`Failure` and does not stop the others.
 
 - :class:`LocalEngine` trains in this process, batching runs that share a
-  dataset, network and schedule (:func:`gce.train.train_many`).
+  dataset, network and schedule (:func:`gce.train.train_many`), with the
+  number of torch threads of :func:`gce.threads.training_threads` (one on
+  the CPU unless ``threads`` or ``$GCE_THREADS`` say otherwise).
 - :class:`RayEngine` sends every run to a Ray cluster as one task
   (``ray.init(address=...)``; a local one when no address is given), with a
   fractional GPU per run if asked, so that several small runs share a GPU.
@@ -30,6 +32,7 @@ import torch
 
 from . import train as _train
 from .store import provenance, run_id
+from .threads import torch_threads, training_threads
 from .train import RunConfig, RunResult
 
 __all__ = ["Failure", "RunsFailed", "LocalEngine", "RayEngine", "ENGINES", "make_engine", "check_device"]
@@ -92,12 +95,19 @@ class LocalEngine:
 
     name = "local"
 
-    def __init__(self, device=None, root=None, max_group: int = 256, progress: bool = True):
+    def __init__(self, device=None, root=None, max_group: int = 256, progress: bool = True,
+                 threads: int | None = None):
         self.device = check_device(device)
         self.root, self.max_group, self.progress = root, max_group, progress
+        self.threads = training_threads(self.device, threads)  # gce.threads: 1 on the CPU unless asked
 
     def execute(self, configs: Sequence[RunConfig], transitions: dict[int, torch.Tensor], need_hat: set[str],
                 run_id: Callable[[RunConfig], str], on_result: OnResult, prov: dict) -> list[Failure]:
+        with torch_threads(self.threads):
+            return self._execute(configs, transitions, need_hat, run_id, on_result, prov)
+
+    def _execute(self, configs: Sequence[RunConfig], transitions: dict[int, torch.Tensor], need_hat: set[str],
+                 run_id: Callable[[RunConfig], str], on_result: OnResult, prov: dict) -> list[Failure]:
         failures: list[Failure] = []
         for group in _train.split_groups(list(configs), self.max_group):
             cfgs = [configs[i] for i in group]
@@ -191,10 +201,11 @@ ENGINES = ("local", "ray")
 
 
 def make_engine(engine: str = "local", *, device=None, root=None, progress: bool = True, max_group: int = 256,
-                address: str | None = None, gpus_per_run: float = 0.0):
-    """The engine named ``engine`` (``"local"`` or ``"ray"``)."""
+                address: str | None = None, gpus_per_run: float = 0.0, threads: int | None = None):
+    """The engine named ``engine`` (``"local"`` or ``"ray"``); ``threads``: the local engine's torch threads
+    (:func:`gce.threads.training_threads`; Ray tasks train with one thread each)."""
     if engine == "local":
-        return LocalEngine(device=device, root=root, max_group=max_group, progress=progress)
+        return LocalEngine(device=device, root=root, max_group=max_group, progress=progress, threads=threads)
     if engine == "ray":
         return RayEngine(address=address, gpus_per_run=gpus_per_run, root=root, progress=progress)
     raise ValueError(f"unknown engine={engine!r}; known engines: {', '.join(ENGINES)}")

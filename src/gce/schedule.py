@@ -33,9 +33,9 @@ from collections.abc import Sequence
 __all__ = ["PAPER_SCHEDULES", "PLATEAU_PATIENCE", "PLATEAU_MIN_DELTA", "FIT_WINDOW", "FIT_TOLERANCE", "FIT_RELATIVE",
            "memorisation_onset", "plateau_epoch", "has_fitted"]
 
-#: The paper's SGD schedules (Sec. 4.2; Table 2 after Wang et al. and Sec. 4.3): epochs, learning-rate
-#: drops, first pruning epoch and pruning interval of truncated L_q.  Table 2's ``prune_start`` is the
-#: paper's observed plateau (epoch 10); the declared schedules replace it by :func:`plateau_epoch`.
+#: The paper's SGD schedules (Sec. 4.2; Table 2 after Wang et al. and Sec. 4.3), each with its epochs,
+#: learning-rate drops, first pruning epoch and pruning interval of truncated L_q.  Table 2's ``prune_start`` is
+#: the paper's observed plateau (epoch 10); the declared schedules replace it by :func:`plateau_epoch`.
 PAPER_SCHEDULES: dict[str, dict] = {
     "cifar10": dict(epochs=120, milestones=(40, 80), prune_start=40, prune_every=10),
     "fashionmnist": dict(epochs=120, milestones=(40, 80), prune_start=40, prune_every=10),

@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import paths
 from .notebooks import book_notebooks, cell_source, read_notebook, set_cell_source, write_notebook
 
 __all__ = ["SOLUTION_TAG", "Checker", "CHECKERS", "check", "strip_solutions", "student_notebook",
@@ -277,11 +278,21 @@ def main(argv=None) -> int:
     st = sub.add_parser("student", help="write student copies of the chapters, solutions removed")
     st.add_argument("out_dir", help="folder for the copies (created)")
     st.add_argument("notebooks", nargs="*", help="chapters to copy (default: every notebook under book/)")
-    st.add_argument("--root", default=".", help="repository root (default: .)")
+    st.add_argument("--root", default=None,
+                    help="the book's checkout (default: the one holding the working directory, else the one "
+                         "the gce package is imported from)")
     args = parser.parse_args(argv)
-    if Path(args.out_dir).resolve() == (Path(args.root) / "book").resolve():
-        raise SystemExit("out_dir must not be the book's own folder: the copies would replace the chapters")
-    written = write_student_copies(args.out_dir, args.notebooks or None, args.root)
+    root = args.root or paths.checkout_of(Path.cwd()) or paths.package_checkout()
+    try:
+        if root is None:
+            raise ValueError(f"{Path.cwd()} is not inside the book's checkout and the gce package is not "
+                             f"imported from one: pass --root with the checkout's folder")
+        if Path(args.out_dir).resolve() == (Path(root) / "book").resolve():
+            raise ValueError("out_dir must not be the book's own folder: the copies would replace the chapters")
+        written = write_student_copies(args.out_dir, args.notebooks or None, root)
+    except (ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     for path in written:
         print("wrote", path)
     return 0
