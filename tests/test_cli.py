@@ -161,3 +161,27 @@ def test_a_failing_ray_task_is_one_line_without_colour_codes():
     assert f.summary == "ValueError: bad width"
     assert f.line().startswith(store.run_id(cfg)) and f.line().endswith("seed=1: ValueError: bad width")
     assert "\n" not in f.line() and "\x1b" not in f.line()
+
+
+def test_jobs_partition_balances_the_pocket_grid_and_rejects_bad_counts():
+    from gce import parallel
+
+    names = ["onset", "fig1", "fig2", "table1", "table2", "sensitivity"]
+    groups = parallel.partition(names, "pocket", 2)
+    assert sorted(n for g in groups for n in g) == sorted(names) and len(groups) == 2
+    cost = {n: parallel.experiment_cost(n, "pocket") for n in names}
+    loads = sorted(sum(cost[n] for n in g) for g in groups)
+    assert loads[1] <= max(cost.values()) + loads[0]  # greedy: no group exceeds the other by more than one item
+    assert parallel.partition(["fig1"], "pocket", 4) == [["fig1"]]
+    with pytest.raises(ValueError, match="jobs"):
+        parallel.partition(names, "pocket", 0)
+
+
+def test_reproduce_takes_several_experiments_and_jobs(tmp_path, capsys):
+    from gce import __main__ as cli
+
+    code = cli.main(["reproduce", "human", "human", "--scale", "pocket", "--results", str(tmp_path),
+                     "--no-progress"])
+    assert code == 0 and capsys.readouterr().out.count("human: no runs") == 1
+    assert cli.main(["reproduce", "fig1", "--jobs", "0", "--results", str(tmp_path)]) == 1
+    assert "--jobs must be a positive number" in capsys.readouterr().err

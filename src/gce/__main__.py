@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import analysis, experiments, runners, store as result_store
+from . import analysis, experiments, parallel, runners, store as result_store
 from .data import DatasetCorrupt, DatasetUnavailable
 
 
@@ -72,13 +72,16 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m gce", description=__doc__.splitlines()[0], formatter_class=fmt)
     sub = parser.add_subparsers(dest="command", required=True)
     rep = sub.add_parser("reproduce", help="run and draw a figure or table of the paper", formatter_class=fmt)
-    rep.add_argument("what", choices=[*experiments.EXPERIMENTS, "all"])
+    rep.add_argument("what", nargs="+", choices=[*experiments.EXPERIMENTS, "all"],
+                     help="one or more experiments, or all")
     rep.add_argument("--scale", choices=experiments.SCALES, default=scale_default, help="scale ($GCE_SCALE)")
     rep.add_argument("--results", default=results_default,
                      help="results folder ($GCE_RESULTS, else the checkout's results/, else the installed ones)")
     rep.add_argument("--device", default=None, help="torch device; none: cuda if available, else cpu")
     rep.add_argument("--data-root", default=None, help="dataset folder; none: $GCE_DATA or ~/.cache/gce/data")
     rep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    rep.add_argument("--jobs", type=int, default=1,
+                     help="processes side by side, each training some of the experiments (gce.parallel)")
     rep.add_argument("--threads", type=int, default=None,
                      help="torch threads of the local engine; none: $GCE_THREADS, else 1 on the CPU")
     rep.add_argument("--engine", choices=runners.ENGINES, default="local",
@@ -119,8 +122,23 @@ def _saved_since(before: dict[str, set[str]], results, scale) -> int:
 def _reproduce(args, before: dict[str, set[str]]) -> None:
     if args.engine == "local":
         runners.check_device(args.device)  # before any work
-    names = experiments.EXPERIMENTS if args.what == "all" else (args.what,)
+    if args.jobs < 1:
+        raise ValueError(f"--jobs must be a positive number of processes, got {args.jobs}")
+    names = experiments.EXPERIMENTS if "all" in args.what else tuple(dict.fromkeys(args.what))
     total = time.time()
+    if args.jobs != 1 and len(names) > 1:
+        groups = parallel.partition(names, args.scale, args.jobs)
+        options = ["--scale", args.scale, "--results", str(args.results), "--engine", args.engine,
+                   *(["--device", args.device] if args.device else []),
+                   *(["--data-root", args.data_root] if args.data_root else []),
+                   *(["--threads", str(args.threads)] if args.threads else []), "--no-progress"]
+        print(f"{len(groups)} processes: " + "; ".join(", ".join(g) for g in groups), flush=True)
+        code = parallel.run_jobs(groups, options)
+        print(f"total: {time.time() - total:.0f} s", flush=True)
+        if code:
+            raise ValueError(f"a process of --jobs {args.jobs} exited with code {code}; its lines above say why "
+                             f"(every finished run is saved: run the same command to resume)")
+        return
     for name in names:
         start = time.time()
         before[name] = result_store.ResultStore(args.results, args.scale, name).done()
