@@ -51,14 +51,14 @@ def test_numbers_text_of_no_numbers_is_empty_and_bad_input_is_named():
 def _long_verdict():
     reason = ("eta = 0.2: peak epoch 38.2 -> 61.2, drop 4.07 -> 0.23 points (CCE -> q = 1); eta = 0.6: peak "
               "epoch 19.8 -> 32.0, drop 26.51 -> 4.87 points (CCE -> q = 1)")
-    return claims.Verdict(claims.FAILS, reason, _numbers())
+    return claims.Verdict(claims.CONTRADICTED, reason, _numbers())
 
 
 def test_format_check_fits_the_width_and_shows_claim_rule_reason_and_numbers():
     claim = claims.get("larger_q_delays_overfitting")
     text = claims.format_check(claim, _long_verdict(), width=72)
     lines = text.splitlines()
-    assert lines[0] == "larger_q_delays_overfitting (Sec. 4.1, fig2): fails"
+    assert lines[0] == "larger_q_delays_overfitting (Sec. 4.1, fig2): contradicted"
     assert all(len(line) <= 72 for line in lines)
     assert [line.split(":")[0].strip() for line in lines if line.startswith("  ") and ":" in line[:10]] == [
         "claim", "rule", "reason"]
@@ -73,7 +73,7 @@ def test_format_check_fits_the_width_and_shows_claim_rule_reason_and_numbers():
 def test_format_check_takes_an_id_and_leaves_out_an_empty_table():
     verdict = claims.Verdict(claims.NOT_TESTABLE, "no stored runs of table2")
     text = claims.format_check("trunc_best_open_set", verdict)
-    assert text.splitlines()[0] == "trunc_best_open_set (Sec. 4.3, table2): not testable at this scale"
+    assert text.splitlines()[0] == "trunc_best_open_set (Sec. 4.3, table2): not testable"
     assert text.splitlines()[-1] == "  reason: no stored runs of table2"
     with pytest.raises(ValueError, match="unknown claim id"):
         claims.format_check("no_such_claim", verdict)
@@ -84,7 +84,7 @@ def test_format_check_takes_an_id_and_leaves_out_an_empty_table():
 def test_format_verdicts_lists_every_row_within_the_width():
     verdicts = pd.DataFrame({
         "id": [c.id for c in claims.CLAIMS[:3]], "section": [c.section for c in claims.CLAIMS[:3]],
-        "claim": [c.text for c in claims.CLAIMS[:3]], "status": [claims.HOLDS, claims.FAILS, claims.NOT_TESTABLE],
+        "claim": [c.text for c in claims.CLAIMS[:3]], "status": [claims.HOLDS, claims.CONTRADICTED, claims.NOT_TESTABLE],
         "reason": ["short", _long_verdict().reason, "no clean-label CCE and MAE runs of fig1 are stored"]})
     text = claims.format_verdicts(verdicts, width=60)
     lines = text.splitlines()
@@ -93,7 +93,7 @@ def test_format_verdicts_lists_every_row_within_the_width():
     where = [flat.find(f"{c.id} (Sec. {c.section}): {s}") for c, s in zip(claims.CLAIMS[:3], verdicts["status"])]
     assert -1 not in where and where == sorted(where)
     assert [line for line in lines if not line.startswith(" ")][:2] == [
-        "mae_slower_clean (Sec. 3.2): holds", "mae_lower_clean (Sec. 3.2): fails"]
+        "mae_slower_clean (Sec. 3.2): holds", "mae_lower_clean (Sec. 3.2): contradicted"]
     assert sum(line.startswith("  reason:") for line in lines) == 3
     only_reason = claims.format_verdicts(verdicts, fields=("reason",))
     assert "claim:" not in only_reason and "reason:" in only_reason

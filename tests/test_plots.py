@@ -408,7 +408,7 @@ def _verdict_table():
 
     from gce import claims
 
-    statuses = (claims.HOLDS, claims.FAILS, claims.NOT_TESTABLE)
+    statuses = (claims.HOLDS, claims.CONTRADICTED, claims.NOT_TESTABLE)
     return pd.DataFrame([dict(id=f"claim_{i}", section="4.1", scale=sc, status=st)
                          for i, st in enumerate(statuses) for sc in ("pocket", "lite")])
 
