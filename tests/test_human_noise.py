@@ -292,7 +292,7 @@ def test_human_grid_is_lite_and_paper_only_and_keeps_old_run_ids():
     # a config without human labels keeps the id it had before the field existed
     cfg = experiments.spec("table1", "pocket").configs[0]
     d = cfg.to_dict()
-    for key in ("precision", "channels_last", "compile", "human_labels"):
+    for key in ("precision", "channels_last", "compile", "human_labels", "prune_rule"):
         d.pop(key)
     assert experiments.run_id(cfg) == hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
     with pytest.raises(ValueError, match="human_labels"):

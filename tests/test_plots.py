@@ -393,6 +393,8 @@ def _book_figures():
         "plot_verdicts": lambda: plots.plot_verdicts(_verdict_table(), caption="pocket"),
         "plot_memorisation_onset": lambda: plots.plot_memorisation_onset(*_onset_results(),
                                                                         caption="pocket, 2 seeds"),
+        "plot_schedule_sensitivity": lambda: plots.plot_schedule_sensitivity(*_sensitivity_tables(),
+                                                                            caption="digits, pocket, 5 seeds"),
         "plot_transition_grid": lambda: plots.plot_transition_grid(
             {"uniform": noise.uniform(10, eta), "CIFAR-10": table["CIFAR-10"]}, class_names("cifar10")),
         "plot_class_noise_rates": lambda: plots.plot_class_noise_rates(
@@ -411,6 +413,19 @@ def _verdict_table():
     statuses = (claims.HOLDS, claims.CONTRADICTED, claims.NOT_TESTABLE)
     return pd.DataFrame([dict(id=f"claim_{i}", section="4.1", scale=sc, status=st)
                          for i, st in enumerate(statuses) for sc in ("pocket", "lite")])
+
+
+def _sensitivity_tables():
+    """Tables shaped like gce.claims.schedule_sensitivity's: four first drops, three comparisons each."""
+    import pandas as pd
+
+    drops = [13, 27, 40, 60]
+    verdicts = pd.DataFrame({"first_drop": drops, "factor": [d / 40 for d in drops],
+                             "status": ["not testable", "inconclusive", "holds", "holds"], "reason": "r"})
+    comps = pd.DataFrame([{"comparison": f"digits: Lq - {b} (2 rates)", "effect": e + d / 40, "se": 0.3,
+                           "first_drop": d} for d in drops[1:] for b, e in (("CCE", 2.0), ("MAE", 4.0),
+                                                                              ("Forward T", 0.5))])
+    return verdicts, comps
 
 
 def _onset_results():

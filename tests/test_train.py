@@ -181,7 +181,9 @@ def test_channels_last_gives_the_same_batchnorm_run():
                     batch_size=256, lr=0.05, track_train_softmax=False)
     a = train(cfg)
     b = train(RunConfig(**{**cfg.__dict__, "channels_last": True}))
-    np.testing.assert_allclose(a.history["val_loss"], b.history["val_loss"], rtol=1e-3)
+    # the two layouts run other convolution kernels, which sum in another order: after one epoch of a
+    # ResNet-18 at one thread the validation losses differ by 0.2 % (measured); a layout bug would be far off
+    np.testing.assert_allclose(a.history["val_loss"], b.history["val_loss"], rtol=1e-2)
 
 
 @pytest.mark.parametrize("field, value, words", [

@@ -77,9 +77,11 @@ __all__ = ["HOLDS", "CONTRADICTED", "INCONCLUSIVE", "NOT_TESTABLE", "STATUSES", 
 
 HOLDS, CONTRADICTED, INCONCLUSIVE, NOT_TESTABLE = "holds", "contradicted", "inconclusive", "not testable"
 STATUSES = (HOLDS, CONTRADICTED, INCONCLUSIVE, NOT_TESTABLE)
-#: "No overfitting": a drop from the selected epoch's test accuracy to the last epoch's below 1 point.
+#: The tolerance of "no overfitting" in points.  A run does not overfit when its drop from the selected epoch's
+#: test accuracy to the last epoch's lies below it.
 TOL = 1.0
-#: Open-set claims need CCE harmed by the outside images: a mean drop of at least this many points.
+#: The harm an open-set claim needs before it can be tested, in points of CCE's mean drop from its
+#: best-validation epoch to the last.
 HARM_MARGIN = 2.0
 #: The smallest difference in mean softmax (Fig. 1(c)) and in epochs that a claim counts.
 SOFTMAX_EFFECT = 0.02
@@ -897,8 +899,8 @@ CLAIMS: tuple[Claim, ...] = (
           "the overfitting of CCE (Table 2).", ("table2",), check_lq_prevents_overfitting_closed_set),
 )
 
-#: The claims whose rules take the paper's own Table 1 or Table 2 (:func:`evaluate_paper`): the function of
-#: their cells (:class:`_Cells`) that each check calls.
+#: The claims whose rules take the paper's own Table 1 or Table 2 (:func:`evaluate_paper`), each with the
+#: function of its cells (:class:`_Cells`) that its check calls.
 _PAPER_RULES: dict[str, tuple[str, Callable[[_Cells], Verdict]]] = {
     "lq_beats_baselines_uniform": ("table1", lambda c: _gce_uniform(c, "lq")),
     "trunc_beats_baselines_uniform": ("table1", lambda c: _gce_uniform(c, "trunc_lq")),

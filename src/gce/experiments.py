@@ -96,16 +96,16 @@ PAPER_ANALOGUE: dict[str, tuple[str, ...]] = {
 ONSET_RISE = 0.02
 ONSET_NOISE: dict[str, tuple[str, float]] = {"digits": ("uniform", 0.4), "digit_pairs": ("uniform", 0.4),
                                              "digits_0to4": ("open_set", 0.4)}
-#: Length (epochs) of the pocket onset probes: long enough to see the noisy-label softmax rise.
+#: Length in epochs of the pocket onset probes, long enough to see the noisy-label softmax rise.
 PROBE_EPOCHS = {"table1": 60, "table2": 40}
-#: Seeds of each pocket Table 1 block: 5 as in the paper for digits; 3 for the 100-class block, whose runs cost
+#: Seeds of each pocket Table 1 block, 5 as in the paper for digits and 3 for the 100-class block, whose runs cost
 #: about 3x a digits run per epoch over 150 epochs (the whole pocket grid must rebuild within 8 minutes on
 #: 2 cores; a budget rule, the same for every method).
 POCKET_TABLE1_SEEDS = {"digits": 5, "digit_pairs": 3}
 #: The pocket scale's SGD learning rate and its validation share (see :func:`pocket_schedule`).
 POCKET_LR = 0.1
 POCKET_VAL_FRACTION = 0.2
-#: The schedule-sensitivity grid (:func:`spec` ``"sensitivity"``): Table 1's uniform digits settings with the
+#: The schedule-sensitivity grid of :func:`spec` (``"sensitivity"``), Table 1's uniform digits settings with the
 #: first learning-rate drop (and the pruning start) moved to these multiples of the declared one.
 SENSITIVITY_FACTORS = (1 / 3, 2 / 3, 1.0, 1.5)
 SENSITIVITY_ETAS = (0.4, 0.6)

@@ -26,7 +26,7 @@ from . import losses as _losses
 __all__ = ["CHECKPOINTS", "later_results", "check_later_results", "later_protocols", "later_table", "published",
            "LOSS_CURVES", "losses_at_probability", "plot_losses_at_probability"]
 
-#: The checkpoints a published number can be read at: the highest test accuracy over all epochs, the last
+#: The checkpoints a published number can be read at, namely the highest test accuracy over all epochs, the last
 #: epoch, or the epoch of highest accuracy on a held-out split of the *noisy* training labels.
 CHECKPOINTS = ("best_test", "last", "best_noisy_val")
 _COLUMNS = ["cite", "source", "url", "dataset", "noise", "method", "accuracy", "std", "architecture", "epochs",
@@ -127,7 +127,7 @@ def published(method: str, noise: str, source: str, *, checkpoint: str | None = 
     return float(hit["accuracy"].iloc[0])
 
 
-#: The losses drawn by :func:`losses_at_probability`: label -> (function of gce.losses, its parameters).
+#: The losses drawn by :func:`losses_at_probability`, as label -> (function of gce.losses, its parameters).
 LOSS_CURVES = {
     "CCE": (_losses.cce, {}),
     "MAE / 2": (_losses.lq, {"q": 1.0}),

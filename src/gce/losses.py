@@ -113,7 +113,8 @@ SCE_ALPHA, SCE_BETA = 0.1, 1.0
 #: The active-passive losses' weights ``alpha * NCE + beta * (RCE or MAE)`` for CIFAR-10 in their published
 #: configurations.
 APL_ALPHA, APL_BETA = 1.0, 1.0
-#: gce's default order of Taylor cross entropy: the lowest order above MAE (``t = 1`` is half of Eq. 4's MAE).
+#: The default order of Taylor cross entropy in gce, the lowest order above MAE (``t = 1`` is half of Eq. 4's
+#: MAE).
 TAYLOR_T = 2
 #: :meth:`TruncatedLqLoss.prune` warns when a pruning step keeps fewer than this fraction of its samples.
 PRUNE_WARN_FRACTION = 0.1

@@ -43,11 +43,11 @@ PAPER_SCHEDULES: dict[str, dict] = {
     "table2": dict(epochs=100, milestones=(), prune_start=10, prune_every=10),
 }
 
-#: :func:`plateau_epoch`: epochs without a relative improvement of the validation loss of at least
-#: :data:`PLATEAU_MIN_DELTA` (1 %) before the curve counts as plateaued.
+#: The patience of :func:`plateau_epoch`, in epochs without a relative improvement of the validation loss of
+#: at least :data:`PLATEAU_MIN_DELTA` (1 %), before the curve counts as plateaued.
 PLATEAU_PATIENCE = 5
 PLATEAU_MIN_DELTA = 0.01
-#: :func:`has_fitted`: a noisy-validation accuracy curve has levelled off when the mean of its last
+#: The window of :func:`has_fitted`.  A noisy-validation accuracy curve has levelled off when the mean of its last
 #: :data:`FIT_WINDOW` epochs before the drop exceeds the mean of the window before by less than
 #: :data:`FIT_TOLERANCE` (1 point of accuracy) and by less than :data:`FIT_RELATIVE` (a tenth) of what the
 #: curve has gained over chance.
