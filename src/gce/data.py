@@ -768,10 +768,12 @@ DATASETS: tuple[str, ...] = ("digits", "digit_pairs", "digits_0to4", "digits_5to
 
 
 def _check_images(images: Tensor, what: str) -> None:
-    if not isinstance(images, Tensor) or images.dtype != torch.uint8 or images.dim() != 4:
+    # uint8 images, or float32 features laid out as (N, D, 1, 1) images (gce.features, the cpu scale)
+    if not isinstance(images, Tensor) or images.dtype not in (torch.uint8, torch.float32) or images.dim() != 4:
         shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
         dtype = images.dtype if isinstance(images, Tensor) else ""
-        raise ValueError(f"{what} must be a uint8 tensor (N, C, H, W), got {dtype} {shape}")
+        raise ValueError(f"{what} must be a uint8 (images) or float32 (features) tensor (N, C, H, W), "
+                         f"got {dtype} {shape}")
 
 
 def _transition(dataset: Dataset, noise: Tensor | tuple[str, float]) -> Tensor:
@@ -1077,3 +1079,43 @@ def human_noisy_splits(dataset: Dataset, label_set: str, twin: bool = False, val
 
 
 __all__ += ["load_cifar_n", "human_noisy_splits"]
+
+
+# --------------------------------------------------------------------------- frozen features (the cpu scale)
+# CIFAR-10 as frozen unsupervised features (gce.features builds on this module, so it is imported when called).
+# Each name is a source and a class subset: the whole set, and Table 2's in-set classes 0-4 and outside 5-9.
+
+#: Feature datasets: name -> (image source, CIFAR-10 classes kept or None for all ten).
+FEATURE_DATASETS: dict[str, tuple[str, tuple[int, ...] | None]] = {}
+for _source in ("cifar10_jpeg", "cifar10"):
+    for _suffix, _classes in (("", None), ("_0to4", (0, 1, 2, 3, 4)), ("_5to9", (5, 6, 7, 8, 9))):
+        FEATURE_DATASETS[f"{_source}_features{_suffix}"] = (_source, _classes)
+
+
+def _feature_loader(name: str) -> Callable[[Path | None, bool], Dataset]:
+    def loader(root: Path | None, download: bool) -> Dataset:
+        """Frozen unsupervised CIFAR-10 features (:func:`gce.features.feature_dataset`), float32 (N, D, 1, 1)."""
+        from .features import feature_dataset
+
+        source, classes = FEATURE_DATASETS[name]
+        return feature_dataset(source, classes, root, download)
+    return loader
+
+
+for _name in FEATURE_DATASETS:
+    _register(_name)(_feature_loader(_name))
+
+
+@_register("cifar10_jpeg_pixels16")
+def _load_cifar10_jpeg_pixels16(root: Path | None, download: bool) -> Dataset:
+    """The JPEG copy downsampled to 16x16 (:func:`gce.features.pixel_dataset`): the cpu scale's pixel candidate."""
+    from .features import pixel_dataset
+
+    return pixel_dataset("cifar10_jpeg", 2, root, download)
+
+
+DATASETS += (*FEATURE_DATASETS, "cifar10_jpeg_pixels16")
+#: Datasets holding CIFAR-10's images with CIFAR-10's classes in another order or form: CIFAR-10N's transition
+#: matrices (the human_twin noise) apply to them, its per-image labels do not.
+CIFAR10_TWIN_DATASETS = ("cifar10_jpeg", *(n for n, (_, c) in FEATURE_DATASETS.items() if c is None))
+__all__ += ["FEATURE_DATASETS", "CIFAR10_TWIN_DATASETS"]
