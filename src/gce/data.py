@@ -120,7 +120,7 @@ class Split:
     labels: Tensor
 
     def __post_init__(self) -> None:
-        _check_images(self.images, "images")
+        _check_images(self.images, "images", (torch.uint8, torch.float32))
         if self.labels.dtype != torch.int64 or self.labels.dim() != 1:
             raise ValueError(f"labels must be 1-d int64, got {self.labels.dtype} {tuple(self.labels.shape)}")
         if self.labels.shape[0] != self.images.shape[0]:
@@ -767,13 +767,13 @@ DATASETS: tuple[str, ...] = ("digits", "digit_pairs", "digits_0to4", "digits_5to
 # --------------------------------------------------------------------------- noisy splits
 
 
-def _check_images(images: Tensor, what: str) -> None:
-    # uint8 images, or float32 features laid out as (N, D, 1, 1) images (gce.features, the cpu scale)
-    if not isinstance(images, Tensor) or images.dtype not in (torch.uint8, torch.float32) or images.dim() != 4:
+def _check_images(images: Tensor, what: str, dtypes: tuple = (torch.uint8,)) -> None:
+    # uint8 images; a Split also takes float32 features laid out as (N, D, 1, 1) images (gce.features, cpu scale)
+    if not isinstance(images, Tensor) or images.dtype not in dtypes or images.dim() != 4:
         shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
         dtype = images.dtype if isinstance(images, Tensor) else ""
-        raise ValueError(f"{what} must be a uint8 (images) or float32 (features) tensor (N, C, H, W), "
-                         f"got {dtype} {shape}")
+        wanted = " or ".join(str(d).replace("torch.", "") for d in dtypes)
+        raise ValueError(f"{what} must be a {wanted} tensor (N, C, H, W), got {dtype} {shape}")
 
 
 def _transition(dataset: Dataset, noise: Tensor | tuple[str, float]) -> Tensor:
@@ -839,9 +839,9 @@ def open_set_splits(dataset: Dataset, ood_images: Tensor, rate: float, val_fract
     in-set label (:func:`gce.noise.open_set`); every replaced sample counts as
     ``flipped``.  The two splits draw from disjoint parts of ``ood_images``, so
     no outside image appears in both.  ``ood_images`` must already have the
-    dataset's ``uint8`` ``(C, H, W)`` (resizing is the caller's job).
+    dataset's ``uint8`` ``(C, H, W)`` (resizing is the caller's job; float32 for a feature dataset).
     """
-    _check_images(ood_images, "ood_images")
+    _check_images(ood_images, "ood_images", (dataset.train.images.dtype,))
     shape = tuple(dataset.train.images.shape[1:])
     if tuple(ood_images.shape[1:]) != shape:
         raise ValueError(f"ood_images are {tuple(ood_images.shape[1:])} but {dataset.name} images are {shape}; "
