@@ -57,14 +57,17 @@ def encode_threads(n: int = 1000) -> dict:
     s = features.FeatureSettings()
     torch.set_num_threads(1)
     d = features.learn_dictionary(ds.train.images, s)
-    out = {1: [], 2: []}
-    for th in (1, 2, 1, 2):
+    out = {1: [], 2: [], "cpu": []}
+    for th in (1, 2, 1):
         torch.set_num_threads(th)
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         features.encode(ds.train.images[:n], d, s)
         out[th].append(time.perf_counter() - t)
+        if th == 1:
+            out["cpu"].append(time.process_time() - c)
     torch.set_num_threads(1)
-    return {"images": n, "seconds_1_thread": out[1], "seconds_2_threads": out[2]}
+    return {"images": n, "seconds_1_thread": out[1], "seconds_2_threads": out[2], "cpu_seconds_1_thread": out["cpu"],
+            "load": os.getloadavg()}
 
 
 def timing(dataset: str, runs: int = 16, epochs: int = 3) -> dict:
@@ -72,14 +75,17 @@ def timing(dataset: str, runs: int = 16, epochs: int = 3) -> dict:
     cfgs = [_cfg(dataset, cpu_scale.CPU_LR, epochs=epochs, milestones=(), noise="uniform", eta=0.4, seed=s)
             for s in range(runs)]
     train_many([_cfg(dataset, 0.1, epochs=1, noise="none")])  # warm-up: features cached, code paths loaded
-    out = {1: [], 2: []}
-    for th in (1, 2, 1, 2):
+    out = {1: [], 2: [], "cpu": []}
+    for th in (1, 2, 1):
         torch.set_num_threads(th)
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         train_many(cfgs)
         out[th].append((time.perf_counter() - t) / (runs * epochs))
+        if th == 1:  # CPU seconds of the one thread: the wall time on an otherwise idle core
+            out["cpu"].append((time.process_time() - c) / (runs * epochs))
     torch.set_num_threads(1)
-    return {"runs": runs, "epochs": epochs, "s_per_run_epoch_1": out[1], "s_per_run_epoch_2": out[2]}
+    return {"runs": runs, "epochs": epochs, "s_per_run_epoch_1": out[1], "s_per_run_epoch_2": out[2],
+            "cpu_s_per_run_epoch_1": out["cpu"], "load": os.getloadavg()}
 
 
 def lr_check(dataset: str) -> dict:
@@ -125,7 +131,7 @@ def memorise(dataset: str, lr: float, epochs: int = 120, seed: int = 0) -> dict:
     opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, (40, 80), 0.1)
     g = torch.Generator().manual_seed(seed)
-    acc, t0 = [], time.perf_counter()
+    acc, t0, c0 = [], time.perf_counter(), time.process_time()
     for _ in range(epochs):
         net.train()
         for idx in torch.randperm(len(x), generator=g).split(128):
@@ -137,6 +143,7 @@ def memorise(dataset: str, lr: float, epochs: int = 120, seed: int = 0) -> dict:
         with torch.no_grad():
             acc.append(float((net(x).argmax(1) == y).float().mean()))
     return {"lr": lr, "train_acc": acc, "final_train_acc": acc[-1], "s_per_epoch": (time.perf_counter() - t0) / epochs,
+            "cpu_s_per_epoch": (time.process_time() - c0) / epochs,
             "label_agreement_with_truth": float((y == splits.train.labels).float().mean())}
 
 
@@ -151,7 +158,7 @@ def grid_run_epochs() -> dict[str, float]:
 def table(res: dict) -> str:
     grid = sum(grid_run_epochs().values())
     lines = ["| candidate | inputs | clean CCE test acc. (best val / last) | random labels: train acc. at epoch 40 / 120 "
-             "| s per run-epoch (1 / 2 threads) | projected cpu grid (1 thread) |",
+             "| s per run-epoch, wall at 1 / 2 threads (CPU s at 1 thread) | projected cpu grid (CPU s x run-epochs) |",
              "|---|---|---|---|---|---|"]
     dims = {"features": "256 unsupervised features", "pixels16": "16x16x3 pixels"}
     for name in CANDIDATES:
@@ -160,11 +167,26 @@ def table(res: dict) -> str:
         acc = f"{100 * c['test_acc_best_val']:.1f} % / {100 * c['test_acc_last']:.1f} %" if c else "not measured"
         mem = f"{100 * m['train_acc'][39]:.1f} % / {100 * m['final_train_acc']:.1f} %" if m else "not measured"
         if t:
-            s1, s2 = min(t["s_per_run_epoch_1"]), min(t["s_per_run_epoch_2"])
-            tm, proj = f"{s1:.3f} / {s2:.3f}", f"{grid * s1 / 60:.0f} min"
+            s1, s2, cpu = min(t["s_per_run_epoch_1"]), min(t["s_per_run_epoch_2"]), min(t["cpu_s_per_run_epoch_1"])
+            tm = f"{s1:.2f} / {s2:.2f} (CPU {cpu:.2f})"
+            proj = f"{grid * cpu / 60:.0f} min on one core, {grid * cpu / 120:.0f} min on two"
         else:
             tm = proj = "not measured"
         lines.append(f"| {name} | {dims[name]} | {acc} | {mem} | {tm} | {proj} |")
+    return "\n".join(lines)
+
+
+def lr_table(res: dict) -> str:
+    """Clean validation-accuracy gain (points) from epochs 26-30 to 36-40, per learning rate and method."""
+    lines = ["| candidate | lr | CCE | MAE | L_q | every method plateaued |", "|---|---|---|---|---|---|"]
+    for name in CANDIDATES:
+        check = res.get(name, {}).get("lr")
+        for lr in LRS if check else ():
+            row = [check.get(f"{lr}/{m}") for m in ("cce", "mae", "lq")]
+            if None in row:
+                continue
+            cells = [f"{100 * r['gain_30_to_40']:+.1f} (val {100 * r['val_acc'][39]:.1f} %)" for r in row]
+            lines.append(f"| {name} | {lr} | {' | '.join(cells)} | {'yes' if all(r['plateau'] for r in row) else 'no'} |")
     return "\n".join(lines)
 
 
@@ -173,10 +195,14 @@ def main() -> None:
     p.add_argument("--out", default="results/cpu/candidates.json")
     p.add_argument("--phases", default="encode,timing,lr,clean,memorise")
     p.add_argument("--candidates", default=",".join(CANDIDATES))
+    p.add_argument("--merge", nargs="*", default=[], help="JSON files of other runs of this script to tabulate too")
+    p.add_argument("--markdown", default=None, help="also write the table (and the learning-rate check) here")
     args = p.parse_args()
     torch.set_num_threads(1)
     out = Path(args.out)
     res = json.loads(out.read_text()) if out.is_file() else {}
+    for other in args.merge:  # measurements of other candidates, made by another process
+        res.update({k: v for k, v in json.loads(Path(other).read_text()).items() if k in CANDIDATES})
     res["load_at_start"] = os.getloadavg()
     phases = args.phases.split(",")
 
@@ -187,7 +213,7 @@ def main() -> None:
     if "encode" in phases:
         res["encode"] = encode_threads()
         save()
-    for name in args.candidates.split(","):
+    for name in [c for c in args.candidates.split(",") if c]:
         ds, r = CANDIDATES[name], res.setdefault(name, {})
         for phase, fn in (("timing", lambda: timing(ds)), ("lr", lambda: lr_check(ds))):
             if phase in phases:
@@ -206,7 +232,10 @@ def main() -> None:
     res["grid_run_epochs"] = grid_run_epochs()
     res["load_at_end"] = os.getloadavg()
     save()
-    print(table(res))
+    text = table(res) + "\n\n" + lr_table(res) + "\n"
+    if args.markdown:
+        Path(args.markdown).write_text(text)
+    print(text)
 
 
 if __name__ == "__main__":
