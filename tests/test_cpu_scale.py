@@ -13,7 +13,7 @@ import torchvision.datasets as tv
 
 from gce import cpu_scale, data, experiments, features
 from gce.store import ResultStore, provenance, run_id
-from gce.train import RunConfig, train_many
+from gce.train import RunConfig, predict_proba, train_many
 from test_data import patch_cifar_md5s, write_cifar10
 
 TINY = features.FeatureSettings(n_patches=3000, centroids=16, kmeans_iters=3, pca_dim=8)
@@ -121,3 +121,17 @@ def test_bad_inputs_name_the_value(monkeypatch):
         cpu_scale.cpu_configs("table1")
     with pytest.raises(ValueError, match="name='table3'"):
         cpu_scale.cpu_configs("table3", src="cifar10")
+
+
+
+def test_engine_takes_features_as_they_are(tiny):
+    """Float features are centred by their training mean, not rescaled as uint8 pixels are (/ 255)."""
+    full = data.load("cifar10_features", tiny / "data", download=False)
+    cfg = _short(cpu_scale.cpu_configs("table1", src="cifar10")[0])
+    res = train_many([cfg], root=tiny / "data", keep_models=True)[0]
+    model, mean = res.extra["model"], res.extra["preprocess_mean"]
+    assert torch.allclose(mean, full.train.images.mean(0), atol=1e-6)
+    x = full.test.images
+    with torch.no_grad():
+        expected = torch.softmax(model((x - mean).flatten(1)), 1)
+    assert torch.allclose(predict_proba(model, x, mean), expected, atol=1e-5)
