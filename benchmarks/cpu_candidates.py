@@ -20,9 +20,11 @@ L_q with q = 0.7; forward correction with the identity T is CCE on clean labels,
 its first pruning step) has plateaued before epoch 40: clean validation accuracy gains less than one point from
 epochs 26-30 to epochs 36-40 (window means).  The rule names no loss: every method must plateau.
 
-Run (about 15-25 minutes on one core): ``GCE_DATA=<folder holding cifar10_jpeg75.npz> nice -n 10 python
-benchmarks/cpu_candidates.py --out results/cpu/candidates.json``; ``--phases`` picks some of
-encode, timing, lr, clean, memorise.  It prints the markdown table of the scale appendix.
+Run: ``GCE_DATA=<folder holding cifar10_jpeg75.npz> nice -n 10 python benchmarks/cpu_candidates.py
+--out benchmarks/cpu_candidates.json`` (about 10 CPU-minutes for the features and 15 for the pixels; 30-45 minutes
+wall on two cores shared at load 5-12); ``--phases`` picks some of encode, timing, lr, clean, memorise (``none``
+only tabulates), ``--candidates`` some candidates, ``--merge`` adds other runs' JSON files.  It prints the
+markdown tables of ``benchmarks/cpu_candidates.md``.
 """
 
 from __future__ import annotations
@@ -192,7 +194,7 @@ def lr_table(res: dict) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", default="results/cpu/candidates.json")
+    p.add_argument("--out", default="benchmarks/cpu_candidates.json")
     p.add_argument("--phases", default="encode,timing,lr,clean,memorise")
     p.add_argument("--candidates", default=",".join(CANDIDATES))
     p.add_argument("--merge", nargs="*", default=[], help="JSON files of other runs of this script to tabulate too")
