@@ -135,3 +135,10 @@ def test_engine_takes_features_as_they_are(tiny):
     with torch.no_grad():
         expected = torch.softmax(model((x - mean).flatten(1)), 1)
     assert torch.allclose(predict_proba(model, x, mean), expected, atol=1e-5)
+
+
+def test_data_labels():
+    assert cpu_scale.data_label("cifar10_jpeg_features") == "CIFAR-10 (JPEG copy)"
+    assert cpu_scale.data_label("cifar10_features_5to9") == "CIFAR-10, classes 5-9"
+    with pytest.raises(ValueError, match="dataset='digits'"):
+        cpu_scale.data_label("digits")

@@ -29,7 +29,7 @@ import os
 from . import schedule as _schedule
 from .train import RunConfig
 
-__all__ = ["CPU_LR", "CPU_THREADS", "CPU_SEEDS", "CPU_MODEL", "source", "dataset_name", "cpu_configs", "describe", "EXPERIMENTS"]
+__all__ = ["CPU_LR", "CPU_THREADS", "CPU_SEEDS", "CPU_MODEL", "source", "dataset_name", "cpu_configs", "describe", "data_label", "EXPERIMENTS"]
 
 #: SGD learning rate of the cpu scale's Table 1, Table 2 and human runs: the paper's 0.01 (Sec. 4.2), kept by a rule
 #: that names no loss: the smallest of {0.01, 0.03, 0.1} at which clean-label training with every method (CCE, MAE,
@@ -65,6 +65,17 @@ def source() -> str:
 def dataset_name(part: str = "", src: str | None = None) -> str:
     """The feature dataset of :data:`gce.data.FEATURE_DATASETS` for ``part`` ("", "_0to4" or "_5to9")."""
     return f"{src or source()}_features{part}"
+
+
+def data_label(dataset: str) -> str:
+    """What to call a cpu-scale dataset in tables and captions, e.g. "CIFAR-10 (JPEG copy), classes 0-4"."""
+    from .data import FEATURE_DATASETS
+    from .features import SOURCES
+
+    if dataset not in FEATURE_DATASETS:
+        raise ValueError(f"dataset={dataset!r} is no cpu-scale feature dataset; known: {', '.join(FEATURE_DATASETS)}")
+    src, classes = FEATURE_DATASETS[dataset]
+    return SOURCES[src] + ("" if classes is None else f", classes {classes[0]}-{classes[-1]}")
 
 
 def _sgd(dataset: str, lr: float = CPU_LR) -> dict:
