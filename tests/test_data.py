@@ -170,7 +170,9 @@ def rng():
 
 def test_registry_names():
     assert set(data.DATASETS) == {"digits", "digit_pairs", "digits_0to4", "digits_5to9", "fashionmnist", "cifar10",
-                                  "cifar100", "imagefolder", "cifar10_jpeg"}
+                                  "cifar100", "imagefolder", "cifar10_jpeg", "cifar10_jpeg_pixels16",
+                                  *(f"{src}_features{part}" for src in ("cifar10_jpeg", "cifar10")
+                                    for part in ("", "_0to4", "_5to9"))}
     assert set(data._LOADERS) == set(data.DATASETS)
 
 

@@ -120,7 +120,7 @@ class Split:
     labels: Tensor
 
     def __post_init__(self) -> None:
-        _check_images(self.images, "images")
+        _check_images(self.images, "images", (torch.uint8, torch.float32))
         if self.labels.dtype != torch.int64 or self.labels.dim() != 1:
             raise ValueError(f"labels must be 1-d int64, got {self.labels.dtype} {tuple(self.labels.shape)}")
         if self.labels.shape[0] != self.images.shape[0]:
@@ -786,11 +786,13 @@ DATASETS: tuple[str, ...] = ("digits", "digit_pairs", "digits_0to4", "digits_5to
 # --------------------------------------------------------------------------- noisy splits
 
 
-def _check_images(images: Tensor, what: str) -> None:
-    if not isinstance(images, Tensor) or images.dtype != torch.uint8 or images.dim() != 4:
+def _check_images(images: Tensor, what: str, dtypes: tuple = (torch.uint8,)) -> None:
+    # uint8 images; a Split also takes float32 features laid out as (N, D, 1, 1) images (gce.features, cpu scale)
+    if not isinstance(images, Tensor) or images.dtype not in dtypes or images.dim() != 4:
         shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
         dtype = images.dtype if isinstance(images, Tensor) else ""
-        raise ValueError(f"{what} must be a uint8 tensor (N, C, H, W), got {dtype} {shape}")
+        wanted = " or ".join(str(d).replace("torch.", "") for d in dtypes)
+        raise ValueError(f"{what} must be a {wanted} tensor (N, C, H, W), got {dtype} {shape}")
 
 
 def _transition(dataset: Dataset, noise: Tensor | tuple[str, float]) -> Tensor:
@@ -870,9 +872,9 @@ def open_set_splits(dataset: Dataset, ood_images: Tensor, rate: float, val_fract
     in-set label (:func:`gce.noise.open_set`); every replaced sample counts as
     ``flipped``.  The two splits draw from disjoint parts of ``ood_images``, so
     no outside image appears in both.  ``ood_images`` must already have the
-    dataset's ``uint8`` ``(C, H, W)`` (resizing is the caller's job).
+    dataset's ``uint8`` ``(C, H, W)`` (resizing is the caller's job; float32 for a feature dataset).
     """
-    _check_images(ood_images, "ood_images")
+    _check_images(ood_images, "ood_images", (dataset.train.images.dtype,))
     shape = tuple(dataset.train.images.shape[1:])
     if tuple(ood_images.shape[1:]) != shape:
         raise ValueError(f"ood_images are {tuple(ood_images.shape[1:])} but {dataset.name} images are {shape}; "
@@ -1110,3 +1112,43 @@ def human_noisy_splits(dataset: Dataset, label_set: str, twin: bool = False, val
 
 
 __all__ += ["load_cifar_n", "human_noisy_splits"]
+
+
+# --------------------------------------------------------------------------- frozen features (the cpu scale)
+# CIFAR-10 as frozen unsupervised features (gce.features builds on this module, so it is imported when called).
+# Each name is a source and a class subset: the whole set, and Table 2's in-set classes 0-4 and outside 5-9.
+
+#: Feature datasets: name -> (image source, CIFAR-10 classes kept or None for all ten).
+FEATURE_DATASETS: dict[str, tuple[str, tuple[int, ...] | None]] = {}
+for _source in ("cifar10_jpeg", "cifar10"):
+    for _suffix, _classes in (("", None), ("_0to4", (0, 1, 2, 3, 4)), ("_5to9", (5, 6, 7, 8, 9))):
+        FEATURE_DATASETS[f"{_source}_features{_suffix}"] = (_source, _classes)
+
+
+def _feature_loader(name: str) -> Callable[[Path | None, bool], Dataset]:
+    def loader(root: Path | None, download: bool) -> Dataset:
+        """Frozen unsupervised CIFAR-10 features (:func:`gce.features.feature_dataset`), float32 (N, D, 1, 1)."""
+        from .features import feature_dataset
+
+        source, classes = FEATURE_DATASETS[name]
+        return feature_dataset(source, classes, root, download)
+    return loader
+
+
+for _name in FEATURE_DATASETS:
+    _register(_name)(_feature_loader(_name))
+
+
+@_register("cifar10_jpeg_pixels16")
+def _load_cifar10_jpeg_pixels16(root: Path | None, download: bool) -> Dataset:
+    """The JPEG copy downsampled to 16x16 (:func:`gce.features.pixel_dataset`): the cpu scale's pixel candidate."""
+    from .features import pixel_dataset
+
+    return pixel_dataset("cifar10_jpeg", 2, root, download)
+
+
+DATASETS += (*FEATURE_DATASETS, "cifar10_jpeg_pixels16")
+#: Datasets holding CIFAR-10's images with CIFAR-10's classes in another order or form: CIFAR-10N's transition
+#: matrices (the human_twin noise) apply to them, its per-image labels do not.
+CIFAR10_TWIN_DATASETS = ("cifar10_jpeg", *(n for n, (_, c) in FEATURE_DATASETS.items() if c is None))
+__all__ += ["FEATURE_DATASETS", "CIFAR10_TWIN_DATASETS"]

@@ -8,6 +8,10 @@ scale       what it runs
             networks (batched), the paper's literal epoch counts for every
             method (:func:`pocket_schedule`), 5 seeds (3 for the 100-class
             block).  What CI and the rendered book run.
+``cpu``     CIFAR-10's real images (the JPEG copy, or torchvision's) as
+            frozen unsupervised features, MLP heads, the declared schedule,
+            one thread a process (:mod:`gce.cpu_scale`; its grid takes about
+            70 minutes on two cores, measured).
 ``lite``    the real datasets (FASHION-MNIST, CIFAR-10/100), ResNet-18 for
             every dataset, schedules cut to an eighth, one seed, one GPU
             (sized for a free Colab GPU; its run time is not measured yet:
@@ -65,7 +69,7 @@ __all__ = [
     "installed_results_dir",
 ]
 
-SCALES = ("pocket", "lite", "paper")
+SCALES = ("pocket", "cpu", "lite", "paper")
 EXPERIMENTS = ("onset", "fig1", "fig2", "table1", "table2", "sensitivity", "human")
 METHOD_LABELS = {"cce": "CCE", "mae": "MAE", "forward_T": "Forward T", "forward_T_hat": "Forward T_hat",
                  "lq": "Lq", "trunc_lq": "Trunc Lq"}
@@ -261,6 +265,14 @@ def _probe(scale: str) -> list[RunConfig]:
 def spec(name: str, scale: str = "pocket") -> Experiment:
     """The grid of runs of figure or table ``name`` at ``scale`` (see the module docstring)."""
     _check_scale(scale)
+    if scale == "cpu" and name == "sensitivity":
+        return Experiment(name, scale, "Schedule sensitivity of Table 1's uniform-noise verdicts", (), (),
+                          "pocket scale only")
+    if scale == "cpu":  # real CIFAR-10 images as frozen features, heads on two CPU cores (gce.cpu_scale)
+        from . import cpu_scale
+        cfgs = tuple(cpu_scale.cpu_configs(name))
+        title, note = cpu_scale.describe(name)
+        return Experiment(name, scale, title, cfgs, tuple(dict.fromkeys(c.dataset for c in cfgs)), note)
     seeds = _seeds(scale)
     if name == "onset":
         cfgs = _probe(scale)

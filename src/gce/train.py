@@ -188,7 +188,8 @@ class RunConfig:
             from .human_noise import LABEL_SETS
             # the twin needs only the labels' T, so it also applies to the JPEG copy of CIFAR-10 (images in another
             # order, which the human labels themselves do not fit)
-            target = "cifar10" if self.noise == "human_twin" and self.dataset == "cifar10_jpeg" else self.dataset
+            target = ("cifar10" if self.noise == "human_twin" and self.dataset in _data.CIFAR10_TWIN_DATASETS
+                      else self.dataset)
             if LABEL_SETS.get(self.human_labels, ("",))[0] != target:
                 known = [s for s, (d, _) in LABEL_SETS.items() if d == target]
                 raise ValueError(f"human_labels={self.human_labels!r} is no CIFAR-N label set of {self.dataset}; "
@@ -348,15 +349,16 @@ def build_group_data(configs: Sequence[RunConfig], root=None, dataset_cache: dic
         parts["T"].append(T)
         parts["ft"].append(splits.train.flip_rate)
         parts["fv"].append(splits.val.flip_rate)
-    mean = ds.train.images.float().mean(dim=0) / 255.0
+    mean = ds.train.images.float().mean(dim=0) / (255.0 if ds.train.images.dtype == torch.uint8 else 1.0)
     return _GroupData(bank, torch.stack(parts["train_idx"]), torch.stack(parts["train_y"]),
                       torch.stack(parts["train_clean"]), torch.stack(parts["val_idx"]), torch.stack(parts["val_y"]),
                       ds.test.images, ds.test.labels, parts["T"], parts["ft"], parts["fv"], ds.num_classes, mean)
 
 
 def _preprocess(images: Tensor, mean: Tensor, augment: bool, generator: torch.Generator | None) -> Tensor:
-    """uint8 ``(..., C, H, W)`` -> float, per-pixel mean subtracted (Sec. 4.2); optional crop + flip."""
-    x = images.float() / 255.0 - mean
+    """uint8 ``(..., C, H, W)`` -> float, per-pixel mean subtracted (Sec. 4.2); optional crop + flip.
+    float32 features (:mod:`gce.features`) are taken as they are, their mean subtracted."""
+    x = (images.float() / 255.0 if images.dtype == torch.uint8 else images) - mean
     if augment:
         x = _augment(x, generator)
     return x
