@@ -82,7 +82,7 @@ CITATION = ("Jiaheng Wei, Zhaowei Zhu, Hao Cheng, Tongliang Liu, Gang Niu, Yang 
 
 #: The official label files (the ``data/`` folder of UCSC-REAL/cifar-10-100n) by dataset.
 CIFAR_N_FILES = {"cifar10": "CIFAR-10_human.pt", "cifar100": "CIFAR-100_human.pt"}
-#: Where :func:`load_cifar_n` downloads them from (the authors' public repository): the file name of
+#: Where :func:`load_cifar_n` downloads them from (the authors' public repository), each the file name of
 #: :data:`CIFAR_N_FILES` after ``https://raw.githubusercontent.com/UCSC-REAL/cifar-10-100n/main/data/``.
 #:
 #: :meta hide-value:
