@@ -18,9 +18,12 @@ NOTEBOOKS = book_notebooks(ROOT)
 #: Empty: every chapter passes every check.
 KNOWN_FAILURES: dict[str, set[str]] = {}
 
-#: Longest code line that fits the rendered code box without a scroll bar (about 88 characters).
+#: Longest code line of a chapter. The book's stylesheet wraps longer lines instead of scrolling (the column
+#: holds about 77 characters; tools/check_width.py checks that nothing scrolls), so this bounds how often a
+#: line breaks: at 88 a code line wraps at most once, with a short tail.
 MAX_CODE_LINE = 88
-#: Longest line of a stored text output that fits its box in the 770 px column (about 95 characters).
+#: Longest line of a stored text output (wrapped by the stylesheet the same way; a line of 95 characters
+#: wraps once).
 MAX_OUTPUT_LINE = 95
 _WARNING = re.compile(r"Traceback \(most recent call last\)|\b\w*Warning\b[:(]|^\s*warnings\.warn", re.M)
 
@@ -210,10 +213,42 @@ def test_width_check_swaps_the_cdn_mathjax_for_a_local_one_and_adds_the_measurem
     assert "cdn.jsdelivr" not in bare and "MathJax.js" not in bare
 
 
+def _one_page(tmp_path):
+    (tmp_path / "page.html").write_text('<html><body><article class="bd-article"><p>x</p></article></body></html>')
+    return str(tmp_path)
+
+
+def test_width_check_is_skipped_with_one_line_only_without_a_browser(tmp_path, monkeypatch, capsys):
+    check = _check_width()
+    monkeypatch.delenv("CHROME", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no browser on it
+    assert check.main([_one_page(tmp_path)]) == 0
+    assert capsys.readouterr().out.startswith("width check skipped: no headless Chromium")
+    assert check.main([_one_page(tmp_path), "--require"]) == 1
+
+
+def test_width_check_fails_where_a_browser_is_found_but_it_cannot_measure(tmp_path, monkeypatch, capsys):
+    check = _check_width()
+    browser = tmp_path / "silent-browser"  # exits 0 and prints no report
+    browser.write_text("#!/bin/sh\nexit 0\n")
+    browser.chmod(0o755)
+    monkeypatch.setenv("CHROME", str(browser))
+    monkeypatch.setenv("MATHJAX", str(tmp_path / "no" / "MathJax.js"))
+    assert check.main([_one_page(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("width check failed:") and "libjs-mathjax" in out and len(out.splitlines()) == 1
+    (tmp_path / "MathJax.js").write_text("")
+    monkeypatch.setenv("MATHJAX", str(tmp_path / "MathJax.js"))
+    assert check.main([_one_page(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("width check failed: page.html: the browser returned no width report")
+    assert len(out.splitlines()) == 1
+
+
 def test_width_check_reports_what_overflows_in_a_real_browser(tmp_path, capsys):
     check = _check_width()
-    if check.find_browser() is None:
-        pytest.skip("no headless Chromium here")
+    if check.find_browser() is None or check.find_mathjax() is None:
+        pytest.skip("no headless Chromium and local MathJax here")
     (tmp_path / "page.html").write_text(
         '<html><head><style>article{width:700px} pre{overflow-x:auto}</style></head><body>'
         '<article class="bd-article"><pre>short</pre><pre>' + "wide " * 60 + "</pre>"

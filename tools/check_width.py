@@ -20,8 +20,10 @@ table, other), how many pixels are hidden, and the start of its text.  Pages of
 highlighted source (``_modules/``), the index and the search page are not
 checked.  Without Chromium (``chromium``, ``chromium-browser``,
 ``google-chrome``, or ``$CHROME``) the check is skipped with one line (exit 0;
-``--require`` makes that a failure); without local MathJax, math is left
-untypeset and one line says so.  Exit status 1 when any element overflows.
+``--require`` makes that a failure).  Where Chromium is found the check must
+run in full: without local MathJax (math could not be measured), or when the
+browser returns no report for a page, it fails with one line.  Exit status 1
+when any element overflows or the check could not run.
 """
 
 from __future__ import annotations
@@ -156,8 +158,9 @@ def main(argv=None) -> int:
         return 1
     mathjax = find_mathjax()
     if mathjax is None:
-        print("math not typeset: no local MathJax 2 (apt-get install libjs-mathjax, or set $MATHJAX); "
-              "math widths are not checked")
+        print(f"width check failed: {browser} is here but there is no local MathJax 2 ({MATHJAX2}) to typeset "
+              "the math (apt-get install libjs-mathjax, or set $MATHJAX to its MathJax.js)")
+        return 1
     total = 0
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / "html"
@@ -165,7 +168,11 @@ def main(argv=None) -> int:
         for name in pages:
             page = copy / name
             page.write_text(instrument(page.read_text(encoding="utf-8"), mathjax), encoding="utf-8")
-            report = measure(browser, page, args.width)
+            try:
+                report = measure(browser, page, args.width)
+            except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
+                print(f"width check failed: {e}")
+                return 1
             found = report["found"]
             total += len(found)
             if found:

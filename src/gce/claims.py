@@ -1033,9 +1033,9 @@ import textwrap  # noqa: E402  (used by this display section only)
 
 __all__ += ["TEXT_WIDTH", "numbers_text", "format_check", "format_verdicts"]
 
-#: Width, in characters, that the display helpers fill by default; the book's code and text boxes
-#: (tests/test_render.py) fit about 88 characters without a scroll bar.
-TEXT_WIDTH = 88
+#: Width, in characters, that the display helpers fill by default; the book's text column holds about
+#: 77 monospace characters at a desktop window (tools/check_width.py), so a verdict never wraps there.
+TEXT_WIDTH = 76
 _NBSP = "\u00a0"
 #: Spaces the wrapping keeps ("eta = 0.6", "13.8 ± 0.4", "(s.e. 0.4)", "Fig. 2", "0 of 4", "5 seeds" stay on
 #: one line).

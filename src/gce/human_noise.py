@@ -82,7 +82,10 @@ CITATION = ("Jiaheng Wei, Zhaowei Zhu, Hao Cheng, Tongliang Liu, Gang Niu, Yang 
 
 #: The official label files (the ``data/`` folder of UCSC-REAL/cifar-10-100n) by dataset.
 CIFAR_N_FILES = {"cifar10": "CIFAR-10_human.pt", "cifar100": "CIFAR-100_human.pt"}
-#: Where :func:`load_cifar_n` downloads them from (the authors' public repository).
+#: Where :func:`load_cifar_n` downloads them from (the authors' public repository), each the file name of
+#: :data:`CIFAR_N_FILES` after ``https://raw.githubusercontent.com/UCSC-REAL/cifar-10-100n/main/data/``.
+#:
+#: :meta hide-value:
 CIFAR_N_URLS = {d: f"https://raw.githubusercontent.com/UCSC-REAL/cifar-10-100n/main/data/{f}"
                 for d, f in CIFAR_N_FILES.items()}
 #: sha256 of the official files, checked after a download.
