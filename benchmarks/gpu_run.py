@@ -1,7 +1,7 @@
 """The prepared GPU run: measure gce's fast path, time a paper epoch, and run as much of the lite grid as fits.
 
-One script, one wall budget (``--budget-s``), so that a session lent a GPU for a few minutes (issue 15) makes one
-call and gets everything back, and anyone with a GPU can rerun it:
+One script, one wall budget (``--budget-s``), so that a few minutes on a GPU give everything back in one call, and
+anyone with a GPU can rerun it:
 
 1. prints the GPU, the torch version and the bf16 matmul rate *measured* on square matrices;
 2. runs ``benchmarks/throughput.py``'s comparison at batch 128 with ResNet-34 on the CIFAR-10 JPEG copy's
@@ -13,11 +13,11 @@ call and gets everything back, and anyone with a GPU can rerun it:
    the measured ResNet-34 rate by its FLOPs -- an estimate, labelled so);
 4. calibrates images/s (about 20 s) for 1, 2, 4, ... lite runs trained at once in worker processes, then runs as
    much of the ``lite`` CIFAR-10 (JPEG copy) grid as fits in the rest of the budget with the best packing, in
-   issue 15's order: Fig. 1(c) (CCE vs L_q, uniform eta = 0.4), Table 1's uniform 0.4 column (CCE, MAE, L_q,
+   this order: Fig. 1(c) (CCE vs L_q, uniform eta = 0.4), Table 1's uniform 0.4 column (CCE, MAE, L_q,
    truncated L_q, Forward T, Forward T-hat), Table 1's other noise settings, then Fig. 1(a) and Fig. 2 on
    CIFAR-10.  Runs that need data not carried (FASHION-MNIST, CIFAR-100) are listed as skipped.
 
-Everything goes to ``--out`` (at most 5 files; the device tool returns 8):
+Everything goes to ``--out`` (at most 5 files):
 
 - ``results.jsonl``  one line per finished run, appended, flushed and fsynced as each run finishes (a kill loses no
   finished run): run id (:func:`gce.experiments.run_id`), the figure/table it belongs to, the config, the summary
@@ -34,17 +34,16 @@ peak), i.e. assuming the T4 reaches the same fraction of its peak (:func:`t4_min
 CPU test mode (``--tiny``, used by ``tests/test_gpu_run.py``): a tiny CNN replaces the ResNets where they would take
 minutes on a CPU (the throughput comparison, the paper epoch, the lite runs), one epoch per run, a few steps.
 
-The command for a session lent a GPU (carry the JPEG copy in the ignored folder ``.device-data/``; first, here:
-``mkdir -p .device-data && cp /work/shared/data/cifar10_jpeg75.npz .device-data/``), with the device tool's
-``run``, ``carry: [".device-data"]``, ``timeout_s: 540``, and ``<commit>`` this checkout's ``git rev-parse HEAD``::
+The command on a GPU machine, with the JPEG copy of CIFAR-10 in the ignored folder ``.device-data/`` and
+``<commit>`` this checkout's ``git rev-parse HEAD`` (for a copy of the tree without ``.git``)::
 
     nvidia-smi --query-gpu=name,driver_version --format=csv; cat /proc/loadavg; PY=$(command -v python3 ||
     command -v python); GCE_COMMIT=<commit> PYTHONPATH=src timeout 510 $PY benchmarks/gpu_run.py --device cuda
-    --data-root .device-data --out $OUT --budget-s 450
+    --data-root .device-data --out OUT --budget-s 450
 
-(one line, joined with spaces).  Then copy ``results.jsonl`` and the summaries from ``files_at`` into the checkout.
-To resume in a later call without redoing finished runs, put the returned files in ``.device-data/prev/`` (carried
-with the data) and begin the command with ``cp .device-data/prev/* $OUT/;``.
+(one line, joined with spaces).  Then copy ``results.jsonl`` and the summaries from ``OUT`` into the checkout.
+To resume later without redoing finished runs, put the returned files in ``.device-data/prev/`` and begin the
+command with ``cp .device-data/prev/* OUT/;``.
 """
 
 from __future__ import annotations
@@ -224,7 +223,7 @@ def t4_minutes_estimate(h200_seconds: float) -> float:
 
 
 def lite_plan(tiny: bool, cuda: bool) -> tuple[list[tuple[str, RunConfig]], list[tuple[str, RunConfig, str]]]:
-    """The lite CIFAR-10 runs in issue 15's order (tag, config on the JPEG copy), and the runs left out with why."""
+    """The lite CIFAR-10 runs in the module docstring's order (tag, config on the JPEG copy), and those left out."""
     fig1 = experiments.spec("fig1", "lite").configs
     t1 = experiments.spec("table1", "lite").configs
     fig2 = experiments.spec("fig2", "lite").configs
@@ -506,7 +505,7 @@ def main(argv=None) -> None:
     summary["elapsed_s"] = time.perf_counter() - t0
     out.write_summary({k: v for k, v in summary.items() if not k.startswith("_")})
     files = [f for f in args.out.iterdir() if f.is_file()]
-    assert len(files) <= MAX_FILES, f"{len(files)} files under {args.out}; the device tool returns {MAX_FILES}"
+    assert len(files) <= MAX_FILES, f"{len(files)} files under {args.out}; at most {MAX_FILES} are kept"
     out.log(f"== done in {summary['elapsed_s']:.0f} s: {len(summary.get('ran', []))} runs stored, "
             f"{len(summary.get('skipped', []))} skipped; see {args.out / 'summary.md'}")
 

@@ -1,4 +1,4 @@
-"""Speed of the pocket grid against the machine's fp32 matmul peak and against a typical training loop (issue 12).
+"""Speed of the pocket grid against the machine's fp32 matmul peak and against a typical training loop.
 
 Usage: python benchmarks/pocket.py [--only table1 fig2] [--runs 48] [--epochs 20] [--threads 1] [--no-old]
 

@@ -1142,9 +1142,13 @@ __all__ += ["schedule_sensitivity"]
 
 
 def schedule_sensitivity(runs: pd.DataFrame, history: pd.DataFrame,
-                         claim_id: str = "lq_beats_baselines_uniform") -> tuple[pd.DataFrame, pd.DataFrame]:
+                         claim_id: str = "lq_beats_baselines_uniform",
+                         table1: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Table 1's uniform-noise verdict recomputed for each first learning-rate drop of the ``"sensitivity"``
     grid (:data:`gce.experiments.SENSITIVITY_FACTORS`), by the same rule and gates as the claim.
+
+    The grid leaves out the declared drop, whose runs are Table 1's: pass Table 1's stored ``(runs, history)``
+    as ``table1`` to add them (the same block, noise rates and methods as the grid's).
 
     Returns ``(verdicts, comparisons)``: one row per first drop (``first_drop`` in epochs, ``factor`` of the
     declared 40, ``status``, ``reason``), and one row per first drop and comparison (``comparison``,
@@ -1155,6 +1159,14 @@ def schedule_sensitivity(runs: pd.DataFrame, history: pd.DataFrame,
     if not need <= set(runs.columns):
         raise ValueError(f"runs lack the columns {sorted(need - set(runs.columns))}: pass the stored tables of "
                          f"the sensitivity experiment")
+    if table1 is not None:
+        t_runs, t_hist = table1
+        same = (t_runs["dataset"].isin(runs["dataset"].unique()) & (t_runs["noise"] == "uniform")
+                & t_runs["eta"].astype(float).isin(runs["eta"].astype(float).unique())
+                & t_runs["method"].isin(runs["method"].unique()))
+        runs = pd.concat([runs, t_runs[same]], ignore_index=True)
+        history = pd.concat([history, t_hist[t_hist["run_id"].isin(t_runs.loc[same, "run_id"])]],
+                            ignore_index=True)
     first = runs["milestones"].astype(str).str.split().str[0].astype(int)
     rows, comps = [], []
     for d in sorted(first.unique()):

@@ -191,7 +191,7 @@ def provenance(device: torch.device | str = "cpu") -> dict:
 
 def _pack(obj) -> bytes:
     """A row or history as stored: JSON, zlib-compressed (a 100-class run's matrices are ~200 kB as text)."""
-    return zlib.compress(json.dumps(obj, allow_nan=False).encode(), 6)
+    return zlib.compress(json.dumps(obj, allow_nan=False).encode(), 9)
 
 
 def _unpack(value):
