@@ -1,6 +1,7 @@
 """The pocket grids: the many-class and open-set tasks, the declared schedules, and the rules read off curves."""
 
 import math
+from dataclasses import replace
 
 import pandas as pd
 import pytest

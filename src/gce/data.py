@@ -1118,7 +1118,7 @@ __all__ += ["load_cifar_n", "human_noisy_splits"]
 # CIFAR-10 as frozen unsupervised features (gce.features builds on this module, so it is imported when called).
 # Each name is a source and a class subset: the whole set, and Table 2's in-set classes 0-4 and outside 5-9.
 
-#: Feature datasets: name -> (image source, CIFAR-10 classes kept or None for all ten).
+#: The feature datasets, as name -> (image source, CIFAR-10 classes kept or None for all ten).
 FEATURE_DATASETS: dict[str, tuple[str, tuple[int, ...] | None]] = {}
 for _source in ("cifar10_jpeg", "cifar10"):
     for _suffix, _classes in (("", None), ("_0to4", (0, 1, 2, 3, 4)), ("_5to9", (5, 6, 7, 8, 9))):
@@ -1148,7 +1148,7 @@ def _load_cifar10_jpeg_pixels16(root: Path | None, download: bool) -> Dataset:
 
 
 DATASETS += (*FEATURE_DATASETS, "cifar10_jpeg_pixels16")
-#: Datasets holding CIFAR-10's images with CIFAR-10's classes in another order or form: CIFAR-10N's transition
-#: matrices (the human_twin noise) apply to them, its per-image labels do not.
+#: Datasets holding CIFAR-10's images with CIFAR-10's classes in another order or form.  CIFAR-10N's
+#: transition matrices (the human_twin noise) apply to them, its per-image labels do not.
 CIFAR10_TWIN_DATASETS = ("cifar10_jpeg", *(n for n, (_, c) in FEATURE_DATASETS.items() if c is None))
 __all__ += ["FEATURE_DATASETS", "CIFAR10_TWIN_DATASETS"]
