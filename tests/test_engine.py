@@ -13,13 +13,7 @@ from gce.train import (RunConfig, Tricks, _ForeachAdam, _ForeachSGD, _LossHead, 
 SMALL = dict(dataset="digits", model="mlp", model_kwargs=(("hidden", (32,)),), epochs=4, lr=0.05, batch_size=128)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is faster, and far faster on a shared machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _grid(optimizer: str) -> list[RunConfig]:

@@ -12,12 +12,7 @@ SMALL = dict(dataset="digits", model="mlp", model_kwargs=(("hidden", (32,)),), e
              noise="uniform", eta=0.4)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_later_methods_are_run_config_methods():
