@@ -46,19 +46,3 @@ def test_format_overfitting_rounds_like_the_tables_and_names_a_bad_input():
     assert "drop min" not in shown.columns
     with pytest.raises(ValueError, match=r"\['drop'\]"):
         analysis.format_overfitting(table.drop(columns="drop"))
-
-
-def test_threshold_text_says_none_where_no_q_is_free_of_overfitting():
-    thr = pd.Series({0.0: 0.0, 0.2: 0.8, 0.6: np.nan}).rename_axis("eta")
-    assert analysis.threshold_text(thr) == "eta = 0: q = 0; eta = 0.2: q = 0.8; eta = 0.6: none in the grid"
-    assert analysis.threshold_text(thr, none="above q = 1").endswith("eta = 0.6: above q = 1")
-    with pytest.raises(ValueError, match="empty"):
-        analysis.threshold_text(pd.Series(dtype=float))
-
-
-def test_threshold_text_reads_overfitting_threshold():
-    runs, history = _runs_and_history()
-    thr = analysis.overfitting_threshold(analysis.overfitting_table(runs, history), tol=0.01)
-    assert analysis.threshold_text(thr) == "eta = 0.4: q = 0.7"
-    assert analysis.threshold_text(analysis.overfitting_threshold(
-        analysis.overfitting_table(runs, history), tol=0.0)) == "eta = 0.4: q = 0.7"

@@ -13,8 +13,8 @@ the book can be traced from its cell to one function:
   setbacks (:func:`setbacks`), two sets of curves side by side
   (:func:`compare_curves`), and the learning-rate equivalence of MAE and the
   unhinged loss (:func:`short_trajectory`);
-- Fig. 1(c) and Fig. 2: the drop from peak accuracy (:func:`overfitting_table`,
-  :func:`overfitting_threshold`) and the softmax at right and wrong labels
+- Fig. 1(c) and Fig. 2: the drop from peak accuracy (:func:`overfitting_table`; the
+  threshold of q is a claim's verdict, :mod:`gce.claims`) and the softmax at right and wrong labels
   (:func:`label_softmax_table`);
 - Table 1's side results: realised noise rates (:func:`flip_rate_table`), the
   error of Patrini's T-hat (:func:`transition_estimate_errors`), what pruning
@@ -410,22 +410,6 @@ def overfitting_table(runs: pd.DataFrame, history: pd.DataFrame, *, by: Sequence
     return out.reset_index()
 
 
-def overfitting_threshold(table: pd.DataFrame, tol: float = 0.01, *, by: str = "eta") -> pd.Series:
-    """For each value of ``by``: the smallest ``q`` from which on every larger ``q`` too has a mean ``drop``
-    of at most ``tol`` (Sec. 4.1's threshold of ``q``); NaN where even the largest ``q`` drops more.
-
-    ``table`` is the output of :func:`overfitting_table` (one row per ``by`` and ``q``).
-    """
-    out = {}
-    for key, g in table.groupby(by, sort=True):
-        g = g.sort_values("q")
-        ok = (g["drop"] <= tol).to_numpy()
-        # how many of the largest q's are all overfitting-free
-        trailing = len(ok) if ok.all() else int(_np.argmin(ok[::-1]))
-        out[key] = float(g["q"].iloc[len(ok) - trailing]) if trailing else _np.nan
-    return pd.Series(out, name=f"smallest q with drop <= {tol:g}").rename_axis(by)
-
-
 def label_softmax_table(runs: pd.DataFrame, history: pd.DataFrame, epochs: Sequence[int], *,
                         by: Sequence[str] = ("method",)) -> pd.DataFrame:
     """Mean softmax at the given label on training samples whose label is right (``softmax_clean``) or
@@ -438,7 +422,7 @@ def label_softmax_table(runs: pd.DataFrame, history: pd.DataFrame, epochs: Seque
     return out.reset_index()
 
 
-__all__ += ["fig2_q", "overfitting_table", "overfitting_threshold", "label_softmax_table"]
+__all__ += ["fig2_q", "overfitting_table", "label_softmax_table"]
 
 
 # ---- closed_set ----
@@ -696,17 +680,7 @@ def format_overfitting(table: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
     return out.rename(columns=OVERFITTING_COLUMNS)
 
 
-def threshold_text(thresholds: pd.Series, *, none: str = "none in the grid") -> str:
-    """:func:`overfitting_threshold`'s Series in words (Sec. 4.1's threshold of ``q``), e.g.
-    ``"eta = 0.2: q = 0.8; eta = 0.6: none in the grid"``: NaN (no ``q`` of the grid is free of
-    overfitting) reads as ``none``.  An empty Series raises ValueError."""
-    if not len(thresholds):
-        raise ValueError("thresholds is empty: no noise rate to describe")
-    return "; ".join(f"eta = {float(e):g}: " + (none if v != v else f"q = {float(v):g}")
-                     for e, v in thresholds.items())
-
-
-__all__ += ["OVERFITTING_COLUMNS", "format_overfitting", "threshold_text"]
+__all__ += ["OVERFITTING_COLUMNS", "format_overfitting"]
 
 
 # ---- cce_vs_mae: Fig. 1(b) beside the paper ----

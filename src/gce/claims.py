@@ -58,7 +58,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -72,7 +72,7 @@ from .stats import ALPHA, MIN_EFFECT, Effect
 
 __all__ = ["HOLDS", "CONTRADICTED", "INCONCLUSIVE", "NOT_TESTABLE", "STATUSES", "TOL", "HARM_MARGIN",
            "SOFTMAX_EFFECT", "EPOCH_EFFECT", "Verdict", "Claim", "CLAIMS", "get", "check", "stored_results",
-           "load_results", "scales_with_results", "evaluate", "evaluate_results", "evaluate_paper", "mean_se",
+           "load_results", "scales_with_results", "evaluate", "evaluate_results", "evaluate_paper",
            "Comparison"]
 
 HOLDS, CONTRADICTED, INCONCLUSIVE, NOT_TESTABLE = "holds", "contradicted", "inconclusive", "not testable"
@@ -179,15 +179,6 @@ def _decide(comparisons: Sequence[Comparison], reason: str, notes: Sequence[str]
         status = INCONCLUSIVE
     text = reason + ("" if not notes else "; " + "; ".join(notes))
     return Verdict(status, text, numbers)
-
-
-def mean_se(values: Iterable[float]) -> tuple[float, float, int]:
-    """Mean, standard error (``std(ddof=1) / sqrt(n)``; 0 for one value) and ``n`` of the finite values."""
-    v = np.asarray([x for x in values if x == x], dtype=float)
-    if not len(v):
-        return float("nan"), float("nan"), 0
-    se = float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
-    return float(v.mean()), se, len(v)
 
 
 def _fmt(e: Effect, digits: int = 2) -> str:

@@ -45,7 +45,6 @@ import torch
 from torch import Tensor
 
 from . import data as _data
-from . import noise as _noise
 from .classes import class_names
 
 __all__ = [

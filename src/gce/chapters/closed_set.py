@@ -3,7 +3,6 @@ the cost of choosing the epoch on noisy validation labels, for Table 1's stored 
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from .. import experiments, schedule
