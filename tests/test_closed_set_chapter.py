@@ -1,4 +1,5 @@
-"""gce.chapters.closed_set on small synthetic tables: the schedule table, the fit gate and the selection cost."""
+"""gce.chapters.closed_set and gce.chapters.claims on small synthetic tables: the schedule table, the fit gate, the
+selection cost, and the claims page's summaries."""
 
 import numpy as np
 import pandas as pd
@@ -42,3 +43,19 @@ def test_selection_cost_is_the_best_test_epoch_minus_the_chosen_one():
     cost = closed_set.selection_cost(runs, history)
     assert cost.loc["CCE", ("digits", "mean")] == pytest.approx(2.5)   # (95 - 90 + 80 - 80) / 2
     assert cost.loc["Lq", ("digits", "max")] == pytest.approx(5.0)
+
+
+def test_claims_page_summaries_count_list_and_word_the_sensitivity():
+    from gce import claims
+    from gce.chapters import claims as page
+
+    verdicts = pd.DataFrame({"id": ["a", "b", "c"], "status": [claims.HOLDS, claims.INCONCLUSIVE, claims.HOLDS]})
+    assert page.status_counts(verdicts) == {"holds": 2, "contradicted": 0, "inconclusive": 1, "untestable": 0}
+    assert page.ids_with(verdicts, "holds") == "`a`, `c`" and page.ids_with(verdicts, "contradicted") == "none"
+    sens = pd.DataFrame({"first_drop": [13, 27, 40, 60],
+                         "status": [claims.NOT_TESTABLE, claims.INCONCLUSIVE, claims.HOLDS, claims.HOLDS]})
+    words = page.sensitivity_words(sens)
+    assert words["declared"] == "**holds**" and words["robust"] == "here it is not"
+    assert words["others"].startswith("**not testable** after 13 epochs")
+    same = sens.assign(status=[claims.NOT_TESTABLE, claims.HOLDS, claims.HOLDS, claims.HOLDS])
+    assert page.sensitivity_words(same)["robust"] == "here it is"  # untestable drops do not count

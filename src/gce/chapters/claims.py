@@ -1,0 +1,46 @@
+"""Summaries of the claims page (``book/claims.ipynb``): the verdict tables of every scale with stored results,
+their counts and lists by outcome, and the schedule-sensitivity verdicts in words."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .. import claims
+
+__all__ = ["OUTCOMES", "verdict_tables", "status_counts", "ids_with", "sensitivity_words"]
+
+#: The four outcomes of :mod:`gce.claims` under the short names the page glues them by.
+OUTCOMES = {"holds": claims.HOLDS, "contradicted": claims.CONTRADICTED, "inconclusive": claims.INCONCLUSIVE,
+            "untestable": claims.NOT_TESTABLE}
+
+
+def verdict_tables(scale: str) -> tuple[list[str], dict, dict]:
+    """``(scales, results, tables)``: ``scale`` first, then every other scale with stored results; per scale the
+    stored results (:func:`gce.claims.load_results`) and the verdict table (:func:`gce.claims.evaluate_results`).
+    Reads only; never trains."""
+    scales = list(dict.fromkeys([scale, *claims.scales_with_results()]))
+    results = {s: claims.load_results(s) for s in scales}
+    return scales, results, {s: claims.evaluate_results(results[s], s) for s in scales}
+
+
+def status_counts(verdicts: pd.DataFrame) -> dict[str, int]:
+    """How many claims of ``verdicts`` have each outcome, keyed by the short names of :data:`OUTCOMES`."""
+    counts = verdicts["status"].value_counts()
+    return {key: int(counts.get(status, 0)) for key, status in OUTCOMES.items()}
+
+
+def ids_with(verdicts: pd.DataFrame, key: str) -> str:
+    """The ids of the claims whose outcome is ``OUTCOMES[key]``, as Markdown code, or ``"none"``."""
+    chosen = [f"`{i}`" for i, s in zip(verdicts["id"], verdicts["status"]) if s == OUTCOMES[key]]
+    return ", ".join(chosen) if chosen else "none"
+
+
+def sensitivity_words(verdicts: pd.DataFrame, declared: int = 40) -> dict[str, str]:
+    """The schedule-sensitivity verdicts (:func:`gce.claims.schedule_sensitivity`) in words: ``declared`` (the
+    verdict at the declared first drop), ``others`` (at every other drop) and ``robust`` (whether every drop
+    that can be tested gives the same verdict)."""
+    by_drop = dict(zip(verdicts["first_drop"], verdicts["status"]))
+    tested = {s for s in by_drop.values() if s != claims.NOT_TESTABLE}
+    return {"declared": f"**{by_drop.get(declared, 'missing')}**",
+            "others": ", ".join(f"**{s}** after {d} epochs" for d, s in by_drop.items() if d != declared),
+            "robust": "here it is" if len(tested) == 1 else "here it is not"}
