@@ -78,9 +78,9 @@ def test_later_table_cells_and_protocols():
 
 def test_published_finds_exactly_one_number():
     assert later.published("GCE", "random1", "GCE_original.txt") == 79.14
-    assert later.published("CE", "worse", "issue 5", checkpoint="last") == 67.89
+    assert later.published("CE", "worse", "thread 5", checkpoint="last") == 67.89
     with pytest.raises(ValueError, match="2 published numbers match"):
-        later.published("CE", "worse", "issue 5")
+        later.published("CE", "worse", "thread 5")
     with pytest.raises(ValueError, match="0 published numbers"):
         later.published("GCE", "aggre", "nowhere")
 

@@ -4,7 +4,7 @@ The book's chapter *After the paper* (``book/after_the_paper.ipynb``) uses:
 
 - :func:`later_results` -- the published numbers of ``gce/paper/later_results.csv``: clean test accuracy (%)
   of GCE, CE and the methods reported beside them on CIFAR-N, each row with its source (paper and table,
-  repository and file, or issue) and its protocol (architecture, epochs, checkpoint: best test epoch, last
+  repository and file, or discussion thread) and its protocol (architecture, epochs, checkpoint: best test epoch, last
   epoch or best noisy-validation epoch).
 - :func:`later_protocols` and :func:`later_table` -- the protocols (source, architecture, epochs,
   checkpoint) and the numbers as tables, a row per method and protocol.
@@ -40,8 +40,8 @@ def later_results() -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Columns ``cite`` (key in the book's ``references.bib``, empty for issues), ``source`` (paper and table,
-        repository and file, or issue), ``url``, ``dataset`` (``cifar10n``, ``cifar100n``), ``noise`` (the
+        Columns ``cite`` (key in the book's ``references.bib``, empty for threads), ``source`` (paper and table,
+        repository and file, or thread), ``url``, ``dataset`` (``cifar10n``, ``cifar100n``), ``noise`` (the
         CIFAR-N label set), ``method``, ``accuracy`` and ``std`` (clean test accuracy, %), ``architecture``,
         ``epochs`` (missing where the source gives each method its own schedule), ``checkpoint`` (one of
         :data:`CHECKPOINTS`) and ``note``.
@@ -73,10 +73,10 @@ def check_later_results(df: pd.DataFrame) -> None:
 
 def _short_source(source: str) -> str:
     """A source as a table shows it: a paper as author and year, a file of the reproduction's repository
-    (KlemenVovk/noisy-labels) by its name, an issue by its number."""
+    (KlemenVovk/noisy-labels) by its name, a GitHub thread by its number."""
     source = re.sub(r"^(.*) \((?:[A-Za-z]+ )?(\d{4})\), ", r"\1 \2, ", source)
     source = re.sub(r"^KlemenVovk/noisy-labels, (?:\S*/)?", "", source)
-    source = re.sub(r"^UCSC-REAL/cifar-10-100n issue (\d+).*", r"cifar-10-100n issue #\1", source)
+    source = re.sub(r"^UCSC-REAL/cifar-10-100n, GitHub thread (\d+).*", r"cifar-10-100n thread \1", source)
     return re.sub(r", column (.*)$", lambda m: f" ({m.group(1).lower()})", source)
 
 
