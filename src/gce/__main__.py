@@ -45,7 +45,7 @@ def _draw(name: str, scale: str, exp, store, out: Path) -> str:
             from .human_noise import results_table
             table = results_table(runs)
         else:
-            table = analysis.table1_wide(runs) if name == "table1" else analysis.table2_wide(runs)
+            table = analysis.table1_wide(runs) if name in ("table1", "later") else analysis.table2_wide(runs)
         path = out / f"{name}.md"
         path.write_text(f"# {exp.title} ({where})\n\n{exp.note}\n\n" + analysis.markdown_table(table) + "\n")
         return str(path)
@@ -65,6 +65,16 @@ def _gpus(text: str) -> float:
     return value
 
 
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        i, n = -1, 0
+    if not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"must be I/N with 0 <= I < N, e.g. 0/2, got {text!r}")
+    return i, n
+
+
 def _parser() -> argparse.ArgumentParser:
     fmt = argparse.ArgumentDefaultsHelpFormatter
     scale_default = os.environ.get("GCE_SCALE", "pocket")
@@ -82,6 +92,8 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     rep.add_argument("--jobs", type=int, default=1,
                      help="processes side by side, each training some of the experiments (gce.parallel)")
+    rep.add_argument("--shard", type=_shard, default=None, metavar="I/N",
+                     help="train only part I of N of each experiment (0-based; --jobs uses it); no figure is drawn")
     rep.add_argument("--threads", type=int, default=None,
                      help="torch threads of the local engine; none: $GCE_THREADS, else 1 on the CPU")
     rep.add_argument("--engine", choices=runners.ENGINES, default="local",
@@ -126,18 +138,22 @@ def _reproduce(args, before: dict[str, set[str]]) -> None:
         raise ValueError(f"--jobs must be a positive number of processes, got {args.jobs}")
     names = experiments.EXPERIMENTS if "all" in args.what else tuple(dict.fromkeys(args.what))
     total = time.time()
-    if args.jobs != 1 and len(names) > 1:
+    if args.jobs != 1 and args.shard is None:
         groups = parallel.partition(names, args.scale, args.jobs)
         options = ["--scale", args.scale, "--results", str(args.results), "--engine", args.engine,
                    *(["--device", args.device] if args.device else []),
                    *(["--data-root", args.data_root] if args.data_root else []),
                    *(["--threads", str(args.threads)] if args.threads else []), "--no-progress"]
-        print(f"{len(groups)} processes: " + "; ".join(", ".join(g) for g in groups), flush=True)
+        print(f"{len(groups)} processes: " + "; ".join(", ".join(" ".join(parallel.unit_args(u)) for u in g)
+                                                      for g in groups), flush=True)
         code = parallel.run_jobs(groups, options)
-        print(f"total: {time.time() - total:.0f} s", flush=True)
         if code:
             raise ValueError(f"a process of --jobs {args.jobs} exited with code {code}; its lines above say why "
                              f"(every finished run is saved: run the same command to resume)")
+        for name in dict.fromkeys(u[0] for g in groups for u in g if u[1] is not None):  # split: draw it here
+            exp, store = experiments.run(name, args.scale, results=args.results, allow_training=False)
+            print(f"{name}: {len(exp.configs)} runs -> {_draw(name, args.scale, exp, store, store.dir)}", flush=True)
+        print(f"total: {time.time() - total:.0f} s", flush=True)
         return
     for name in names:
         start = time.time()
@@ -145,9 +161,14 @@ def _reproduce(args, before: dict[str, set[str]]) -> None:
         exp, store = experiments.run(name, args.scale, results=args.results, device=args.device,
                                      root=args.data_root, progress=not args.no_progress, engine=args.engine,
                                      address=args.address, gpus_per_run=args.gpus_per_run,
-                                     threads=args.threads, allow_training=True)  # a request to train
+                                     threads=args.threads, allow_training=True,  # a request to train
+                                     shard=args.shard)
         if not exp.configs:  # e.g. "human" at the pocket scale
             print(f"{name}: no runs ({exp.note})", flush=True)
+            continue
+        if args.shard is not None:
+            print(f"{name}: part {args.shard[0]}/{args.shard[1]}, {len(store.trained)} runs trained now, "
+                  f"{time.time() - start:.0f} s", flush=True)
             continue
         path = _draw(name, args.scale, exp, store, store.dir)
         print(f"{name}: {len(exp.configs)} runs ({len(store.trained)} trained now, "

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -49,6 +49,7 @@ from . import runners
 from . import schedule as _schedule
 from . import store as _store
 from .store import ResultStore, StoreError, cce_twin, provenance, run_id
+from . import train as _train
 from .train import RunConfig
 
 __all__ = [
@@ -60,6 +61,7 @@ __all__ = [
     "run_id",
     "ResultStore",
     "run",
+    "shard_configs",
     "paper_table1",
     "paper_table2",
     "provenance",
@@ -70,10 +72,15 @@ __all__ = [
 ]
 
 SCALES = ("pocket", "cpu", "lite", "paper")
-EXPERIMENTS = ("onset", "fig1", "fig2", "table1", "table2", "sensitivity", "human")
+EXPERIMENTS = ("onset", "fig1", "fig2", "table1", "table2", "sensitivity", "human", "later")
 METHOD_LABELS = {"cce": "CCE", "mae": "MAE", "forward_T": "Forward T", "forward_T_hat": "Forward T_hat",
-                 "lq": "Lq", "trunc_lq": "Trunc Lq"}
+                 "lq": "Lq", "trunc_lq": "Trunc Lq", "sce": "SCE", "nce_rce": "NCE+RCE", "nce_mae": "NCE+MAE",
+                 "taylor_ce": "Taylor CE"}
 TABLE1_METHODS = ("cce", "mae", "forward_T", "forward_T_hat", "lq", "trunc_lq")
+#: The losses that followed the paper (:data:`gce.train.LATER_METHODS`), run as extra rows of Table 1's grid by the
+#: ``"later"`` experiment: the same datasets, noise, seeds and declared schedule, each loss at its published
+#: CIFAR-10 weights (:mod:`gce.losses`), nothing tuned here.
+LATER_METHODS = _train.LATER_METHODS
 TABLE1_NOISE = tuple([("uniform", e) for e in (0.2, 0.4, 0.6, 0.8)] +
                      [("class_dependent", e) for e in (0.1, 0.2, 0.3, 0.4)])
 TABLE2_METHODS = ("cce", "forward_T_hat", "mae", "lq", "trunc_lq")
@@ -268,6 +275,13 @@ def spec(name: str, scale: str = "pocket") -> Experiment:
     if scale == "cpu" and name == "sensitivity":
         return Experiment(name, scale, "Schedule sensitivity of Table 1's uniform-noise verdicts", (), (),
                           "pocket scale only")
+    if name == "later":  # beyond the paper: Table 1's grid for the losses that followed it
+        table1 = spec("table1", scale)
+        cells = dict.fromkeys(replace(c, method="cce") for c in table1.configs)
+        cfgs = [replace(c, method=m) for c in cells for m in LATER_METHODS]
+        return Experiment(name, scale, "After the paper: Table 1's grid for the losses that followed it",
+                          tuple(cfgs), table1.datasets, "Table 1's datasets, noise, seeds and schedule; "
+                          "SCE, NCE+RCE, NCE+MAE and Taylor CE at their published CIFAR-10 weights")
     if scale == "cpu":  # real CIFAR-10 images as frozen features, heads on two CPU cores (gce.cpu_scale)
         from . import cpu_scale
         cfgs = tuple(cpu_scale.cpu_configs(name))
@@ -496,10 +510,26 @@ def _writable_results(store: ResultStore) -> None:
         raise err from None
 
 
+def shard_configs(configs: Sequence[RunConfig], index: int, count: int) -> list[RunConfig]:
+    """Part ``index`` (0-based) of ``count`` near-equal parts of ``configs``, for ``count`` processes.
+
+    Runs that share data, noise and seed (one cell: the same :func:`gce.store.cce_twin`) stay in one part, so a
+    ``forward_T_hat`` run is always trained after its CCE twin by the same process.  The cells, in the order
+    they first appear, are dealt out in turn, so the parts differ by at most one cell.
+    """
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"count must be a positive number of parts, got count={count!r}")
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < count:
+        raise ValueError(f"index must be a part number in 0..{count - 1}, got index={index!r}")
+    cells = {key: i for i, key in enumerate(dict.fromkeys(run_id(cce_twin(c)) for c in configs))}
+    return [c for c in configs if cells[run_id(cce_twin(c))] % count == index]
+
+
 def run(name: str, scale: str | None = None, *, results: str | os.PathLike | None = None, device=None, root=None,
         progress: bool = True, max_group: int = 256, engine: str = "local", address: str | None = None,
         gpus_per_run: float = 0.0, on_stored: Callable[[str], None] | None = None,
-        allow_training: bool | None = None, threads: int | None = None) -> tuple[Experiment, ResultStore]:
+        allow_training: bool | None = None, threads: int | None = None,
+        shard: tuple[int, int] | None = None) -> tuple[Experiment, ResultStore]:
     """Train every run of ``spec(name, scale)`` that ``results`` does not hold yet, then return the store.
 
     ``scale`` defaults to :func:`default_scale` (``$GCE_SCALE``) and
@@ -516,7 +546,9 @@ def run(name: str, scale: str | None = None, *, results: str | os.PathLike | Non
     :class:`gce.data.DatasetUnavailable` naming it).  Runs that fail are
     reported together at the end (a :class:`gce.runners.RunsFailed`, a
     ``RuntimeError`` with one line per failed run) after all the others have been trained.
-    ``store.trained`` lists the run ids trained by this call.
+    ``store.trained`` lists the run ids trained by this call.  ``shard=(i, n)``
+    trains only the runs of part ``i`` of ``n`` (:func:`shard_configs`), so that
+    ``n`` processes can share one experiment (``python -m gce reproduce --jobs``).
 
     It never retrains a grid by surprise: more than
     :data:`gce.budget.MAX_UNASKED_RUNS` runs to train raise
@@ -535,11 +567,12 @@ def run(name: str, scale: str | None = None, *, results: str | os.PathLike | Non
     exp = spec(name, scale)
     store = ResultStore(results, scale, name)
     done = store.done()
-    todo = [c for c in exp.configs if run_id(c) not in done]
-    need_hat = {run_id(cce_twin(c)) for c in exp.configs if c.method == "forward_T_hat"}
+    mine = exp.configs if shard is None else shard_configs(exp.configs, *shard)
+    todo = [c for c in mine if run_id(c) not in done]
+    need_hat = {run_id(cce_twin(c)) for c in mine if c.method == "forward_T_hat"}
     # a CCE twin that is stored without its estimate must be retrained (its model gives T-hat)
     first = [c for c in todo if c.method != "forward_T_hat"]
-    for c in exp.configs:
+    for c in mine:
         twin = cce_twin(c)
         if c.method == "forward_T_hat" and run_id(twin) in done and store.t_hat(c) is None and twin not in first:
             first.append(twin)
