@@ -168,13 +168,31 @@ def test_jobs_partition_balances_the_pocket_grid_and_rejects_bad_counts():
 
     names = ["onset", "fig1", "fig2", "table1", "table2", "sensitivity"]
     groups = parallel.partition(names, "pocket", 2)
-    assert sorted(n for g in groups for n in g) == sorted(names) and len(groups) == 2
-    cost = {n: parallel.experiment_cost(n, "pocket") for n in names}
-    loads = sorted(sum(cost[n] for n in g) for g in groups)
+    units = [u for g in groups for u in g]
+    assert len(groups) == 2 and sorted(set(n for n, _ in units)) == sorted(names)
+    # table1 costs more than half of the whole: it is split in two parts, every other experiment is whole
+    assert sorted(u for u in units if u[0] == "table1") == [("table1", (0, 2)), ("table1", (1, 2))]
+    assert all(s is None for n, s in units if n != "table1")
+    cost = {u: parallel.experiment_cost(u[0], "pocket", u[1]) for u in units}
+    loads = sorted(sum(cost[u] for u in g) for g in groups)
     assert loads[1] <= max(cost.values()) + loads[0]  # greedy: no group exceeds the other by more than one item
-    assert parallel.partition(["fig1"], "pocket", 4) == [["fig1"]]
+    assert parallel.partition(["fig1"], "pocket", 1) == [[("fig1", None)]]
+    assert parallel.unit_args(("table1", (1, 2))) == ["table1", "--shard", "1/2"]
     with pytest.raises(ValueError, match="jobs"):
         parallel.partition(names, "pocket", 0)
+
+
+def test_shards_cover_the_grid_once_and_keep_each_cell_together():
+    grid = experiments.spec("table1", "pocket").configs
+    parts = [experiments.shard_configs(grid, i, 3) for i in range(3)]
+    ids = [store.run_id(c) for p in parts for c in p]
+    assert sorted(ids) == sorted(store.run_id(c) for c in grid) and len(set(ids)) == len(ids)
+    for p in parts:  # a forward_T_hat run and its CCE twin are trained by the same process
+        mine = {store.run_id(c) for c in p}
+        assert all(store.run_id(store.cce_twin(c)) in mine for c in p if c.method == "forward_T_hat")
+    assert max(map(len, parts)) - min(map(len, parts)) <= len(experiments.TABLE1_METHODS)
+    with pytest.raises(ValueError, match="index must be a part number in 0..2"):
+        experiments.shard_configs(grid, 3, 3)
 
 
 def test_reproduce_takes_several_experiments_and_jobs(tmp_path, capsys):

@@ -89,7 +89,7 @@ FIG2_ETAS = (0.0, 0.2, 0.6)
 HUMAN_LABEL_SETS = ("worse", "aggre")  # CIFAR-10N (Wei et al., 2022), gce.human_noise
 HUMAN_METHODS = ("cce", "lq", "trunc_lq")
 
-#: The paper's dataset(s) each pocket dataset stands for.  ``digits`` stands for both 10-class datasets
+#: The paper's dataset(s) each pocket or cpu dataset stands for.  ``digits`` stands for both 10-class datasets
 #: of Table 1 (FASHION-MNIST and CIFAR-10: no second 10-class task is bundled offline, so the pocket
 #: Table 1 has one 10-class block shown beside both); ``digit_pairs`` (100 classes, "next class
 #: circularly" flips) for CIFAR-100; ``digits_0to4`` with outside images ``digits_5to9`` for Table 2's
@@ -100,6 +100,11 @@ PAPER_ANALOGUE: dict[str, tuple[str, ...]] = {
     "digits_0to4": ("cifar10",),
     "digits_5to9": ("cifar100",),
 }
+# the cpu scale's CIFAR-10 features (gce.cpu_scale) stand for CIFAR-10; Table 2's outside images (classes 5-9)
+# for the paper's CIFAR-100 outside images
+for _source in ("cifar10_jpeg", "cifar10"):
+    PAPER_ANALOGUE.update({f"{_source}_features": ("cifar10",), f"{_source}_features_0to4": ("cifar10",),
+                           f"{_source}_features_5to9": ("cifar100",)})
 
 #: The memorisation-onset diagnostic (:func:`gce.schedule.memorisation_onset`, ``rise`` = :data:`ONSET_RISE`),
 #: read by :func:`measured_onsets` from the ``"onset"`` experiment (CCE without learning-rate drops):
@@ -228,13 +233,7 @@ def _datasets(scale: str, paper: Sequence[str]) -> tuple[str, ...]:
     """The datasets of an experiment at ``scale``: the paper's, or at the pocket scale their pocket analogues."""
     if scale != "pocket":
         return tuple(paper)
-    out = []
-    for pocket, papers in PAPER_ANALOGUE.items():
-        if pocket in ("digits_0to4", "digits_5to9"):
-            continue
-        if any(p in paper for p in papers) and pocket not in out:
-            out.append(pocket)
-    return tuple(out)
+    return tuple(pocket for pocket in ("digits", "digit_pairs") if any(p in paper for p in PAPER_ANALOGUE[pocket]))
 
 
 def _seeds(scale: str, dataset: str | None = None) -> range:
