@@ -20,9 +20,9 @@ anyone with a GPU can rerun it:
 Everything goes to ``--out`` (at most 5 files):
 
 - ``results.jsonl``  one line per finished run, appended, flushed and fsynced as each run finishes (a kill loses no
-  finished run): run id (:func:`gce.experiments.run_id`), the figure/table it belongs to, the config, the summary
+  finished run): run id (:func:`gce.store.run_id`), the figure/table it belongs to, the config, the summary
   numbers, the per-epoch history, the T used and T-hat estimate, wall seconds, provenance
-  (:func:`gce.experiments.provenance`, plus ``GCE_COMMIT`` from the environment where the tree has no .git) and the
+  (:func:`gce.store.provenance`, plus ``GCE_COMMIT`` from the environment where the tree has no .git) and the
   data label "CIFAR-10 (JPEG copy)".  A second invocation with the same ``--out`` skips the runs stored there.
 - ``summary.json`` / ``summary.md``  what was measured, what ran, what was skipped and why (rewritten after each run).
 - ``log.txt``  everything printed.
@@ -34,16 +34,12 @@ peak), i.e. assuming the T4 reaches the same fraction of its peak (:func:`t4_min
 CPU test mode (``--tiny``, used by ``tests/test_gpu_run.py``): a tiny CNN replaces the ResNets where they would take
 minutes on a CPU (the throughput comparison, the paper epoch, the lite runs), one epoch per run, a few steps.
 
-The command on a GPU machine, with the JPEG copy of CIFAR-10 in the ignored folder ``.device-data/`` and
-``<commit>`` this checkout's ``git rev-parse HEAD`` (for a copy of the tree without ``.git``)::
+Usage, on a machine with a CUDA GPU and the JPEG copy of CIFAR-10 in the folder ``DATA``::
 
-    nvidia-smi --query-gpu=name,driver_version --format=csv; cat /proc/loadavg; PY=$(command -v python3 ||
-    command -v python); GCE_COMMIT=<commit> PYTHONPATH=src timeout 510 $PY benchmarks/gpu_run.py --device cuda
-    --data-root .device-data --out OUT --budget-s 450
+    python benchmarks/gpu_run.py --device cuda --data-root DATA --out OUT --budget-s 450
 
-(one line, joined with spaces).  Then copy ``results.jsonl`` and the summaries from ``OUT`` into the checkout.
-To resume later without redoing finished runs, put the returned files in ``.device-data/prev/`` and begin the
-command with ``cp .device-data/prev/* OUT/;``.
+(``PYTHONPATH=src`` from a source tree without an install; ``GCE_COMMIT=<commit>`` names the commit in the
+provenance where the tree has no ``.git``).  Rerun with the same ``--out`` to resume without redoing finished runs.
 """
 
 from __future__ import annotations
@@ -64,6 +60,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from gce import data, experiments, models  # noqa: E402
+from gce.store import provenance, run_id  # noqa: E402
 from gce import train as gtrain  # noqa: E402
 from gce.train import RunConfig  # noqa: E402
 
@@ -247,8 +244,8 @@ def lite_plan(tiny: bool, cuda: bool) -> tuple[list[tuple[str, RunConfig]], list
         out.append((tag, c))
     seen, unique = set(), []
     for tag, c in out:  # Fig. 2's q = 0.7, eta = 0.6 run may coincide with another figure's
-        if experiments.run_id(c) not in seen:
-            seen.add(experiments.run_id(c))
+        if run_id(c) not in seen:
+            seen.add(run_id(c))
             unique.append((tag, c))
     return unique, left_out
 
@@ -286,11 +283,11 @@ def _train_one(cfg_dict: dict, t_hat: list | None, want_hat: bool, device: str, 
 
 
 def _describe(tag: str, c: RunConfig, **extra) -> dict:
-    return {"run_id": experiments.run_id(c), "tag": tag, "method": c.method, "noise": c.noise, "eta": c.eta, **extra}
+    return {"run_id": run_id(c), "tag": tag, "method": c.method, "noise": c.noise, "eta": c.eta, **extra}
 
 
 def _provenance(device) -> dict:
-    prov = experiments.provenance(device)
+    prov = provenance(device)
     if os.environ.get("GCE_COMMIT") and prov.get("commit", "unknown").startswith("unknown"):
         prov["commit"] = os.environ["GCE_COMMIT"]
     return prov
@@ -322,12 +319,12 @@ def run_grid(args, out: Out, summary: dict, deadline: float, device: torch.devic
     cuda = device.type == "cuda"
     plan, left_out = lite_plan(args.tiny, cuda)
     stored = out.stored()
-    summary["already_stored"] = [rid for rid in (experiments.run_id(c) for _, c in plan) if rid in stored]
+    summary["already_stored"] = [rid for rid in (run_id(c) for _, c in plan) if rid in stored]
     summary["skipped"] = [_describe(t, c, reason=why) for t, c, why in left_out]
     summary["ran"] = []
-    todo = [(t, c) for t, c in plan if experiments.run_id(c) not in stored]
+    todo = [(t, c) for t, c in plan if run_id(c) not in stored]
     t_hats = {rid: row["T_hat_estimate"] for rid, row in stored.items() if row.get("T_hat_estimate")}
-    need_hat = {experiments.run_id(replace(c, method="cce", q=0.7, k=0.5)) for _, c in plan
+    need_hat = {run_id(replace(c, method="cce", q=0.7, k=0.5)) for _, c in plan
                 if c.method == "forward_T_hat"}
     if time.perf_counter() + args.calibrate_s > deadline:
         summary["skipped"] += [_describe(t, c, reason="budget reached before it started") for t, c in todo]
@@ -363,12 +360,12 @@ def run_grid(args, out: Out, summary: dict, deadline: float, device: torch.devic
             while queue and len(running) < best:
                 tag, c = None, None
                 for i, (t, cc) in enumerate(queue):  # a forward_T_hat run waits for its CCE twin's T-hat
-                    twin = experiments.run_id(replace(cc, method="cce", q=0.7, k=0.5))
+                    twin = run_id(replace(cc, method="cce", q=0.7, k=0.5))
                     if cc.method != "forward_T_hat" or twin in t_hats:
                         tag, c = queue.pop(i)
                         break
-                    if not any(experiments.run_id(x) == twin for _, x in queue) and twin not in {
-                            experiments.run_id(x) for _, x, _ in running.values()}:
+                    if not any(run_id(x) == twin for _, x in queue) and twin not in {
+                            run_id(x) for _, x, _ in running.values()}:
                         queue.pop(i)
                         summary["skipped"].append(_describe(t, cc, reason="its CCE twin did not finish: no T-hat"))
                         break
@@ -379,8 +376,8 @@ def run_grid(args, out: Out, summary: dict, deadline: float, device: torch.devic
                     summary["skipped"].append(_describe(tag, c, reason=f"predicted {predicted:.0f} s, more than the "
                                                                          f"{max(0, deadline - now):.0f} s left"))
                     continue
-                rid = experiments.run_id(c)
-                job = pool.apply_async(_train_one, (c.to_dict(), t_hats.get(experiments.run_id(
+                rid = run_id(c)
+                job = pool.apply_async(_train_one, (c.to_dict(), t_hats.get(run_id(
                     replace(c, method="cce", q=0.7, k=0.5))) if c.method == "forward_T_hat" else None,
                     rid in need_hat, str(device), str(args.data_root)))
                 running[rid] = (job, c, tag)
@@ -426,8 +423,8 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--budget-s", type=float, default=450.0, help="wall budget of the whole script, seconds")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--data-root", type=Path, default=Path(".device-data"),
-                   help=f"folder holding {data.CIFAR10_JPEG_FILE}")
+    p.add_argument("--data-root", type=Path, default=data.data_root(),
+                   help=f"folder holding {data.CIFAR10_JPEG_FILE} (default: $GCE_DATA, else ~/.cache/gce/data)")
     p.add_argument("--out", type=Path, required=True, help="results folder (at most 5 files are written)")
     p.add_argument("--tiny", action="store_true", help="CPU test mode: tiny CNN, a few steps, one epoch per run")
     p.add_argument("--calibrate-s", type=float, default=20.0)

@@ -4,7 +4,7 @@ from gce.train import RunConfig, train_many
 from gce import schedule, experiments as e
 for ds, drop, chance in (("digits", 40, 0.1), ("digit_pairs", 80, 0.01)):
     for lr in (0.01, 0.03, 0.1):
-        base = dict(e._base(ds, "pocket"), lr=lr, milestones=(), epochs=drop)
+        base = dict(e.table1_base(ds, "pocket"), lr=lr, milestones=(), epochs=drop)
         cfgs = [RunConfig(**base, noise="none", eta=0.0, method=m, seed=s, track_train_softmax=False)
                 for m in ("cce", "mae", "lq") for s in range(2)]
         t = time.time(); res = train_many(cfgs)

@@ -7,7 +7,7 @@ Usage: python benchmarks/throughput.py [--device cuda] [--steps 200] [--batch 12
     horizontal flip, ToTensor, mean subtraction) in worker processes, float32.
 (2) ``gce``: the path of :mod:`gce.train` -- the whole uint8 dataset on the device,
     mean subtraction, crop and flip done on the device per batch
-    (``gce.train._preprocess``), channels-last, bf16 autocast (``--no-bf16`` to
+    (``gce.train.preprocess``), channels-last, bf16 autocast (``--no-bf16`` to
     turn off), optionally ``torch.compile`` (``--compile``).
 
 Both train the same network with SGD (momentum 0.9, weight decay 1e-4) at batch
@@ -26,7 +26,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from gce import models
-from gce.train import _autocast, _preprocess, _Single
+from gce.train import autocast_context, preprocess, SingleModel
 
 #: Dense bf16 tensor-core peaks (FLOP/s) from the vendors' data sheets, by a substring of the device name.
 BF16_PEAK = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L4": 121e12, "T4": 65e12}
@@ -94,10 +94,10 @@ def bench_gce(images: np.ndarray, labels: np.ndarray, device, steps, warmup, bat
     y_all = torch.from_numpy(labels).to(device)
     mean = bank.float().mean(0) / 255.0
     torch.manual_seed(0)
-    model = _Single(model_fn(10), device, channels_last=device.type == "cuda", compile=compile_)
+    model = SingleModel(model_fn(10), device, channels_last=device.type == "cuda", compile=compile_)
     model.train()
     opt = _sgd(model.m)
-    autocast = _autocast("bf16" if bf16 else "fp32", device)
+    autocast = autocast_context("bf16" if bf16 else "fp32", device)
     gen = torch.Generator().manual_seed(0)
     n = bank.shape[0]
     perm = torch.randperm(n, generator=gen).to(device)
@@ -108,7 +108,7 @@ def bench_gce(images: np.ndarray, labels: np.ndarray, device, steps, warmup, bat
             start = time.perf_counter()
         s = (step * batch) % (n - batch)
         idx = perm[s:s + batch]
-        x = _preprocess(bank[idx], mean, True, gen).unsqueeze(0)
+        x = preprocess(bank[idx], mean, True, gen).unsqueeze(0)
         with autocast():
             logits = model(x)[0]
         loss = torch.nn.functional.cross_entropy(logits.float(), y_all[idx])

@@ -309,13 +309,13 @@ def test_the_calibration_would_catch_the_old_rule():
     """The rule the book used before ("beats Forward T" with the true T) is contradicted nowhere but fails to
     hold on FASHION-MNIST, where Forward T leads at two of four rates: the reason the rule now asks for
     'not worse than Forward T'."""
-    from gce.claims import Comparison, _decide, _paper_cells, stats
+    from gce.claims import Comparison, decide, paper_cells, stats
 
-    cells = _paper_cells(experiments.paper_table1().query("dataset == 'fashionmnist'"))
+    cells = paper_cells(experiments.paper_table1().query("dataset == 'fashionmnist'"))
     comps = [Comparison("lq - forward_T", stats.pooled([cells.effect(d, n, e, "lq", "forward_T")
                                                         for d, n, e in cells.settings("uniform")]),
                         stats.MIN_EFFECT)]
-    assert _decide(comps, "x").status == INC
+    assert decide(comps, "x").status == INC
 
 
 # --------------------------------------------------------------------------- the stored results

@@ -14,7 +14,7 @@ import torchvision.datasets as tv
 from gce import cpu_scale, data, experiments, features
 from gce.store import ResultStore, provenance, run_id
 from gce.train import RunConfig, predict_proba, train_many
-from test_data import patch_cifar_md5s, write_cifar10
+from conftest import patch_cifar_md5s, write_cifar10
 
 TINY = features.FeatureSettings(n_patches=3000, centroids=16, kmeans_iters=3, pca_dim=8)
 

@@ -12,7 +12,6 @@ blocked, so no test can reach the network.
 """
 
 import gzip
-import hashlib
 import pickle
 import pickletools
 import socket
@@ -31,6 +30,8 @@ from torchvision.datasets import utils as tv_utils
 
 from gce import data, noise
 from gce.classes import class_names
+
+from conftest import patch_cifar_md5s, random_images, write_cifar10, write_cifar100
 
 # --------------------------------------------------------------------------
 # no network, ever
@@ -51,90 +52,6 @@ def failing_download(monkeypatch):
     def fail(url, *args, **kwargs):
         raise urllib.error.URLError(f"simulated: no network for {url}")
     monkeypatch.setattr(tv_utils, "download_url", fail)
-
-
-# --------------------------------------------------------------------------
-# writers of the official formats
-
-
-class _Py2Pickler(pickle._Pickler):
-    """Writes ``str`` and ``bytes`` as Python 2 strings (``SHORT_BINSTRING``/``BINSTRING``).
-
-    The official CIFAR files are Python 2 pickles (protocol 2): loaded with
-    ``encoding="latin1"`` (torchvision) their keys are ``str``, loaded with
-    ``encoding="bytes"`` they are ``b'data'``, ``b'labels'``, ...
-    """
-
-    dispatch = pickle._Pickler.dispatch.copy()
-
-    def _save_py2_string(self, obj):
-        raw = obj.encode("latin1") if isinstance(obj, str) else bytes(obj)
-        if len(raw) < 256:
-            self.write(pickle.SHORT_BINSTRING + bytes([len(raw)]) + raw)
-        else:
-            self.write(pickle.BINSTRING + struct.pack("<i", len(raw)) + raw)
-        self.memoize(obj)
-
-    dispatch[str] = _save_py2_string
-    dispatch[bytes] = _save_py2_string
-
-
-def write_py2_pickle(path: Path, obj) -> None:
-    with open(path, "wb") as f:
-        _Py2Pickler(f, protocol=2).dump(obj)
-
-
-def random_images(rng, n, shape):
-    return rng.integers(0, 256, size=(n, *shape), dtype=np.uint8)
-
-
-def md5(path: Path) -> str:
-    return hashlib.md5(path.read_bytes()).hexdigest()
-
-
-def patch_cifar_md5s(monkeypatch, cls, folder: Path) -> None:
-    """Point torchvision's md5 lists for ``cls`` at the tiny files in ``folder``."""
-    monkeypatch.setattr(cls, "train_list", [[f, md5(folder / f)] for f, _ in cls.train_list])
-    monkeypatch.setattr(cls, "test_list", [[f, md5(folder / f)] for f, _ in cls.test_list])
-    monkeypatch.setattr(cls, "meta", {**cls.meta, "md5": md5(folder / cls.meta["filename"])})
-
-
-def write_cifar10(root: Path, rng, n_per_batch=4, n_test=3):
-    """``cifar-10-batches-py/``: five training batches, a test batch and ``batches.meta``."""
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    train_x, train_y = [], []
-    for i in range(1, 6):
-        x = random_images(rng, n_per_batch, (3, 32, 32))
-        y = rng.integers(0, 10, n_per_batch).tolist()
-        write_py2_pickle(folder / f"data_batch_{i}", {
-            "batch_label": f"training batch {i} of 5", "labels": y, "data": x.reshape(n_per_batch, 3072),
-            "filenames": [f"img_{i}_{k}.png" for k in range(n_per_batch)]})
-        train_x.append(x)
-        train_y += y
-    test_x, test_y = random_images(rng, n_test, (3, 32, 32)), rng.integers(0, 10, n_test).tolist()
-    write_py2_pickle(folder / "test_batch", {"batch_label": "testing batch 1 of 1", "labels": test_y,
-                                             "data": test_x.reshape(n_test, 3072),
-                                             "filenames": [f"test_{k}.png" for k in range(n_test)]})
-    write_py2_pickle(folder / "batches.meta", {"num_cases_per_batch": n_per_batch, "num_vis": 3072,
-                                               "label_names": list(class_names("cifar10"))})
-    return folder, np.concatenate(train_x), train_y, test_x, test_y
-
-
-def write_cifar100(root: Path, rng, n_train=7, n_test=5):
-    """``cifar-100-python/``: ``train``, ``test`` and ``meta`` with fine and coarse labels."""
-    folder = root / "cifar-100-python"
-    folder.mkdir(parents=True)
-    out = []
-    for name, n in (("train", n_train), ("test", n_test)):
-        x, fine = random_images(rng, n, (3, 32, 32)), rng.integers(0, 100, n).tolist()
-        write_py2_pickle(folder / name, {"filenames": [f"{name}_{k}.png" for k in range(n)], "batch_label": name,
-                                         "fine_labels": fine, "coarse_labels": [f // 5 for f in fine],
-                                         "data": x.reshape(n, 3072)})
-        out += [x, fine]
-    write_py2_pickle(folder / "meta", {"fine_label_names": list(class_names("cifar100")),
-                                       "coarse_label_names": [f"superclass_{k}" for k in range(20)]})
-    return (folder, *out)
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -173,7 +90,7 @@ def test_registry_names():
                                   "cifar100", "imagefolder", "cifar10_jpeg", "cifar10_jpeg_pixels16",
                                   *(f"{src}_features{part}" for src in ("cifar10_jpeg", "cifar10")
                                     for part in ("", "_0to4", "_5to9"))}
-    assert set(data._LOADERS) == set(data.DATASETS)
+    assert set(data.LOADERS) == set(data.DATASETS)
 
 
 def test_unknown_dataset_lists_known_ones():

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from gce import noise
-from gce.train import (RunConfig, Tricks, _ForeachAdam, _ForeachSGD, _LossHead, _lr_schedule, _mlp_backward,
-                       _mlp_forward, _mlp_test_logits, _predicted, _vectorised_losses, train, train_many)
+from gce.train import (RunConfig, Tricks, ForeachAdam, ForeachSGD, LossHead, lr_schedule, mlp_backward,
+                       mlp_forward, mlp_test_logits, predicted, vectorised_losses, train, train_many)
 
 SMALL = dict(dataset="digits", model="mlp", model_kwargs=(("hidden", (32,)),), epochs=4, lr=0.05, batch_size=128)
 
@@ -71,10 +71,10 @@ def test_hand_written_gradients_match_autograd(fused, class_major):
     g = torch.randn(3, 11, 4, dtype=torch.float64)
     if class_major:
         g = g.transpose(1, 2).contiguous()  # (R, c, n)
-    logits, inputs = _mlp_forward(params, x, fused, keep=True, class_major=class_major)
-    hand = _mlp_backward(params, inputs, g, class_major=class_major)
+    logits, inputs = mlp_forward(params, x, fused, keep=True, class_major=class_major)
+    hand = mlp_backward(params, inputs, g, class_major=class_major)
     leaves = [p.clone().requires_grad_(True) for p in params]
-    out, _ = _mlp_forward(leaves, x, fused)
+    out, _ = mlp_forward(leaves, x, fused)
     if class_major:
         out = out.transpose(1, 2)
     auto = torch.autograd.grad((out * g).sum(), leaves)
@@ -82,7 +82,7 @@ def test_hand_written_gradients_match_autograd(fused, class_major):
     for h, a in zip(hand, auto):
         torch.testing.assert_close(h, a)
     # each run's gradient only sees its own data
-    hand0 = _mlp_backward([p[:1] for p in params], [i[:1] for i in inputs], g[:1], class_major=class_major)
+    hand0 = mlp_backward([p[:1] for p in params], [i[:1] for i in inputs], g[:1], class_major=class_major)
     for h, h0 in zip(hand, hand0):
         torch.testing.assert_close(h[:1], h0)
 
@@ -104,10 +104,10 @@ def test_loss_head_gradient_matches_autograd(dim, methods):
     T_log = (T / T.sum(2, keepdim=True)).log()
     factor = torch.rand(R, n, generator=g)
     zd = z.transpose(1, 2).contiguous() if dim == 1 else z
-    head = _LossHead(cfgs, "cpu")
+    head = LossHead(cfgs, "cpu")
     per, grad = head.losses_and_grad(zd, y, T_log, dim, factor)
     leaf = z.clone().requires_grad_(True)
-    ref = _vectorised_losses(cfgs)(leaf, y, T_log)
+    ref = vectorised_losses(cfgs)(leaf, y, T_log)
     (auto,) = torch.autograd.grad((ref * factor).sum(), leaf)
     torch.testing.assert_close(per, ref.detach())
     torch.testing.assert_close(head.losses(zd, y, T_log, dim), ref.detach())
@@ -121,9 +121,9 @@ def test_predicted_is_argmax_with_the_first_of_ties():
     z = torch.randn(4, 7, 30)
     z[0, 2, 5] = z[0, 4, 5] = z[0, :, 5].max() + 1  # a tie: argmax takes the first
     z[1, :, 3] = 0.5  # all equal
-    torch.testing.assert_close(_predicted(z, 1), z.argmax(1))
-    torch.testing.assert_close(_predicted(z.transpose(1, 2), -1), z.argmax(1))
-    assert _predicted(z, 1)[0, 5] == 2 and _predicted(z, 1)[1, 3] == 0
+    torch.testing.assert_close(predicted(z, 1), z.argmax(1))
+    torch.testing.assert_close(predicted(z.transpose(1, 2), -1), z.argmax(1))
+    assert predicted(z, 1)[0, 5] == 2 and predicted(z, 1)[1, 3] == 0
 
 
 @pytest.mark.parametrize("class_major", [False, True])
@@ -134,8 +134,8 @@ def test_shared_test_product_in_blocks_equals_the_plain_one(class_major, hidden)
     params = [p.float() for p in _params(R=3, sizes=sizes, seed=4)]
     test = torch.randn(300, 12)  # 300 test images: two full blocks of 128 and a partial one
     t = SimpleNamespace()
-    fast = _mlp_test_logits(params, t, test, Tricks(class_major=class_major))
-    plain = _mlp_test_logits(params, t, test, Tricks(class_major=class_major, shared_test_matmul=False))
+    fast = mlp_test_logits(params, t, test, Tricks(class_major=class_major))
+    plain = mlp_test_logits(params, t, test, Tricks(class_major=class_major, shared_test_matmul=False))
     assert fast.shape == ((3, 5, 300) if class_major else (3, 300, 5))
     torch.testing.assert_close(fast, plain, rtol=1e-5, atol=1e-5)
 
@@ -149,14 +149,14 @@ def test_foreach_optimisers_match_torch_optim(kind):
            "adam": RunConfig(optimizer="adam", lr=1e-3, weight_decay=0.0, epochs=4),
            "adam_wd": RunConfig(optimizer="adam", lr=1e-3, weight_decay=1e-2, epochs=4)}[kind]
     if cfg.optimizer == "sgd":
-        opt = _ForeachSGD(ours, cfg.momentum, cfg.weight_decay)
+        opt = ForeachSGD(ours, cfg.momentum, cfg.weight_decay)
         ref = torch.optim.SGD(theirs, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     else:
-        opt = _ForeachAdam(ours, cfg.weight_decay)
+        opt = ForeachAdam(ours, cfg.weight_decay)
         ref = torch.optim.Adam(theirs, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.MultiStepLR(ref, list(cfg.milestones), cfg.gamma)
     g = torch.Generator().manual_seed(2)
-    for lr in _lr_schedule(cfg):
+    for lr in lr_schedule(cfg):
         for _ in range(3):
             grads = [torch.randn(p.shape, generator=g) for p in ours]
             for p, gr in zip(theirs, grads):
@@ -177,7 +177,7 @@ def test_lr_schedule_is_multisteplr():
         want.append(opt.param_groups[0]["lr"])
         opt.step()
         sched.step()
-    assert _lr_schedule(cfg) == want
+    assert lr_schedule(cfg) == want
 
 
 def test_training_leaves_the_global_rng_untouched():

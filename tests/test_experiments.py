@@ -10,7 +10,8 @@ import pytest
 
 from gce import __main__ as cli
 from gce import analysis, experiments, train
-from gce.experiments import Experiment, ResultStore, run_id
+from gce.experiments import Experiment
+from gce.store import ResultStore, run_id
 from gce.train import RunConfig
 
 FAST = dict(dataset="digits", model="mlp", model_kwargs=(("hidden", (16,)),), epochs=3, lr=0.05,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
@@ -14,30 +13,12 @@ import pytest
 import torch
 
 from gce import data, experiments
+from gce.store import run_id
 from gce.classes import class_names
 
+from conftest import write_jpeg_npz
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def write_jpeg_npz(folder: Path, n_train: int = 30, n_test: int = 10, seed: int = 0) -> tuple[np.ndarray, ...]:
-    """A small file in the official JPEG-copy format: random 32x32 RGB JPEGs (quality 75), offsets, labels, split."""
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    n = n_train + n_test
-    images = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
-    blobs = []
-    for img in images:
-        buf = io.BytesIO()
-        Image.fromarray(img).save(buf, format="JPEG", quality=75)
-        blobs.append(np.frombuffer(buf.getvalue(), dtype=np.uint8))
-    offsets = np.concatenate([[0], np.cumsum([len(b) for b in blobs])]).astype(np.int64)
-    labels = (np.arange(n) % 10).astype(np.int16)
-    split = np.array([0] * n_train + [1] * n_test, dtype=np.int8)
-    folder.mkdir(parents=True, exist_ok=True)
-    np.savez(folder / data.CIFAR10_JPEG_FILE, jpeg=np.concatenate(blobs), offsets=offsets, labels=labels,
-             split=split, classes=np.array(class_names("cifar10")))
-    return images, labels, split
 
 
 def test_jpeg_loader_decodes_images_labels_and_split(tmp_path):
@@ -142,4 +123,4 @@ def lite_plan_ids(tmp_path) -> list[str]:
         import gpu_run
     finally:
         sys.path.pop(0)
-    return [experiments.run_id(c) for _, c in gpu_run.lite_plan(tiny=True, cuda=False)[0]]
+    return [run_id(c) for _, c in gpu_run.lite_plan(tiny=True, cuda=False)[0]]

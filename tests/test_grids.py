@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from gce import data, experiments, noise, schedule
+from gce.store import run_id
 from gce.train import RunConfig, train_many
 
 
@@ -219,7 +220,7 @@ def test_the_sensitivity_grid_moves_only_the_first_drop():
     assert {c.method for c in exp.configs} == set(experiments.SENSITIVITY_METHODS)
     t1 = experiments.spec("table1", "pocket").configs
     declared = [replace(c, milestones=(40, 80), prune_start=40) for c in exp.configs if c.milestones[0] == 13]
-    assert {experiments.run_id(c) for c in declared} <= {experiments.run_id(c) for c in t1}
+    assert {run_id(c) for c in declared} <= {run_id(c) for c in t1}
     with pytest.raises(ValueError, match="outside"):
         experiments.sensitivity_schedule(3.0)
 

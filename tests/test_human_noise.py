@@ -10,8 +10,9 @@ import torch
 from torchvision import datasets as tv
 
 from gce import data, human_noise, noise
+from gce.store import ResultStore, run_id
 from gce.classes import class_names
-from test_data import patch_cifar_md5s, write_cifar10
+from conftest import patch_cifar_md5s, write_cifar10
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar-n"
 
@@ -45,7 +46,7 @@ def test_tiny_official_file_loads_safely_and_matches(tmp_path):
     rng = np.random.default_rng(1)
     clean = rng.integers(0, 10, 40)
     written = write_human_file(tmp_path / "CIFAR-10_human.pt", clean, rng)
-    got = data.load_cifar_n("cifar10", path=tmp_path / "CIFAR-10_human.pt", download=False, train_labels=clean)
+    got = human_noise.load_cifar_n("cifar10", path=tmp_path / "CIFAR-10_human.pt", download=False, train_labels=clean)
     assert set(got) == set(written)
     for k, v in written.items():
         np.testing.assert_array_equal(got[k], v)
@@ -239,8 +240,8 @@ def test_top_confusions_superclass_and_next_class_shares():
 def test_human_splits_use_the_file_labels_and_the_twin_the_same_split(tiny_cifar10n):
     root, labels = tiny_cifar10n
     ds = data.load("cifar10", root, download=False)
-    human = data.human_noisy_splits(ds, "worse", seed=3, root=root, download=False)
-    twin = data.human_noisy_splits(ds, "worse", twin=True, seed=3, root=root, download=False)
+    human = human_noise.human_noisy_splits(ds, "worse", seed=3, root=root, download=False)
+    twin = human_noise.human_noisy_splits(ds, "worse", twin=True, seed=3, root=root, download=False)
     plain = data.noisy_splits(ds, ("uniform", 0.2), seed=3)
     for part in ("train", "val"):
         h, t = getattr(human, part), getattr(twin, part)
@@ -265,9 +266,9 @@ def test_label_set_and_dataset_must_agree(tiny_cifar10n):
     root, _ = tiny_cifar10n
     ds = data.load("cifar10", root, download=False)
     with pytest.raises(ValueError, match="labels cifar100, not cifar10"):
-        data.human_noisy_splits(ds, "noisy", twin=True)
+        human_noise.human_noisy_splits(ds, "noisy", twin=True)
     with pytest.raises(ValueError, match="label_set='best'"):
-        data.human_noisy_splits(ds, "best")
+        human_noise.human_noisy_splits(ds, "best")
 
 
 # --------------------------------------------------------------------------- the engine and the grid
@@ -288,13 +289,13 @@ def test_human_grid_is_lite_and_paper_only_and_keeps_old_run_ids():
                                                               for s in ("worse", "aggre")}
         assert {c.method for c in grid} == {"cce", "lq", "trunc_lq"}
         assert {c.dataset for c in grid} == {"cifar10"} and {c.eta for c in grid} == {0.0}
-        assert len({experiments.run_id(c) for c in grid}) == len(grid)
+        assert len({run_id(c) for c in grid}) == len(grid)
     # a config without human labels keeps the id it had before the field existed
     cfg = experiments.spec("table1", "pocket").configs[0]
     d = cfg.to_dict()
     for key in ("precision", "channels_last", "compile", "human_labels", "prune_rule"):
         d.pop(key)
-    assert experiments.run_id(cfg) == hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+    assert run_id(cfg) == hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
     with pytest.raises(ValueError, match="human_labels"):
         train.RunConfig(noise="uniform", eta=0.2, human_labels="worse")
     with pytest.raises(ValueError, match="leave eta=0"):
@@ -336,11 +337,11 @@ def test_human_and_twin_runs_of_the_lite_grid_train_end_to_end(tiny_cifar10n):
         assert res.T_used is None  # only forward correction records T
     human = [r for r in results if r.config.noise == "human"][0]
     ds = data.load("cifar10", root, download=False)
-    splits = data.human_noisy_splits(ds, "worse", seed=human.config.seed, root=root, download=False)
+    splits = human_noise.human_noisy_splits(ds, "worse", seed=human.config.seed, root=root, download=False)
     assert human.flip_rate_train == pytest.approx(splits.train.flip_rate)
-    twin = data.human_noisy_splits(ds, "worse", twin=True, seed=0)
+    twin = human_noise.human_noisy_splits(ds, "worse", twin=True, seed=0)
     assert twin.T.tolist() == human_T
-    store = experiments.ResultStore(root / "results", "lite", "human")
+    store = ResultStore(root / "results", "lite", "human")
     store.add(results, {"commit": "test"}, "lite")
     table = human_noise.results_table(store.runs)
     assert table.shape == (2, 3) and set(table.columns) == {"cce", "lq", "trunc_lq"}
@@ -387,7 +388,7 @@ def test_twin_runs_on_the_jpeg_copy_of_cifar10_without_label_files(tmp_path):
     from dataclasses import replace
 
     from gce import experiments, train
-    from test_gpu_run import write_jpeg_npz
+    from conftest import write_jpeg_npz
 
     write_jpeg_npz(tmp_path, n_train=40, n_test=10)
     cfg = [c for c in experiments.spec("human", "lite").configs

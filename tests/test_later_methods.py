@@ -6,7 +6,7 @@ import torch
 
 from gce import losses
 from gce.store import run_id
-from gce.train import LATER_METHODS, METHODS, RunConfig, Tricks, _LossHead, _vectorised_losses, run_losses, train_many
+from gce.train import LATER_METHODS, METHODS, RunConfig, Tricks, LossHead, vectorised_losses, run_losses, train_many
 
 SMALL = dict(dataset="digits", model="mlp", model_kwargs=(("hidden", (32,)),), epochs=3, lr=0.05, batch_size=128,
              noise="uniform", eta=0.4)
@@ -36,7 +36,7 @@ def test_run_losses_of_later_methods_match_the_loss_functions():
     assert torch.isfinite(got).all()
     # autograd through the vectorised losses gives each run the gradient of its own loss
     z = logits.clone().requires_grad_(True)
-    (g_all,) = torch.autograd.grad(_vectorised_losses(cfgs)(z, y, None).sum(), z)
+    (g_all,) = torch.autograd.grad(vectorised_losses(cfgs)(z, y, None).sum(), z)
     for r, f in enumerate(want):
         zr = logits[r].clone().requires_grad_(True)
         (g_r,) = torch.autograd.grad(f(zr, y[r], reduction="sum"), zr)
@@ -46,10 +46,10 @@ def test_run_losses_of_later_methods_match_the_loss_functions():
 def test_the_loss_head_does_not_claim_later_methods():
     for m in LATER_METHODS:
         cfgs = [RunConfig(method="cce"), RunConfig(method=m)]
-        assert not _LossHead.handles(cfgs)
+        assert not LossHead.handles(cfgs)
         with pytest.raises(ValueError, match=f"no gradient formula for method\\(s\\) {m}"):
-            _LossHead(cfgs, "cpu")
-    assert _LossHead.handles([RunConfig(method=m) for m in _LossHead.HANDLED])
+            LossHead(cfgs, "cpu")
+    assert LossHead.handles([RunConfig(method=m) for m in LossHead.HANDLED])
 
 
 def test_tiny_runs_of_later_methods_equal_the_general_path():

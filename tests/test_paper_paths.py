@@ -9,7 +9,7 @@ import torch
 from torchvision import datasets as tv
 
 from gce import experiments, train
-from test_data import patch_cifar_md5s, write_cifar10, write_cifar100
+from conftest import patch_cifar_md5s, write_cifar10, write_cifar100
 
 
 @pytest.fixture

@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 
 from gce import experiments
+from gce.store import run_id
 from gce.data import DatasetCorrupt, DatasetUnavailable
-from gce.experiments import Experiment, ResultStore
+from gce.experiments import Experiment
+from gce.store import ResultStore
 from gce.train import RunConfig
 
 ray = pytest.importorskip("ray")
@@ -65,7 +67,7 @@ def test_interrupted_ray_sweep_resumes_with_only_the_missing_runs(local_ray, tin
     assert len(on_disk.history) == 3 * len(seen)
     _, store = experiments.run("table1", "pocket", results=tmp_path, progress=False, engine="ray")
     assert len(store.trained) == len(GRID) - 2 and not set(store.trained) & set(seen)
-    assert sorted(store.runs["run_id"]) == sorted(experiments.run_id(c) for c in GRID)
+    assert sorted(store.runs["run_id"]) == sorted(run_id(c) for c in GRID)
     _, again = experiments.run("table1", "pocket", results=tmp_path, progress=False, engine="ray")
     assert again.trained == []
 

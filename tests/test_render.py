@@ -14,10 +14,6 @@ from gce.notebooks import book_notebooks, cell_source, read_notebook
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = book_notebooks(ROOT)
 
-#: THE allow-list: checks that a chapter is known to fail, to be fixed in that chapter and then removed here.
-#: Empty: every chapter passes every check.
-KNOWN_FAILURES: dict[str, set[str]] = {}
-
 #: Longest code line of a chapter. The book's stylesheet wraps longer lines instead of scrolling (the column
 #: holds about 77 characters; tools/check_width.py checks that nothing scrolls), so this bounds how often a
 #: line breaks: at 88 a code line wraps at most once, with a short tail.
@@ -28,18 +24,12 @@ MAX_OUTPUT_LINE = 95
 _WARNING = re.compile(r"Traceback \(most recent call last\)|\b\w*Warning\b[:(]|^\s*warnings\.warn", re.M)
 
 
-def _known(path: Path, check: str):
-    if check in KNOWN_FAILURES.get(path.name, set()):
-        pytest.xfail(f"{path.name}: known {check} failure, listed in KNOWN_FAILURES")
-
-
 def _ids(p):
     return str(p.relative_to(ROOT / "book"))
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids)
 def test_no_stored_output_shows_a_warning_or_a_traceback(path):
-    _known(path, "outputs")
     bad = []
     for i, cell in enumerate(read_notebook(path)["cells"]):
         for out in cell.get("outputs", []):
@@ -56,7 +46,6 @@ def test_no_stored_output_shows_a_warning_or_a_traceback(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids)
 def test_code_lines_fit_the_rendered_code_box(path):
-    _known(path, "line-length")
     long = [(i, line) for i, cell in enumerate(read_notebook(path)["cells"]) if cell["cell_type"] == "code"
             for line in cell_source(cell).splitlines() if len(line) > MAX_CODE_LINE]
     assert not long, f"{path.name}: {len(long)} code lines over {MAX_CODE_LINE} characters, e.g. cell {long[0]}"
@@ -64,7 +53,6 @@ def test_code_lines_fit_the_rendered_code_box(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids)
 def test_text_outputs_fit_their_box(path):
-    _known(path, "output-width")
     long = []
     for i, cell in enumerate(read_notebook(path)["cells"]):
         if "remove-output" in cell.get("metadata", {}).get("tags", []):
@@ -78,18 +66,11 @@ def test_text_outputs_fit_their_box(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids)
 def test_the_install_cell_is_the_stamped_one(path):
-    _known(path, "install-cell")
     nb = read_notebook(path)
     index = colab.find_install_cell(nb)
     assert index == next(i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code"), "not the first code cell"
     assert cell_source(nb["cells"][index]) == colab.install_cell_source(ROOT), (
         f"{path.name}: install cell differs from _config.yml/pyproject.toml: run `python -m gce.colab`")
-
-
-def test_known_failures_name_existing_notebooks_and_checks():
-    names = {p.name for p in NOTEBOOKS}
-    for name, checks in KNOWN_FAILURES.items():
-        assert name in names and checks <= {"outputs", "install-cell", "line-length", "output-width"}, name
 
 
 def _toc_files():

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from gce import losses, noise
-from gce.train import (RunConfig, _augment, _vectorised_losses, estimate_transition, group_key, run_losses,
+from gce.train import (RunConfig, augment_batch, vectorised_losses, estimate_transition, group_key, run_losses,
                        train, train_many)
 
 TINY = dict(dataset="digits", model="mlp", model_kwargs=(("hidden", (32,)),), epochs=4, lr=0.05,
@@ -56,7 +56,7 @@ def test_run_losses_match_the_loss_functions():
             losses.forward_corrected(logits[4], y[4], T, reduction="none")]
     for r in range(5):
         torch.testing.assert_close(got[r], want[r].float(), rtol=1e-5, atol=1e-5)
-    vec = _vectorised_losses(cfgs)(logits.float(), y, T_log)  # float32 logits, as in training
+    vec = vectorised_losses(cfgs)(logits.float(), y, T_log)  # float32 logits, as in training
     for r in range(5):
         torch.testing.assert_close(vec[r], want[r].float(), rtol=1e-4, atol=1e-4)
 
@@ -66,7 +66,7 @@ def test_vectorised_forward_uses_each_runs_own_T():
     Ts = [noise.uniform(4, 0.2), noise.class_dependent({0: 1, 2: 3}, 0.4, c=4)]
     T_log = torch.stack([torch.log(T.clamp_min(1e-30)) for T in Ts]).float()
     cfgs = [RunConfig(method="forward_T"), RunConfig(method="forward_T")]
-    vec = _vectorised_losses(cfgs)(logits.float(), y, T_log)
+    vec = vectorised_losses(cfgs)(logits.float(), y, T_log)
     for r in range(2):
         torch.testing.assert_close(vec[r], losses.forward_corrected(logits[r], y[r], Ts[r], reduction="none").float(),
                                    rtol=1e-5, atol=1e-5)
@@ -152,7 +152,7 @@ def test_estimate_transition_recovers_T_from_a_perfect_noisy_posterior():
 def test_augmentation_crops_and_flips_within_the_padding():
     g = torch.Generator().manual_seed(0)
     x = torch.rand(64, 3, 8, 8, generator=g)
-    out = _augment(x, torch.Generator().manual_seed(1))
+    out = augment_batch(x, torch.Generator().manual_seed(1))
     assert out.shape == x.shape
     padded = torch.nn.functional.pad(x, (4, 4, 4, 4))
     for i in range(64):  # every output is some crop (maybe flipped) of its own padded image

@@ -43,7 +43,7 @@ Entropy Loss for Training Deep Neural Networks with Noisy Labels* (NeurIPS
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import (analysis, claims, classes, data, experiments, human_noise, later, losses, models, noise, runners,
+from . import (analysis, claims, classes, data, experiments, features, human_noise, later, losses, models, noise, runners,
                schedule, theory, train)
 from .losses import (
     CCELoss,

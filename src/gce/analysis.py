@@ -580,8 +580,6 @@ def first_pruning_step(configs: Sequence[RunConfig], *, device=None, root=None) 
     Precision of the kept set = ``clean`` mean over kept rows; recall = ``kept``
     mean over clean rows.
     """
-    from . import data as _data
-
     configs = list(configs)
     for c in configs:
         if c.method != "trunc_lq":
@@ -600,12 +598,8 @@ def first_pruning_step(configs: Sequence[RunConfig], *, device=None, root=None) 
         probs = _train.predict_proba(res.extra["model"], res.extra["train_images"], res.extra["preprocess_mean"])
         f_y = probs.gather(1, y[:, None]).squeeze(1).numpy()
         ds = cache[cfg.dataset]
-        if cfg.noise == "open_set":
-            ood = cache[("ood", cfg.ood, tuple(ds.train.images.shape[1:]))]
-            splits = _data.open_set_splits(ds, ood, cfg.eta, cfg.val_fraction, cfg.seed)
-        else:
-            kind = ("uniform", 0.0) if cfg.noise == "none" else (cfg.noise, cfg.eta)
-            splits = _data.noisy_splits(ds, kind, cfg.val_fraction, cfg.seed)
+        ood = cache.get(("ood", cfg.ood, tuple(ds.train.images.shape[1:])))
+        splits = _train.noisy_splits_of(cfg, ds, ood, root)
         if not torch.equal(splits.train.noisy_labels, y):
             raise RuntimeError("the recomputed noisy labels differ from the training run's; cannot match samples")
         true = splits.train.labels.numpy()

@@ -58,6 +58,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -65,6 +66,7 @@ import numpy as np
 import pandas as pd
 
 from . import analysis, experiments
+from .store import ResultStore, run_id
 from . import schedule as _schedule
 from . import stats
 from .classes import class_names
@@ -161,7 +163,7 @@ def _untestable(reason: str) -> Verdict:
     return Verdict(NOT_TESTABLE, f"not testable: {reason}")
 
 
-def _decide(comparisons: Sequence[Comparison], reason: str, notes: Sequence[str] = ()) -> Verdict:
+def decide(comparisons: Sequence[Comparison], reason: str, notes: Sequence[str] = ()) -> Verdict:
     """The claim's outcome from its comparisons, Holm-adjusted together (see the module docstring)."""
     if not comparisons:
         raise ValueError("a verdict needs at least one comparison")
@@ -274,7 +276,7 @@ def check_mae_slower_clean(results: Results) -> Verdict:
     e = _paired(per[per["method"] == "mae"], per[per["method"] == "cce"], "epochs_to")
     c = Comparison("MAE - CCE, epochs to the threshold", e, EPOCH_EFFECT)
     m = per.groupby("method")["epochs_to"].mean()
-    return _decide([c], f"epochs to {100 * threshold:.1f}% validation accuracy: MAE {m['mae']:.1f}, CCE "
+    return decide([c], f"epochs to {100 * threshold:.1f}% validation accuracy: MAE {m['mae']:.1f}, CCE "
                         f"{m['cce']:.1f} (paired difference {_fmt(e, 1)}, {e.df + 1} seeds)")
 
 
@@ -286,7 +288,7 @@ def check_mae_lower_clean(results: Results) -> Verdict:
         return _untestable("no clean-label CCE and MAE runs of fig1 on a 10-class dataset are stored")
     e = _paired(per[per["method"] == "cce"], per[per["method"] == "mae"], "selected")
     m = per.groupby("method")["selected"].mean()
-    return _decide([Comparison("CCE - MAE, selected test accuracy", e, MIN_EFFECT)],
+    return decide([Comparison("CCE - MAE, selected test accuracy", e, MIN_EFFECT)],
                    f"test accuracy at the best-validation epoch: CCE {m['cce']:.2f}%, MAE {m['mae']:.2f}% "
                    f"(paired difference {_fmt(e)} points, {e.df + 1} seeds)")
 
@@ -303,7 +305,7 @@ def check_mae_fails_many_classes(results: Results) -> Verdict:
     g100 = _paired(many[many["method"] == "cce"], many[many["method"] == "mae"], "selected")
     g10 = _paired(few[few["method"] == "cce"], few[few["method"] == "mae"], "selected")
     diff = Effect(g100.mean - g10.mean, math.hypot(g100.se, g10.se), min(g100.df, g10.df))
-    return _decide([Comparison("CCE - MAE, 100 classes", g100, MIN_EFFECT),
+    return decide([Comparison("CCE - MAE, 100 classes", g100, MIN_EFFECT),
                     Comparison("gap with 100 classes - gap with 10", diff, MIN_EFFECT)],
                    f"CCE - MAE in selected test accuracy: {_fmt(g100)} points with 100 classes, {_fmt(g10)} "
                    f"with 10")
@@ -340,7 +342,7 @@ def check_cce_memorises(results: Results) -> Verdict:
     cce = per[per["method"] == "cce"]
     e = stats.one_sample(cce["drop"])
     eta = float(cce["eta"].iloc[0])
-    return _decide([Comparison("CCE drop", e, TOL, "above")],
+    return decide([Comparison("CCE drop", e, TOL, "above")],
                    f"eta = {eta:g}: CCE's selected test accuracy {cce['selected'].mean():.2f}% (epoch "
                    f"{cce['best_epoch'].mean() + 1:.0f} on average), then a drop of {e.mean:.2f} (s.e. {e.se:.2f}) "
                    f"points by the last epoch")
@@ -357,7 +359,7 @@ def check_cce_noisy_softmax_rises(results: Results) -> Verdict:
     if not len(cce):
         return _untestable("the CCE runs of Fig. 1(c) stored no training softmax")
     e = stats.one_sample(cce["soft_rise"])
-    return _decide([Comparison("CCE's rise", e, SOFTMAX_EFFECT, "above")],
+    return decide([Comparison("CCE's rise", e, SOFTMAX_EFFECT, "above")],
                    f"CCE's wrong-label softmax rises {e.mean:.3f} (s.e. {e.se:.3f}) from its lowest value to the last "
                    f"epoch, where it is {cce['soft_last'].mean():.3f}")
 
@@ -374,7 +376,7 @@ def check_lq_separates_noisy_labels(results: Results) -> Verdict:
     if e is None:
         return _untestable("the runs of Fig. 1(c) stored no training softmax")
     m = per.groupby("method")["soft_last"].mean()
-    return _decide([Comparison("CCE - L_q, wrong-label softmax", e, SOFTMAX_EFFECT)],
+    return decide([Comparison("CCE - L_q, wrong-label softmax", e, SOFTMAX_EFFECT)],
                    f"wrong-label softmax at the last epoch: L_q {m['lq']:.3f}, CCE {m['cce']:.3f} (paired "
                    f"difference {_fmt(e, 3)})")
 
@@ -393,7 +395,7 @@ def check_q07_no_overfitting(results: Results) -> Verdict:
     if lq is None or not len(lq):
         return _untestable("no L_q runs with q = 0.7 under uniform noise (Fig. 1c) of fig1 are stored")
     c = _no_overfitting(lq["drop"], "L_q drop")
-    return _decide([c], f"eta = {float(lq['eta'].iloc[0]):g}, q = 0.7: drop {c.effect.mean:.2f} (s.e. "
+    return decide([c], f"eta = {float(lq['eta'].iloc[0]):g}, q = 0.7: drop {c.effect.mean:.2f} (s.e. "
                         f"{c.effect.se:.2f}) points (tolerance {TOL:g})")
 
 
@@ -415,7 +417,7 @@ def check_q08_no_overfitting_eta02(results: Results) -> Verdict:
     if not len(sel):
         return _untestable("fig2 has no runs with q = 0.8 at eta = 0.2")
     c = _no_overfitting(sel["drop"], "q = 0.8 drop")
-    return _decide([c], f"eta = 0.2, q = 0.8: drop {c.effect.mean:.2f} (s.e. {c.effect.se:.2f}) points "
+    return decide([c], f"eta = 0.2, q = 0.8: drop {c.effect.mean:.2f} (s.e. {c.effect.se:.2f}) points "
                         f"(tolerance {TOL:g})")
 
 
@@ -434,7 +436,7 @@ def check_larger_q_slower_clean(results: Results) -> Verdict:
     qmax = clean["q_fig2"].max()
     e = _paired(clean[clean["q_fig2"] == qmax], clean[clean["q_fig2"] == 0.0], "epochs_to")
     m = clean.groupby("q_fig2")["epochs_to"].mean()
-    return _decide([Comparison(f"q = {qmax:g} - CCE, epochs to the threshold", e, EPOCH_EFFECT)],
+    return decide([Comparison(f"q = {qmax:g} - CCE, epochs to the threshold", e, EPOCH_EFFECT)],
                    f"epochs to {100 * threshold:.1f}% validation accuracy: q = {qmax:g} {m[qmax]:.1f}, CCE "
                    f"{m[0.0]:.1f} (paired difference {_fmt(e, 1)})")
 
@@ -467,7 +469,7 @@ def check_larger_q_delays_overfitting(results: Results) -> Verdict:
         parts.append(f"eta = {eta:g}: best epoch {b['best_epoch'].mean() + 1:.1f} -> "
                      f"{a['best_epoch'].mean() + 1:.1f}, drop {b['drop'].mean():.2f} -> {a['drop'].mean():.2f} "
                      f"points (CCE -> q = {q:g})")
-    return _decide(comps, "; ".join(parts))
+    return decide(comps, "; ".join(parts))
 
 
 def check_larger_q_higher_accuracy(results: Results) -> Verdict:
@@ -480,7 +482,7 @@ def check_larger_q_higher_accuracy(results: Results) -> Verdict:
         return _untestable("fig2 has no noisy runs for CCE and q = 0.8")
     comps = [Comparison(f"eta = {eta:g}: q = 0.8 - CCE", _paired(a, b, "selected"), MIN_EFFECT)
              for eta, _, a, b in pairs]
-    return _decide(comps, "; ".join(f"eta = {eta:g}: q = 0.8 {a['selected'].mean():.2f}%, CCE "
+    return decide(comps, "; ".join(f"eta = {eta:g}: q = 0.8 {a['selected'].mean():.2f}%, CCE "
                                     f"{b['selected'].mean():.2f}%" for eta, _, a, b in pairs))
 
 
@@ -606,7 +608,9 @@ def _stored_cells(results: Results, name: str, column: str) -> _Cells | None:
     return _Cells(per.assign(value=per[column]), True)
 
 
-def _paper_cells(table: pd.DataFrame, value: str = "mean") -> _Cells:
+def paper_cells(table: pd.DataFrame, value: str = "mean") -> _Cells:
+    """The paper's own numbers (Table 1 or 2: column ``value`` the mean, ``std`` if given, 5 unpaired runs) as
+    the cells a rule compares (:func:`evaluate_paper`; the claims page's calibration)."""
     t = table.rename(columns={value: "mean"})
     if "std" not in t:
         t = t.assign(std=0.0)
@@ -693,7 +697,7 @@ def _table_verdict(comps: list[Comparison], notes: list[str], what: str) -> Verd
     if not comps:
         return _untestable("; ".join(notes) if notes else f"no {what} to compare")
     short = ", ".join(f"{c.label.split(' (')[0]} {_fmt(c.effect)}" for c in comps)
-    return _decide(comps, f"pooled differences (points): {short}", notes)
+    return decide(comps, f"pooled differences (points): {short}", notes)
 
 
 def _gce_uniform(cells: _Cells | None, method: str) -> Verdict:
@@ -936,10 +940,10 @@ def evaluate_paper(dataset: str | None = None) -> pd.DataFrame:
     for cid, (table, rule) in _PAPER_RULES.items():
         if table == "table1":
             for d in blocks:
-                v = rule(_paper_cells(t1[t1["dataset"] == d]))
+                v = rule(paper_cells(t1[t1["dataset"] == d]))
                 rows.append({"id": cid, "dataset": d, "status": v.status, "reason": v.reason})
         else:
-            v = rule(_paper_cells(t2.assign(dataset="cifar10", eta=0.4), value="accuracy"))
+            v = rule(paper_cells(t2.assign(dataset="cifar10", eta=0.4), value="accuracy"))
             rows.append({"id": cid, "dataset": "cifar10 (Table 2)", "status": v.status, "reason": v.reason})
     return pd.DataFrame(rows)
 
@@ -954,8 +958,8 @@ def stored_results(name: str, scale: str | None = None, results_dir: str | os.Pa
     the runs that are stored are read from the :class:`gce.store.ResultStore`."""
     scale = experiments.default_scale() if scale is None else scale
     results_dir = experiments.default_results_dir() if results_dir is None else results_dir
-    ids = {experiments.run_id(c) for c in experiments.spec(name, scale).configs}
-    store = experiments.ResultStore(results_dir, scale, name)
+    ids = {run_id(c) for c in experiments.spec(name, scale).configs}
+    store = ResultStore(results_dir, scale, name)
     if ids and ids <= store.done():
         _, store = experiments.run(name, scale, results=results_dir, progress=False)
     if not len(store.runs):
@@ -1019,8 +1023,6 @@ def load_results(scale: str | None = None, results_dir: str | os.PathLike | None
 
 
 # --------------------------------------------------------------------------- display (book/claims.ipynb)
-
-import textwrap  # noqa: E402  (used by this display section only)
 
 __all__ += ["TEXT_WIDTH", "numbers_text", "format_check", "format_verdicts"]
 

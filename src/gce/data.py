@@ -50,6 +50,8 @@ from . import noise as _noise
 from .classes import class_names
 
 __all__ = [
+    "register",
+    "LOADERS",
     "DATASETS",
     "DIGITS_TEST_FRACTION",
     "DIGITS_SPLIT_SEED",
@@ -240,12 +242,14 @@ class NoisySplits:
 
 # --------------------------------------------------------------------------- registry
 
-_LOADERS: dict[str, Callable[[Path | None, bool], Dataset]] = {}
+#: Each dataset's loader by name, filled by ``register`` and called by ``load``.
+LOADERS: dict[str, Callable[[Path | None, bool], Dataset]] = {}
 
 
-def _register(name: str) -> Callable:
+def register(name: str) -> Callable:
+    """A decorator that makes ``loader(root, download) -> Dataset`` the loader of dataset ``name`` (:func:`load`)."""
     def add(loader: Callable[[Path | None, bool], Dataset]) -> Callable[[Path | None, bool], Dataset]:
-        _LOADERS[name] = loader
+        LOADERS[name] = loader
         return loader
     return add
 
@@ -287,9 +291,9 @@ def load(name: str, root: str | os.PathLike | None = None, download: bool = True
     :class:`DatasetCorrupt` (a file damaged), each naming the path, and
     ``ValueError`` for an unknown ``name``.
     """
-    if name not in _LOADERS:
+    if name not in LOADERS:
         raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
-    return _LOADERS[name](None if root is None else Path(root).expanduser(), download)
+    return LOADERS[name](None if root is None else Path(root).expanduser(), download)
 
 
 # --------------------------------------------------------------------------- stratified splitting
@@ -346,7 +350,7 @@ def _digits_to_uint8(values: np.ndarray) -> Tensor:
     return torch.from_numpy((v.astype(np.int64) * 255 + 8) // 16).to(torch.uint8)
 
 
-@_register("digits")
+@register("digits")
 def _load_digits(root: Path | None, download: bool) -> Dataset:
     """scikit-learn's 1,797 8x8 digits (UCI optdigits test set), bundled and offline.
 
@@ -389,7 +393,7 @@ def _pairs(split: Split, per_class: int, g: torch.Generator) -> Split:
     return Split(torch.cat(images), torch.cat(labels))
 
 
-@_register("digit_pairs")
+@register("digit_pairs")
 def _load_digit_pairs(root: Path | None, download: bool) -> Dataset:
     """A 100-class pocket task made only of real digits: ordered pairs of ``"digits"`` images side by side.
 
@@ -427,7 +431,7 @@ def _digit_subset(name: str, low: int, high: int) -> Dataset:
     return Dataset(name, parts[0], parts[1], class_names(name))
 
 
-@_register("digits_0to4")
+@register("digits_0to4")
 def _load_digits_0to4(root: Path | None, download: bool) -> Dataset:
     """The images of digits 0-4 of ``"digits"`` (same train/test split), labels 0-4: Table 2's pocket in-set task.
 
@@ -439,7 +443,7 @@ def _load_digits_0to4(root: Path | None, download: bool) -> Dataset:
     return _digit_subset("digits_0to4", 0, 4)
 
 
-@_register("digits_5to9")
+@register("digits_5to9")
 def _load_digits_5to9(root: Path | None, download: bool) -> Dataset:
     """The images of digits 5-9 of ``"digits"`` (same train/test split), labels 0-4 standing for 5-9.
 
@@ -598,13 +602,13 @@ def _load_cifar(name: str, root: Path | None, download: bool) -> Dataset:
                    _cifar_split(test, name, [folder / f for f, _ in cls.test_list]), classes)
 
 
-@_register("cifar10")
+@register("cifar10")
 def _load_cifar10(root: Path | None, download: bool) -> Dataset:
     """CIFAR-10 (Sec. 4.2): 50,000 training and 10,000 test 32x32 RGB images, 10 classes."""
     return _load_cifar("cifar10", root, download)
 
 
-@_register("cifar100")
+@register("cifar100")
 def _load_cifar100(root: Path | None, download: bool) -> Dataset:
     """CIFAR-100 (Sec. 4.2) with its 100 fine labels: 50,000 training and 10,000 test images."""
     return _load_cifar("cifar100", root, download)
@@ -673,7 +677,7 @@ def check_label_range(name: str, labels, num_classes: int, files: list[Path]) ->
                          f"official one", Path(str(where).split(", ")[0]))
 
 
-@_register("fashionmnist")
+@register("fashionmnist")
 def _load_fashionmnist(root: Path | None, download: bool) -> Dataset:
     """FASHION-MNIST (Sec. 4.2): 60,000 training and 10,000 test 28x28 greyscale images, 10 classes."""
     from torchvision.datasets import FashionMNIST
@@ -755,7 +759,7 @@ def _folder_split(samples: list[tuple[str, int]], mode: str) -> Split:
     return Split(torch.from_numpy(np.stack(images)), labels)
 
 
-@_register("imagefolder")
+@register("imagefolder")
 def _load_imagefolder(root: Path | None, download: bool) -> Dataset:
     """Your own dataset: ``<root>/train/<class>/<image>`` and ``<root>/test/<class>/<image>``.
 
@@ -1050,7 +1054,7 @@ def _decode_jpegs(path: Path, jpeg: np.ndarray, off: np.ndarray) -> np.ndarray:
     return out
 
 
-@_register("cifar10_jpeg")
+@register("cifar10_jpeg")
 def _load_cifar10_jpeg(root: Path | None, download: bool) -> Dataset:
     """CIFAR-10 (JPEG copy): ``<root>/cifar10_jpeg75.npz``, 50,000 training and 10,000 test images (Sec. 4.2's data,
     re-encoded as JPEG at quality 75 by a public repository; see :data:`CIFAR10_JPEG_LABEL`).
@@ -1085,37 +1089,9 @@ DATASETS += ("cifar10_jpeg",)  # registered after the table above, in this secti
 __all__ += ["CIFAR10_JPEG_FILE", "CIFAR10_JPEG_SHA256", "CIFAR10_JPEG_LABEL"]
 
 
-# --------------------------------------------------------------------------- human label noise (CIFAR-N)
-# Thin wrappers: gce.human_noise builds on this module, so it is imported when called (no import cycle).
-
-
-def load_cifar_n(dataset: str = "cifar10", root: str | os.PathLike | None = None, download: bool = True,
-                 **kwargs) -> dict:
-    """The CIFAR-10N / CIFAR-100N human labels (Wei et al., 2022), loaded safely.
-
-    See :func:`gce.human_noise.load_cifar_n`.
-    """
-    from .human_noise import load_cifar_n as load_labels
-
-    return load_labels(dataset, root, download, **kwargs)
-
-
-def human_noisy_splits(dataset: Dataset, label_set: str, twin: bool = False, val_fraction: float = 0.1,
-                       seed: int = 0, root: str | os.PathLike | None = None, download: bool = True) -> NoisySplits:
-    """Sec. 4's noisy splits with CIFAR-N human labels or their synthetic twin.
-
-    See :func:`gce.human_noise.human_noisy_splits`.
-    """
-    from .human_noise import human_noisy_splits as splits
-
-    return splits(dataset, label_set, twin, val_fraction, seed, root, download)
-
-
-__all__ += ["load_cifar_n", "human_noisy_splits"]
-
-
 # --------------------------------------------------------------------------- frozen features (the cpu scale)
-# CIFAR-10 as frozen unsupervised features (gce.features builds on this module, so it is imported when called).
+# CIFAR-10 as frozen unsupervised features: the names are listed here, their loaders are registered by gce.features
+# (which builds on this module; the package imports it, so they are always registered).
 # Each name is a source and a class subset: the whole set, and Table 2's in-set classes 0-4 and outside 5-9.
 
 #: The feature datasets, as name -> (image source, CIFAR-10 classes kept or None for all ten).
@@ -1123,28 +1099,6 @@ FEATURE_DATASETS: dict[str, tuple[str, tuple[int, ...] | None]] = {}
 for _source in ("cifar10_jpeg", "cifar10"):
     for _suffix, _classes in (("", None), ("_0to4", (0, 1, 2, 3, 4)), ("_5to9", (5, 6, 7, 8, 9))):
         FEATURE_DATASETS[f"{_source}_features{_suffix}"] = (_source, _classes)
-
-
-def _feature_loader(name: str) -> Callable[[Path | None, bool], Dataset]:
-    def loader(root: Path | None, download: bool) -> Dataset:
-        """Frozen unsupervised CIFAR-10 features (:func:`gce.features.feature_dataset`), float32 (N, D, 1, 1)."""
-        from .features import feature_dataset
-
-        source, classes = FEATURE_DATASETS[name]
-        return feature_dataset(source, classes, root, download)
-    return loader
-
-
-for _name in FEATURE_DATASETS:
-    _register(_name)(_feature_loader(_name))
-
-
-@_register("cifar10_jpeg_pixels16")
-def _load_cifar10_jpeg_pixels16(root: Path | None, download: bool) -> Dataset:
-    """The JPEG copy downsampled to 16x16 (:func:`gce.features.pixel_dataset`): the cpu scale's pixel candidate."""
-    from .features import pixel_dataset
-
-    return pixel_dataset("cifar10_jpeg", 2, root, download)
 
 
 DATASETS += (*FEATURE_DATASETS, "cifar10_jpeg_pixels16")

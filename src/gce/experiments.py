@@ -48,7 +48,6 @@ from . import paths as _paths
 from . import runners
 from . import schedule as _schedule
 from . import store as _store
-from .store import ResultStore, StoreError, cce_twin, provenance, run_id
 from . import train as _train
 from .train import RunConfig
 
@@ -58,16 +57,12 @@ __all__ = [
     "METHOD_LABELS",
     "Experiment",
     "spec",
-    "run_id",
-    "ResultStore",
     "run",
     "shard_configs",
     "paper_table1",
     "paper_table2",
-    "provenance",
     "default_scale",
     "default_results_dir",
-    "StoreError",
     "installed_results_dir",
 ]
 
@@ -177,7 +172,7 @@ def _pocket_model(dataset: str) -> dict:
                 val_fraction=POCKET_VAL_FRACTION)
 
 
-def _base(dataset: str, scale: str) -> dict:
+def table1_base(dataset: str, scale: str) -> dict:
     """Dataset, model, optimiser and schedule of Table 1's runs at ``scale``."""
     if scale == "pocket":
         return dict(**_pocket_model(dataset), optimizer="sgd", lr=POCKET_LR, momentum=0.9, weight_decay=1e-4,
@@ -211,7 +206,7 @@ def _fig_base(dataset: str, scale: str) -> dict:
     if scale == "pocket":
         return dict(**_pocket_model(dataset), optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4,
                     **_paper_schedule(dataset))
-    return _base(dataset, scale)
+    return table1_base(dataset, scale)
 
 
 def _table2_base(scale: str) -> tuple[dict, dict]:
@@ -255,7 +250,7 @@ def _probe(scale: str) -> list[RunConfig]:
     etas = [e for kind, e in TABLE1_NOISE if kind == "uniform"] if scale == "pocket" else [0.4]
     cfgs = []
     for d in _datasets(scale, ("fashionmnist", "cifar10", "cifar100")):
-        base = dict(_base(d, scale), milestones=())
+        base = dict(table1_base(d, scale), milestones=())
         if scale == "pocket":
             base["epochs"] = PROBE_EPOCHS["table1"]
         cfgs += [RunConfig(**base, noise="uniform", eta=e, method="cce", seed=s, track_train_softmax=True)
@@ -298,7 +293,7 @@ def spec(name: str, scale: str = "pocket") -> Experiment:
             return Experiment(name, scale, "Schedule sensitivity of Table 1's uniform-noise verdicts", (), (),
                               "pocket scale only")
         # the declared drop (factor 1) is Table 1's own runs: schedule_sensitivity reads them from there
-        cfgs = [RunConfig(**dict(_base("digits", scale), **sensitivity_schedule(f)), noise="uniform", eta=eta,
+        cfgs = [RunConfig(**dict(table1_base("digits", scale), **sensitivity_schedule(f)), noise="uniform", eta=eta,
                           method=m, q=0.7, k=0.5, seed=s, track_train_softmax=False)
                 for f in SENSITIVITY_FACTORS if f != 1.0 for eta in SENSITIVITY_ETAS
                 for m in SENSITIVITY_METHODS for s in _seeds(scale, "digits")]
@@ -308,7 +303,7 @@ def spec(name: str, scale: str = "pocket") -> Experiment:
                           + " x the declared 40 epochs (1 x: Table 1's runs)")
     if name == "table1":
         datasets = _datasets(scale, ("fashionmnist", "cifar10", "cifar100"))
-        cfgs = [RunConfig(**_base(d, scale), noise=kind, eta=eta, method=m, q=0.7, k=0.5, seed=s,
+        cfgs = [RunConfig(**table1_base(d, scale), noise=kind, eta=eta, method=m, q=0.7, k=0.5, seed=s,
                           track_train_softmax=False)
                 for d in datasets for kind, eta in TABLE1_NOISE for m in TABLE1_METHODS for s in _seeds(scale, d)]
         return Experiment(name, scale, "Table 1: closed-set noise", tuple(cfgs), datasets,
@@ -351,7 +346,7 @@ def spec(name: str, scale: str = "pocket") -> Experiment:
         if scale == "pocket":  # the human labels belong to CIFAR-10's images: nothing to run offline
             return Experiment(name, scale, title, (), (), "no runs at the pocket scale: CIFAR-10N labels "
                               "need torchvision's CIFAR-10 (lite and paper scales)")
-        cfgs = [RunConfig(**_base("cifar10", scale), noise=kind, eta=0.0, human_labels=labels, method=m, q=0.7,
+        cfgs = [RunConfig(**table1_base("cifar10", scale), noise=kind, eta=0.0, human_labels=labels, method=m, q=0.7,
                           k=0.5, seed=s, track_train_softmax=False)
                 for labels in HUMAN_LABEL_SETS for kind in ("human", "human_twin") for m in HUMAN_METHODS
                 for s in seeds]
@@ -436,10 +431,6 @@ def grid_flops(configs: Sequence[RunConfig]) -> float:
     return total
 
 
-# --------------------------------------------------------------------------- results (gce.store)
-# run ids, provenance and the store live in gce.store; they are re-exported here for compatibility.
-
-
 # --------------------------------------------------------------------------- running
 
 
@@ -498,14 +489,15 @@ def _remove_empty_tree(folder: Path) -> None:
             return
 
 
-def _writable_results(store: ResultStore) -> None:
+def _writable_results(store: _store.ResultStore) -> None:
     try:
         _store.check_writable(store.dir)
-    except StoreError as err:
+    except _store.StoreError as err:
         installed = installed_results_dir().resolve()
         if store.dir.resolve().is_relative_to(installed):
-            raise StoreError(f"the installed results ({store.dir}) hold no run for some configs and are read-only; "
-                             f"set $GCE_RESULTS (or pass results=) to a writable folder to train them") from None
+            raise _store.StoreError(f"the installed results ({store.dir}) hold no run for some configs and are "
+                                    f"read-only; set $GCE_RESULTS (or pass results=) to a writable folder to train "
+                                    f"them") from None
         raise err from None
 
 
@@ -520,15 +512,15 @@ def shard_configs(configs: Sequence[RunConfig], index: int, count: int) -> list[
         raise ValueError(f"count must be a positive number of parts, got count={count!r}")
     if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < count:
         raise ValueError(f"index must be a part number in 0..{count - 1}, got index={index!r}")
-    cells = {key: i for i, key in enumerate(dict.fromkeys(run_id(cce_twin(c)) for c in configs))}
-    return [c for c in configs if cells[run_id(cce_twin(c))] % count == index]
+    cells = {key: i for i, key in enumerate(dict.fromkeys(_store.run_id(_store.cce_twin(c)) for c in configs))}
+    return [c for c in configs if cells[_store.run_id(_store.cce_twin(c))] % count == index]
 
 
 def run(name: str, scale: str | None = None, *, results: str | os.PathLike | None = None, device=None, root=None,
         progress: bool = True, max_group: int = 256, engine: str = "local", address: str | None = None,
         gpus_per_run: float = 0.0, on_stored: Callable[[str], None] | None = None,
         allow_training: bool | None = None, threads: int | None = None,
-        shard: tuple[int, int] | None = None) -> tuple[Experiment, ResultStore]:
+        shard: tuple[int, int] | None = None) -> tuple[Experiment, _store.ResultStore]:
     """Train every run of ``spec(name, scale)`` that ``results`` does not hold yet, then return the store.
 
     ``scale`` defaults to :func:`default_scale` (``$GCE_SCALE``) and
@@ -564,16 +556,17 @@ def run(name: str, scale: str | None = None, *, results: str | os.PathLike | Non
     scale = default_scale() if scale is None else _check_scale(scale)
     results = default_results_dir() if results is None else results
     exp = spec(name, scale)
-    store = ResultStore(results, scale, name)
+    store = _store.ResultStore(results, scale, name)
     done = store.done()
     mine = exp.configs if shard is None else shard_configs(exp.configs, *shard)
-    todo = [c for c in mine if run_id(c) not in done]
-    need_hat = {run_id(cce_twin(c)) for c in mine if c.method == "forward_T_hat"}
+    todo = [c for c in mine if _store.run_id(c) not in done]
+    need_hat = {_store.run_id(_store.cce_twin(c)) for c in mine if c.method == "forward_T_hat"}
     # a CCE twin that is stored without its estimate must be retrained (its model gives T-hat)
     first = [c for c in todo if c.method != "forward_T_hat"]
     for c in mine:
-        twin = cce_twin(c)
-        if c.method == "forward_T_hat" and run_id(twin) in done and store.t_hat(c) is None and twin not in first:
+        twin = _store.cce_twin(c)
+        if (c.method == "forward_T_hat" and _store.run_id(twin) in done and store.t_hat(c) is None
+                and twin not in first):
             first.append(twin)
     second = [c for c in todo if c.method == "forward_T_hat"]
     if not first and not second:
@@ -585,16 +578,16 @@ def run(name: str, scale: str | None = None, *, results: str | os.PathLike | Non
                                  address=address, gpus_per_run=gpus_per_run, threads=threads)
     if engine == "local" or address is None:  # a remote Ray cluster's workers hold the data, not this machine
         _check_data(first + second, root)
-    prov = provenance(getattr(runner, "device", "cpu"))
+    prov = _store.provenance(getattr(runner, "device", "cpu"))
 
     def stored(res, t_hat, run_prov):
-        rid = run_id(res.config)
+        rid = _store.run_id(res.config)
         store.add([res], run_prov, scale, {rid: t_hat} if t_hat is not None else None)  # durable on return
         store.trained.append(rid)
         if on_stored is not None:
             on_stored(rid)
 
-    failures = runner.execute(first, {}, need_hat, run_id, stored, prov) if first else []
+    failures = runner.execute(first, {}, need_hat, _store.run_id, stored, prov) if first else []
     if second:
         transitions, ready = {}, []
         for c in second:
@@ -604,7 +597,7 @@ def run(name: str, scale: str | None = None, *, results: str | os.PathLike | Non
                 continue
             transitions[len(ready)] = torch.tensor(T_hat, dtype=torch.float64)
             ready.append(c)
-        failures += runner.execute(ready, transitions, set(), run_id, stored, prov)
+        failures += runner.execute(ready, transitions, set(), _store.run_id, stored, prov)
     if failures:  # one line each; the full errors are in err.failures
         raise runners.RunsFailed(failures, len(first) + len(second), len(store.trained), store.path)
     return exp, store

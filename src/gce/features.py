@@ -285,3 +285,25 @@ def pixel_dataset(source: str = "cifar10_jpeg", factor: int = 2, root=None, down
     parts = [_data.Split(F.avg_pool2d(s.images.float(), factor).round().to(torch.uint8), s.labels)
              for s in (ds.train, ds.test)]
     return _data.Dataset(ds.name, parts[0], parts[1], ds.classes)
+
+
+# --------------------------------------------------------------------------- the feature datasets of gce.data
+# Registered here, where they are built, so that gce.data needs nothing from this module.
+
+
+def _feature_loader(name: str):
+    def loader(root: Path | None, download: bool) -> _data.Dataset:
+        """Frozen unsupervised CIFAR-10 features (:func:`feature_dataset`), float32 (N, D, 1, 1)."""
+        source, classes = _data.FEATURE_DATASETS[name]
+        return feature_dataset(source, classes, root, download)
+    return loader
+
+
+for _name in _data.FEATURE_DATASETS:
+    _data.register(_name)(_feature_loader(_name))
+
+
+@_data.register("cifar10_jpeg_pixels16")
+def _load_cifar10_jpeg_pixels16(root: Path | None, download: bool) -> _data.Dataset:
+    """The JPEG copy downsampled to 16x16 (:func:`pixel_dataset`): the cpu scale's pixel candidate."""
+    return pixel_dataset("cifar10_jpeg", 2, root, download)

@@ -38,14 +38,17 @@ import hashlib
 import os
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import Tensor
 
 from . import data as _data
 from .classes import class_names
+
+if TYPE_CHECKING:  # pandas is imported where a table is built, so that importing gce does not load it
+    import pandas as pd
 
 __all__ = [
     "CITATION",
@@ -304,6 +307,8 @@ def shipped_counts(label_set: str) -> np.ndarray:
 
     Computed from the official files by :func:`write_shipped_data` (see :data:`CITATION`).
     """
+    import pandas as pd
+
     if label_set not in LABEL_SETS:
         raise ValueError(f"unknown label_set={label_set!r}; known: {', '.join(LABEL_SETS)}")
     dataset = LABEL_SETS[label_set][0]
@@ -319,6 +324,8 @@ def human_transition(label_set: str) -> Tensor:
 
 def coarse_labels() -> np.ndarray:
     """CIFAR-100's super-class of each fine label, ``(100,)`` ``int64`` (names: :data:`CIFAR100_COARSE_NAMES`)."""
+    import pandas as pd
+
     with _data_file("cifar100_coarse.csv").open() as f:
         df = pd.read_csv(f, comment="#")
     return df["coarse_label"].to_numpy(dtype=np.int64)
@@ -326,6 +333,8 @@ def coarse_labels() -> np.ndarray:
 
 def write_shipped_data(source: str | os.PathLike, out: str | os.PathLike) -> list[Path]:
     """Write the shipped CSVs (count matrices, CIFAR-100 super-class map) from the official files in ``source``."""
+    import pandas as pd
+
     source, out = Path(source), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     labels = {d: load_cifar_n(d, path=source / f, download=False) for d, f in CIFAR_N_FILES.items()}
@@ -411,6 +420,8 @@ def theorem2_margins(T) -> np.ndarray:
 def top_confusions(counts, n: int = 10) -> pd.DataFrame:
     """The ``n`` largest off-diagonal entries: columns ``clean``, ``noisy`` (labels), ``count``,
     ``rate`` (``T[clean, noisy]``) and ``share`` (of all wrong labels)."""
+    import pandas as pd
+
     C = np.asarray(counts, dtype=np.int64)
     T = transition_from_counts(C).numpy()
     off = C * (1 - np.eye(len(C), dtype=np.int64))
@@ -494,6 +505,8 @@ def human_noisy_splits(dataset: _data.Dataset, label_set: str, twin: bool = Fals
 
 def results_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean test accuracy (%, best-validation epoch) by human label set and noise kind (rows) and method."""
+    import pandas as pd
+
     if not len(runs):
         return pd.DataFrame()
     df = runs.assign(acc=100 * runs["test_acc_best_val"])

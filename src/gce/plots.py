@@ -508,18 +508,18 @@ def plot_truncated_lq(q_: float = 0.7, ks: Sequence[float] = (0.2, 0.5, 0.8), ax
     derivative is 0; above it both equal ``L_q`` (derivative ``f**(q-1)``).
     ``axes`` is a pair of axes (a new figure when None); returns that pair.
     """
-    from .theory import _lq_num
+    from .theory import lq_curve
 
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(FIG_WIDTH, 3.4))
     ax_loss, ax_grad = axes
     p = np.linspace(1e-3, 1, n_points)
-    ax_loss.plot(p, _lq_num(p, q_), color=PALETTE["Lq"], lw=2.4, label=f"$\\mathcal{{L}}_q$, $q = {q_:g}$")
+    ax_loss.plot(p, lq_curve(p, q_), color=PALETTE["Lq"], lw=2.4, label=f"$\\mathcal{{L}}_q$, $q = {q_:g}$")
     ax_grad.plot(p, p ** (q_ - 1), color=PALETTE["Lq"], lw=2.4, label=f"$\\mathcal{{L}}_q$, $q = {q_:g}$")
     for i, (k_, st) in enumerate(zip(ks, q_styles(ks))):
-        lq_k = float(_lq_num(k_, q_))
+        lq_k = float(lq_curve(k_, q_))
         ls = _LINESTYLES[1 + i % (len(_LINESTYLES) - 1)]
-        ax_loss.plot(p, np.where(p <= k_, lq_k, _lq_num(p, q_)), color=st["color"], lw=1.8, ls=ls,
+        ax_loss.plot(p, np.where(p <= k_, lq_k, lq_curve(p, q_)), color=st["color"], lw=1.8, ls=ls,
                      label=f"truncated, $k = {k_:g}$")
         ax_grad.plot(p, np.where(p <= k_, 0.0, p ** (q_ - 1)), color=st["color"], lw=1.8, ls=ls,
                      label=f"truncated, $k = {k_:g}$")

@@ -60,7 +60,6 @@ import contextlib
 import datetime as _dt
 import errno
 import hashlib
-import io
 import json
 import math
 import os
@@ -469,12 +468,56 @@ def experiments_in(path: str | os.PathLike) -> list[str]:
     return [r[0] for r in rows]
 
 
+_WHOLE = re.compile(r"[+-]?\d+")
+
+
+def _value(cell):
+    """A stored cell as a Python value: rows imported from CSV tables hold text, so numeric text is a number
+    and ``"True"``/``"False"`` a boolean; anything else is returned as it is."""
+    if not isinstance(cell, str):
+        return cell
+    if _WHOLE.fullmatch(cell):
+        return int(cell)
+    if cell in ("True", "False"):
+        return cell == "True"
+    try:
+        return float(cell)
+    except ValueError:
+        return cell
+
+
+def _column(values: list) -> pd.Series:
+    """One table column from its stored cells, typed by what they hold.
+
+    Missing cells (None, ``""`` or NaN) are NaN.  Whole numbers give ``int64`` (``float64`` when some are
+    missing), other numbers ``float64``, booleans ``bool`` (``object`` when some are missing); a column
+    holding any text that is not a number is text (the string dtype), every cell as written; a column
+    without any value is ``float64`` NaN.  These are the dtypes of the CSV export read back with
+    ``pandas.read_csv``.
+    """
+    def absent(v) -> bool:
+        return v is None or v == "" or (isinstance(v, float) and math.isnan(v))
+
+    present = [_value(v) for v in values if not absent(v)]
+    missing = len(present) < len(values)
+    if not present:
+        return pd.Series([math.nan] * len(values), dtype="float64")
+    if all(isinstance(v, bool) for v in present):
+        cells = [math.nan if absent(v) else _value(v) for v in values]
+        return pd.Series(cells, dtype=object if missing else bool)
+    if not any(isinstance(v, (bool, str)) for v in present):
+        cells = [math.nan if absent(v) else _value(v) for v in values]
+        whole = all(isinstance(v, int) for v in present)
+        return pd.Series(cells, dtype="int64" if whole and not missing else "float64")
+    return pd.Series([math.nan if absent(v) else v if isinstance(v, str) else str(v) for v in values], dtype="str")
+
+
 def _typed(records: list[dict]) -> pd.DataFrame:
-    """The rows as pandas reads them from a CSV file (the export), so dtypes match the tables of old."""
+    """The rows as a table with one typed column per key (:func:`_column`), in the order the keys first appear."""
     if not records:
         return pd.DataFrame()
-    text = pd.DataFrame.from_records(records).to_csv(index=False)
-    return pd.read_csv(io.StringIO(text))
+    names = list(dict.fromkeys(k for r in records for k in r))
+    return pd.DataFrame({k: _column([r.get(k) for r in records]) for k in names})
 
 
 class ResultStore:
@@ -568,11 +611,10 @@ class ResultStore:
     # ---- writing
 
     def add(self, results: Sequence[RunResult], prov: dict, scale: str | None = None,
-            t_hat: dict[str, list] | None = None, flush: bool = True) -> None:
+            t_hat: dict[str, list] | None = None) -> None:
         """Store finished runs (replacing stored runs with the same id), each in one transaction.
 
-        When ``add`` returns, the runs are on disk.  ``flush`` is accepted for
-        compatibility and ignored (there is nothing to flush).
+        When ``add`` returns, the runs are on disk.
         """
         scale = self.scale if scale is None else scale
         records = []
@@ -662,9 +704,6 @@ class ResultStore:
                 row_text = packed
         return row_text, packed
 
-    def flush(self) -> None:
-        """Nothing to do: every run is written when it is added (kept for compatibility)."""
-
 
 # --------------------------------------------------------------------------- CSV export and import
 
@@ -725,11 +764,6 @@ def _read_export(path: Path, need: Sequence[str]) -> pd.DataFrame:
         raise StoreError(f"export file {path} is damaged: line {line} has run_id "
                          f"{df['run_id'].iloc[line - 2]!r}, not a gce run id")
     return df
-
-
-def _cell(text: str):
-    """A CSV cell as JSON value: '' stays '' (pandas reads it as missing either way)."""
-    return text
 
 
 def _ends_whole(path: Path) -> None:
@@ -881,8 +915,7 @@ def import_csv(folder: str | os.PathLike, root: str | os.PathLike, scale: str,
                 raise StoreError(f"export file {hist_path} is damaged: run {rid} has {n} history rows for "
                                  f"{epochs} epochs")
             hist_cols = [c for c in hist.columns if c != "run_id"]
-            records.append((rid, epochs, {c: _cell(r[c]) for c in runs.columns},
-                            {c: [_cell(x) for x in g[c]] for c in hist_cols}))
+            records.append((rid, epochs, {c: r[c] for c in runs.columns}, {c: list(g[c]) for c in hist_cols}))
         extra = set(groups) - set(runs["run_id"])
         if extra:
             raise StoreError(f"export file {hist_path} has history for {len(extra)} run(s) not in {runs_path}")

@@ -29,6 +29,7 @@ import numpy as np
 import sympy as sp
 
 from . import losses as _losses
+from . import noise as _noise
 
 __all__ = [
     "f", "q", "c", "eta", "k",
@@ -357,7 +358,7 @@ def lq_pointwise_risk(probs, label_dist, q_: float) -> np.ndarray:
     """
     _check_ranges(q_=q_)
     probs, t = np.asarray(probs, dtype=float), np.asarray(label_dist, dtype=float)
-    return (t * _lq_num(probs, q_)).sum(axis=-1)
+    return (t * lq_curve(probs, q_)).sum(axis=-1)
 
 
 def lq_pointwise_minimizer(label_dist, q_: float) -> np.ndarray:
@@ -535,11 +536,6 @@ def lq_grid_minimizer(label_dist, q_: float, n: int = 200) -> np.ndarray:
     return grid[best].reshape(p.shape)
 
 
-def _uniform_T(c_: int, eta_: float) -> np.ndarray:
-    """Uniform noise (Sec. 3.1) as numpy: ``1 - eta`` on the diagonal, ``eta / (c - 1)`` elsewhere."""
-    return np.full((c_, c_), eta_ / (c_ - 1)) + (1 - eta_ - eta_ / (c_ - 1)) * np.eye(c_)
-
-
 def _check_theorem1_eta(eta_: float, c_: int) -> None:
     _check_ranges(eta_=eta_, c_=c_)
     if not eta_ < (c_ - 1) / c_:
@@ -562,7 +558,7 @@ def theorem1_check(px, clean_dist, eta_: float, q_: float) -> dict[str, float | 
     px = np.asarray(px, dtype=float)
     if px.shape != (len(P),) or np.any(px < 0) or not np.isclose(px.sum(), 1):
         raise ValueError("px must be a probability vector with one entry per row of clean_dist")
-    res = pointwise_risk_gaps(P, _uniform_T(c_, eta_), q_, weights=px)
+    res = pointwise_risk_gaps(P, _noise.uniform(int(c_), float(eta_)).numpy(), q_, weights=px)
     r_star = float(px @ lq_pointwise_risk(res["f_star"], P, q_))
     r_hat = float(px @ lq_pointwise_risk(res["f_hat"], P, q_))
     A = float(theorem1_A(eta_, q_, c_)) + 0.0  # + 0.0 turns -0.0 into 0.0
@@ -583,7 +579,7 @@ def theorem1_pointwise_gap(clean_dist, eta_: float, q_: float) -> np.ndarray:
     c_ = P.shape[-1]
     _check_theorem1_eta(eta_, c_)
     f_star = lq_pointwise_minimizer(P, q_)
-    f_hat = lq_pointwise_minimizer(P @ _uniform_T(c_, eta_), q_)
+    f_hat = lq_pointwise_minimizer(P @ _noise.uniform(int(c_), float(eta_)).numpy(), q_)
     return lq_pointwise_risk(f_star, P, q_) - lq_pointwise_risk(f_hat, P, q_)
 
 
@@ -595,12 +591,6 @@ __all__ += ["R_sym", "S_sym", "noisy_risk_uniform_expr", "eq7_slack_from_logits"
 # Sec. 3.3: the exact range of the truncated class sum (Eq. 10), a search on
 # the simplex that checks it, the boundary of Eq. 11, and a toy run of
 # alternating convex search on the objective of Eq. 13 (Algorithm 1).
-
-
-def _lq_num(p, q_):
-    """``L_q(p) = (1 - p**q) / q`` on arrays, without cancellation for small ``q``."""
-    with np.errstate(divide="ignore"):
-        return _losses.lq_from_log(np.log(p), q_)
 
 
 def _eq10_gain(m, q_, k_):
@@ -632,10 +622,10 @@ def truncated_class_sum_extremes(c_, q_, k_) -> tuple[np.ndarray, np.ndarray]:
     m_lo = np.clip(np.floor(d_), 1, c_)
     m_hi = np.clip(np.ceil(d_), 1, c_)
     gain = np.maximum(_eq10_gain(m_lo, q_, k_), _eq10_gain(m_hi, q_, k_))
-    lq_k = _lq_num(k_, q_)
+    lq_k = lq_curve(k_, q_)
     lo = c_ * lq_k - gain / q_
     top = np.clip(1 - (c_ - 1) * k_, 1e-300, 1)
-    hi = np.where(c_ * k_ >= 1, c_ * lq_k, (c_ - 1) * lq_k + _lq_num(top, q_))
+    hi = np.where(c_ * k_ >= 1, c_ * lq_k, (c_ - 1) * lq_k + lq_curve(top, q_))
     return lo, hi
 
 

@@ -50,7 +50,7 @@ above, which ``Tricks(mlp_engine=False)`` selects): the runs' weights are
 stacked as ``(R, out, in)`` tensors, the layers are batched matrix products
 with the bias fused in (``baddbmm``), the last one producing class-major
 logits ``(R, classes, n)``; the gradients are written out, the loss head's
-included (:class:`_LossHead`); SGD and Adam are ``torch._foreach_*`` steps
+included (:class:`LossHead`); SGD and Adam are ``torch._foreach_*`` steps
 with ``torch.optim``'s formulas; the runs are trained in cache-sized chunks of
 32 through all their epochs; each epoch's shuffled minibatches are gathered
 once; the shared test set goes through the first layer of a chunk as one
@@ -87,6 +87,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from . import data as _data
+from . import human_noise as _human_noise
 from . import losses as _losses
 from . import models as _models
 from . import noise as _noise
@@ -185,13 +186,12 @@ class RunConfig:
         if self.human_labels is not None and self.eta != 0:
             raise ValueError(f"noise={self.noise!r} takes its rates from human_labels; leave eta=0, got {self.eta}")
         if self.human_labels is not None:
-            from .human_noise import LABEL_SETS
             # the twin needs only the labels' T, so it also applies to the JPEG copy of CIFAR-10 (images in another
             # order, which the human labels themselves do not fit)
             target = ("cifar10" if self.noise == "human_twin" and self.dataset in _data.CIFAR10_TWIN_DATASETS
                       else self.dataset)
-            if LABEL_SETS.get(self.human_labels, ("",))[0] != target:
-                known = [s for s, (d, _) in LABEL_SETS.items() if d == target]
+            if _human_noise.LABEL_SETS.get(self.human_labels, ("",))[0] != target:
+                known = [s for s, (d, _) in _human_noise.LABEL_SETS.items() if d == target]
                 raise ValueError(f"human_labels={self.human_labels!r} is no CIFAR-N label set of {self.dataset}; "
                                  f"known: {', '.join(known) or 'none (CIFAR-N labels cifar10 and cifar100)'}")
         if self.method in ("lq", "trunc_lq"):
@@ -310,6 +310,23 @@ def _ood_images(name: str, shape: tuple, n: int, root) -> Tensor:
     return images
 
 
+def noisy_splits_of(cfg: RunConfig, ds: _data.Dataset, ood: Tensor | None = None, root=None) -> _data.NoisySplits:
+    """The noisy splits of Sec. 4 that the run ``cfg`` trains on, from its dataset ``ds``.
+
+    Open-set noise (Sec. 4.3) replaces images by the outside images ``ood``; ``human``/``human_twin`` noise
+    uses the CIFAR-N labels or their synthetic twin (:func:`gce.human_noise.human_noisy_splits`, files under
+    ``root``); otherwise the labels are flipped by ``T`` (uniform or class-dependent, Sec. 3.1, 4.2), none for
+    ``noise="none"``.  The same seed always gives the same splits, so an analysis can match a run's samples.
+    """
+    if cfg.noise == "open_set":
+        return _data.open_set_splits(ds, ood, cfg.eta, cfg.val_fraction, cfg.seed)
+    if cfg.noise in ("human", "human_twin"):
+        return _human_noise.human_noisy_splits(ds, cfg.human_labels, cfg.noise == "human_twin", cfg.val_fraction,
+                                               cfg.seed, root)
+    kind = ("uniform", 0.0) if cfg.noise == "none" else (cfg.noise, cfg.eta)
+    return _data.noisy_splits(ds, kind, cfg.val_fraction, cfg.seed)
+
+
 def build_group_data(configs: Sequence[RunConfig], root=None, dataset_cache: dict | None = None) -> _GroupData:
     cfg0 = configs[0]
     cache = {} if dataset_cache is None else dataset_cache
@@ -328,17 +345,8 @@ def build_group_data(configs: Sequence[RunConfig], root=None, dataset_cache: dic
         bank = torch.cat([bank, ood])
     parts = {k: [] for k in ("train_idx", "train_y", "train_clean", "val_idx", "val_y", "T", "ft", "fv")}
     for cfg in configs:
-        if cfg.noise == "open_set":
-            splits = _data.open_set_splits(ds, ood, cfg.eta, cfg.val_fraction, cfg.seed)
-            T = None
-        elif cfg.noise in ("human", "human_twin"):  # CIFAR-N labels or their synthetic twin (gce.human_noise)
-            splits = _data.human_noisy_splits(ds, cfg.human_labels, cfg.noise == "human_twin", cfg.val_fraction,
-                                              cfg.seed, root)
-            T = splits.T
-        else:
-            kind = ("uniform", 0.0) if cfg.noise == "none" else (cfg.noise, cfg.eta)
-            splits = _data.noisy_splits(ds, kind, cfg.val_fraction, cfg.seed)
-            T = splits.T
+        splits = noisy_splits_of(cfg, ds, ood, root)
+        T = None if cfg.noise == "open_set" else splits.T
         for name, split in (("train", splits.train), ("val", splits.val)):
             idx = split.ids.clone()
             if split.ood_index is not None:
@@ -355,16 +363,16 @@ def build_group_data(configs: Sequence[RunConfig], root=None, dataset_cache: dic
                       ds.test.images, ds.test.labels, parts["T"], parts["ft"], parts["fv"], ds.num_classes, mean)
 
 
-def _preprocess(images: Tensor, mean: Tensor, augment: bool, generator: torch.Generator | None) -> Tensor:
+def preprocess(images: Tensor, mean: Tensor, augment: bool, generator: torch.Generator | None) -> Tensor:
     """uint8 ``(..., C, H, W)`` -> float, per-pixel mean subtracted (Sec. 4.2); optional crop + flip.
     float32 features (:mod:`gce.features`) are taken as they are, their mean subtracted."""
     x = (images.float() / 255.0 if images.dtype == torch.uint8 else images) - mean
     if augment:
-        x = _augment(x, generator)
+        x = augment_batch(x, generator)
     return x
 
 
-def _augment(x: Tensor, generator: torch.Generator | None) -> Tensor:
+def augment_batch(x: Tensor, generator: torch.Generator | None) -> Tensor:
     """Random 4-pixel-padded crops and horizontal flips (Sec. 4.2), per image, on the images' device."""
     lead = x.shape[:-3]
     x = x.reshape(-1, *x.shape[-3:])
@@ -433,7 +441,7 @@ class _Stacked:
             snap[k].copy_(torch.where(m, v.detach(), snap[k]))
 
 
-class _Single:
+class SingleModel:
     """One run with its own module (BatchNorm models), behind the same interface as :class:`_Stacked`.
 
     ``channels_last`` stores weights and inputs in NHWC order (faster convolutions
@@ -483,7 +491,7 @@ class _Single:
 # --------------------------------------------------------------------------- losses of a group
 
 
-def _vectorised_losses(configs: Sequence[RunConfig]) -> Callable[[Tensor, Tensor, Tensor | None], Tensor]:
+def vectorised_losses(configs: Sequence[RunConfig]) -> Callable[[Tensor, Tensor, Tensor | None], Tensor]:
     """Per-sample losses ``(R, B)`` of R runs, each with its own method, without a loop over runs.
 
     Returns ``f(logits, y, T_log)`` for ``logits`` ``(R, B, c)``, ``y`` ``(R, B)``
@@ -521,7 +529,7 @@ def _vectorised_losses(configs: Sequence[RunConfig]) -> Callable[[Tensor, Tensor
     return f
 
 
-class _LossHead:
+class LossHead:
     """The per-sample losses of a chunk's runs and their gradient with respect to the logits, by formula.
 
     Covers :data:`HANDLED` only (:meth:`handles`); the later losses (:data:`LATER_METHODS`) go through autograd.
@@ -529,7 +537,7 @@ class _LossHead:
     ``2 - 2 f_y`` (Eq. 4), ``L_q`` ``(1 - f_y^q) / q`` (Eq. 6).  Its gradient is ``s f_y^q (p - e_y)``, with
     ``(s, q) = (1, 0)``, ``(2, 1)`` and ``(1, q)``.  Forward correction (Eq. 1), ``-log sum_i p_i T[i, y]``,
     has gradient ``p - softmax(log p + log T[:, y])``.  The classes lie along ``dim`` of the logits; the
-    losses come out ``(R, n)``.  Tricks.hand_loss_grad; equal to autograd through :func:`_vectorised_losses`
+    losses come out ``(R, n)``.  Tricks.hand_loss_grad; equal to autograd through :func:`vectorised_losses`
     (tested).
     """
 
@@ -558,7 +566,7 @@ class _LossHead:
         lp = torch.log_softmax(z, dim)
         yd = y.unsqueeze(dim)
         lf = lp.gather(dim, yd).squeeze(dim)
-        val = torch.where(self.is_cce, -lf, -torch.expm1(self.q * lf) / self.q_safe) * self.scale
+        val = torch.where(self.is_cce, -lf, _losses.lq_from_log(lf, self.q_safe)) * self.scale
         fwd = None
         if self.forward is not None:  # log T[i, y_b] of each run, laid out like the logits
             c = T_log.shape[1]
@@ -589,8 +597,8 @@ class _LossHead:
 
 
 def run_losses(logits: Tensor, y: Tensor, configs: Sequence[RunConfig], T_log: Tensor | None) -> Tensor:
-    """Per-sample losses ``(R, B)`` of R runs with their own methods (see :func:`_vectorised_losses`)."""
-    return _vectorised_losses(configs)(logits, y, T_log)
+    """Per-sample losses ``(R, B)`` of R runs with their own methods (see :func:`vectorised_losses`)."""
+    return vectorised_losses(configs)(logits, y, T_log)
 
 
 # --------------------------------------------------------------------------- T-hat (Patrini et al. 2017)
@@ -663,7 +671,7 @@ class Tricks:
         the last layer's logits laid out ``(R, classes, n)``, computed as ``W h^T``: a faster product for few
         classes, and softmax along a dimension the CPU vectorises
     ``hand_loss_grad``
-        the loss head's gradient ``dLoss/dlogits`` by formula (``_LossHead``), not autograd
+        the loss head's gradient ``dLoss/dlogits`` by formula (``LossHead``), not autograd
     ``epoch_gather``
         each epoch's shuffled images, labels and weights gathered once, sliced per minibatch
     """
@@ -718,15 +726,13 @@ def train(config: RunConfig, *, T: Tensor | None = None, device=None, root=None,
 
 def train_many(configs: Sequence[RunConfig], *, transitions: dict[int, Tensor] | None = None, device=None,
                root=None, max_group: int = 256, progress: bool = False, keep_models: bool = False,
-               on_group_done: Callable[[list[int], list[RunResult]], None] | None = None,
                tricks: Tricks | None = None) -> list[RunResult]:
     """Train every run of ``configs`` (Sec. 4), batching those that can share a group.
 
     ``transitions[i]`` is the ``T-hat`` of run ``i`` when its method is
     ``"forward_T_hat"`` (required for those).  ``keep_models`` stores each
     run's best-validation model in ``result.extra["model"]`` (for estimating
-    ``T-hat`` from a CCE run).  ``on_group_done(indices, results)`` is called
-    after each group, so callers can save results as they finish.  ``tricks``
+    ``T-hat`` from a CCE run).  ``tricks``
     switches the engine's speed tricks (:class:`Tricks`; all on by default).
     The caller's global torch random state is left as it was: every random
     draw comes from the runs' own seeds.
@@ -749,8 +755,6 @@ def train_many(configs: Sequence[RunConfig], *, transitions: dict[int, Tensor] |
             out = _train_group(group_cfgs, group_T, device, root, cache, bar, keep_models, tricks)
             for i, r in zip(g, out):
                 results[i] = r
-            if on_group_done is not None:
-                on_group_done(g, out)
     if bar is not None:
         bar.close()
     return results  # type: ignore[return-value]
@@ -802,14 +806,14 @@ def _forward_chunks(model, x_uint8_idx: Tensor, bank: Tensor, mean: Tensor, chun
     """Logits ``(R, N, c)`` of each run on its own index list ``(R, N)`` into ``bank`` (no augmentation)."""
     outs = []
     for s in range(0, x_uint8_idx.shape[1], chunk):
-        x = _preprocess(bank[x_uint8_idx[:, s:s + chunk]], mean, False, None)
+        x = preprocess(bank[x_uint8_idx[:, s:s + chunk]], mean, False, None)
         outs.append(model(x) if snap is None else model.evaluate_with(snap, x))
     return torch.cat(outs, dim=1)
 
 
 def _augment_per_run(x: Tensor, gens: list[torch.Generator]) -> Tensor:
     """Sec. 4.2's crops and flips of ``x`` ``(R, b, C, H, W)``, run ``r`` drawing from its own generator."""
-    return torch.stack([_augment(x[r], g) for r, g in enumerate(gens)])
+    return torch.stack([augment_batch(x[r], g) for r, g in enumerate(gens)])
 
 
 def _train_group(configs: list[RunConfig], group_T: dict, device, root, cache, bar, keep_models,
@@ -952,11 +956,11 @@ def _train_general_group(configs, gd: _GroupData, modules, T_log, device, bar):
     """Any model: vmap over the stacked modules (BatchNorm-free) or one module (BatchNorm), autograd, torch.optim."""
     cfg0 = configs[0]
     R, N = gd.train_idx.shape
-    model = _Single(modules[0], device, cfg0.channels_last, cfg0.compile) if _has_batchnorm(modules[0]) \
+    model = SingleModel(modules[0], device, cfg0.channels_last, cfg0.compile) if _has_batchnorm(modules[0]) \
         else _Stacked(modules, device)
-    autocast = _autocast(cfg0.precision, device)
+    autocast = autocast_context(cfg0.precision, device)
     t = _GroupTensors(gd, device)
-    loss_fn = _vectorised_losses(configs)
+    loss_fn = vectorised_losses(configs)
     opt, sched = _make_optimizer(cfg0, model.parameters())
     gens = [torch.Generator().manual_seed(10_000 + cfg.seed) for cfg in configs]
     aug_gens = [torch.Generator().manual_seed(20_000 + cfg.seed) for cfg in configs]
@@ -981,7 +985,7 @@ def _train_general_group(configs, gd: _GroupData, modules, T_log, device, bar):
         n_batches = 0
         for s in range(0, N, cfg0.batch_size):
             pos = perms[:, s:s + cfg0.batch_size]
-            x = _preprocess(t.bank[t.train_idx[rows, pos]], t.mean, False, None)
+            x = preprocess(t.bank[t.train_idx[rows, pos]], t.mean, False, None)
             if cfg0.augment:
                 x = _augment_per_run(x, aug_gens)
             with autocast():
@@ -998,7 +1002,7 @@ def _train_general_group(configs, gd: _GroupData, modules, T_log, device, bar):
             v_logits = _forward_chunks(model, t.val_idx, t.bank, t.mean, chunk)
             val_acc = (v_logits.argmax(-1) == t.val_y).float().mean(1)
             val_loss = loss_fn(v_logits, t.val_y, T_log).mean(1)
-            t_logits = torch.cat([model(_preprocess(t.test_x[s:s + chunk], t.mean, False, None)
+            t_logits = torch.cat([model(preprocess(t.test_x[s:s + chunk], t.mean, False, None)
                                         .unsqueeze(0).expand(R, -1, -1, -1, -1))
                                   for s in range(0, t.test_x.shape[0], chunk)], dim=1)
             test_acc = (t_logits.argmax(-1) == t.test_y).float().mean(1)
@@ -1032,7 +1036,7 @@ def _mlp_engine_applies(cfg: RunConfig, module: nn.Module, tricks: Tricks) -> bo
             and not _has_batchnorm(module))
 
 
-def _mlp_forward(params: list[Tensor], x: Tensor, fused_bias: bool, keep: bool = False,
+def mlp_forward(params: list[Tensor], x: Tensor, fused_bias: bool, keep: bool = False,
                  class_major: bool = False):
     """Logits of R stacked MLPs ``[W_1, b_1, ..., W_L, b_L]`` (``W``: ``(R, out, in)``) on ``x`` ``(R, n, in)``.
 
@@ -1059,7 +1063,7 @@ def _mlp_forward(params: list[Tensor], x: Tensor, fused_bias: bool, keep: bool =
     return h, inputs
 
 
-def _mlp_backward(params: list[Tensor], inputs: list[Tensor], g: Tensor, class_major: bool = False) -> list[Tensor]:
+def mlp_backward(params: list[Tensor], inputs: list[Tensor], g: Tensor, class_major: bool = False) -> list[Tensor]:
     """The gradients of ``params`` from ``g = dLoss/dlogits`` (Tricks.hand_grad; tested against autograd).
 
     ``g`` is ``(R, n, c)``, or ``(R, c, n)`` with ``class_major``.
@@ -1080,7 +1084,7 @@ def _mlp_backward(params: list[Tensor], inputs: list[Tensor], g: Tensor, class_m
     return grads
 
 
-class _ForeachSGD:
+class ForeachSGD:
     """``torch.optim.SGD`` (momentum, weight decay, no dampening or Nesterov) as ``torch._foreach_*`` steps."""
 
     def __init__(self, params: list[Tensor], momentum: float, weight_decay: float):
@@ -1101,7 +1105,7 @@ class _ForeachSGD:
         torch._foreach_add_(self.params, grads, alpha=-lr)
 
 
-class _ForeachAdam:
+class ForeachAdam:
     """``torch.optim.Adam`` (default betas and eps, L2 weight decay, no amsgrad) as ``torch._foreach_*`` steps."""
 
     def __init__(self, params: list[Tensor], weight_decay: float, betas=(0.9, 0.999), eps: float = 1e-8):
@@ -1142,7 +1146,7 @@ class _TorchOptim:
         self.opt.step()
 
 
-def _lr_schedule(cfg: RunConfig) -> list[float]:
+def lr_schedule(cfg: RunConfig) -> list[float]:
     """The learning rate of each epoch, as ``torch.optim.lr_scheduler.MultiStepLR`` computes it."""
     lrs, lr = [], cfg.lr
     for epoch in range(cfg.epochs):
@@ -1157,8 +1161,8 @@ def _train_mlp_group(configs, gd: _GroupData, modules, T_log, device, bar, trick
     R = len(configs)
     t = _GroupTensors(gd, device)
     if tricks.float_bank:  # Tricks.float_bank: preprocess once (Sec. 4.2's per-pixel mean), flattened
-        bank = _preprocess(t.bank, t.mean, False, None).flatten(1)
-        test = _preprocess(t.test_x, t.mean, False, None).flatten(1)
+        bank = preprocess(t.bank, t.mean, False, None).flatten(1)
+        test = preprocess(t.test_x, t.mean, False, None).flatten(1)
     else:
         bank = test = None
     names = [n for n, _ in modules[0].named_parameters()]
@@ -1190,13 +1194,13 @@ def _train_mlp_chunk(configs, params: list[Tensor], t: _GroupTensors, sl: slice,
     def images(idx: Tensor) -> Tensor:  # (R, n) indices -> (R, n, features), centred floats
         if bank is not None:  # index_select: a few times faster than bank[idx] on the CPU, the same values
             return bank.index_select(0, idx.reshape(-1)).view(*idx.shape, -1)
-        return _preprocess(t.bank[idx], t.mean, False, None).flatten(2)
+        return preprocess(t.bank[idx], t.mean, False, None).flatten(2)
 
     def logits_of(p: list[Tensor], idx: Tensor) -> Tensor:
-        return _mlp_forward(p, images(idx), fused, class_major=cm)[0]
+        return mlp_forward(p, images(idx), fused, class_major=cm)[0]
 
-    loss_fn = _vectorised_losses(configs)
-    head = _LossHead(configs, device) if tricks.hand_loss_grad and _LossHead.handles(configs) else None
+    loss_fn = vectorised_losses(configs)
+    head = LossHead(configs, device) if tricks.hand_loss_grad and LossHead.handles(configs) else None
 
     if tricks.hand_grad:
         params = [p.detach() for p in params]
@@ -1205,9 +1209,9 @@ def _train_mlp_chunk(configs, params: list[Tensor], t: _GroupTensors, sl: slice,
     if not tricks.foreach_optim:
         opt = _TorchOptim(cfg0, params)
     elif cfg0.optimizer == "sgd":
-        opt = _ForeachSGD(params, cfg0.momentum, cfg0.weight_decay)
+        opt = ForeachSGD(params, cfg0.momentum, cfg0.weight_decay)
     else:
-        opt = _ForeachAdam(params, cfg0.weight_decay)
+        opt = ForeachAdam(params, cfg0.weight_decay)
     gens = [torch.Generator().manual_seed(10_000 + cfg.seed) for cfg in configs]
     aug_gens = [torch.Generator().manual_seed(20_000 + cfg.seed) for cfg in configs]
     prune = _Pruning(configs, N, device)
@@ -1219,7 +1223,7 @@ def _train_mlp_chunk(configs, params: list[Tensor], t: _GroupTensors, sl: slice,
     rows = torch.arange(R, device=device)[:, None]
     nan = torch.full((R,), float("nan"), device=device)
     shape = tuple(t.bank.shape[1:])
-    for epoch, lr in enumerate(_lr_schedule(cfg0)):
+    for epoch, lr in enumerate(lr_schedule(cfg0)):
         runs = prune.runs_pruning_at(epoch)
         if runs:  # Algorithm 1, from the best-validation parameters, no augmentation
             if not tricks.prune_only_pruning:
@@ -1252,9 +1256,9 @@ def _train_mlp_chunk(configs, params: list[Tensor], t: _GroupTensors, sl: slice,
             n_batches += 1
         with torch.no_grad():
             v_logits = logits_of(params, val_idx)
-            val_acc = (_predicted(v_logits, dim) == val_y).float().mean(1)
+            val_acc = (predicted(v_logits, dim) == val_y).float().mean(1)
             val_loss = _per_sample_losses(v_logits, val_y, loss_fn, head, T_log, cm).mean(1)
-            test_acc = (_predicted(_mlp_test_logits(params, t, test, tricks), dim) == t.test_y).float().mean(1)
+            test_acc = (predicted(mlp_test_logits(params, t, test, tricks), dim) == t.test_y).float().mean(1)
             if cfg0.track_train_softmax:
                 soft_clean, soft_noisy = _softmax_on_train(logits_of(params, train_idx), train_y, t.train_clean[sl],
                                                            dim)
@@ -1275,14 +1279,14 @@ def _train_mlp_chunk(configs, params: list[Tensor], t: _GroupTensors, sl: slice,
     return hist.lists(), best_epoch.cpu().tolist(), best
 
 
-def _per_sample_losses(logits: Tensor, y: Tensor, loss_fn, head: _LossHead | None, T_log, class_major: bool) -> Tensor:
-    """Per-sample losses ``(R, n)``: by :class:`_LossHead` (Tricks.hand_loss_grad), else by ``loss_fn``."""
+def _per_sample_losses(logits: Tensor, y: Tensor, loss_fn, head: LossHead | None, T_log, class_major: bool) -> Tensor:
+    """Per-sample losses ``(R, n)``: by :class:`LossHead` (Tricks.hand_loss_grad), else by ``loss_fn``."""
     if head is not None:
         return head.losses(logits, y, T_log, 1 if class_major else -1)
     return loss_fn(logits.transpose(1, 2) if class_major else logits, y, T_log)
 
 
-def _loss_and_grads(params, x, y, w, loss_fn, head: _LossHead | None, T_log, prune: _Pruning, tricks: Tricks):
+def _loss_and_grads(params, x, y, w, loss_fn, head: LossHead | None, T_log, prune: _Pruning, tricks: Tricks):
     """Each run's minibatch objective (Eq. 13 / the plain mean) and the gradients of ``params``.
 
     ``w``: the minibatch's stored pruning weights ``(R, n)``.
@@ -1294,12 +1298,12 @@ def _loss_and_grads(params, x, y, w, loss_fn, head: _LossHead | None, T_log, pru
         for p in params:
             p.grad = None
         with torch.enable_grad():
-            logits, _ = _mlp_forward(params, x, tricks.fused_bias, class_major=cm)
+            logits, _ = mlp_forward(params, x, tricks.fused_bias, class_major=cm)
             run_loss = prune.objective(_per_sample_losses(logits, y, loss_fn, head, T_log, cm), w)
             grads = torch.autograd.grad(run_loss.sum(), params)
         return run_loss.detach(), [g.detach() for g in grads]
     with torch.no_grad():
-        logits, inputs = _mlp_forward(params, x, tricks.fused_bias, keep=True, class_major=cm)
+        logits, inputs = mlp_forward(params, x, tricks.fused_bias, keep=True, class_major=cm)
         if head is not None:  # Tricks.hand_loss_grad: dObjective/dlogits by formula
             weights, total = prune.sample_weights(w)
             per, g = head.losses_and_grad(logits, y, T_log, dim, weights / total[:, None])
@@ -1310,19 +1314,19 @@ def _loss_and_grads(params, x, y, w, loss_fn, head: _LossHead | None, T_log, pru
             run_loss = prune.objective(_per_sample_losses(logits, y, loss_fn, head, T_log, cm), w)
             (g,) = torch.autograd.grad(run_loss.sum(), logits)
     with torch.no_grad():
-        return run_loss.detach(), _mlp_backward(params, inputs, g, class_major=cm)
+        return run_loss.detach(), mlp_backward(params, inputs, g, class_major=cm)
 
 
 _TEST_ROWS = 128  # test samples per block of the shared test product: its output stays in the cache
 
 
-def _mlp_test_logits(params: list[Tensor], t: _GroupTensors, test: Tensor | None, tricks: Tricks) -> Tensor:
+def mlp_test_logits(params: list[Tensor], t: _GroupTensors, test: Tensor | None, tricks: Tricks) -> Tensor:
     """Logits of every run on the shared test set: ``(R, S, c)``, or ``(R, c, S)`` with Tricks.class_major."""
-    x = test if test is not None else _preprocess(t.test_x, t.mean, False, None).flatten(1)
+    x = test if test is not None else preprocess(t.test_x, t.mean, False, None).flatten(1)
     R = params[0].shape[0]
     cm = tricks.class_major
     if not tricks.shared_test_matmul:
-        return _mlp_forward(params, x.unsqueeze(0).expand(R, -1, -1), tricks.fused_bias, class_major=cm)[0]
+        return mlp_forward(params, x.unsqueeze(0).expand(R, -1, -1), tricks.fused_bias, class_major=cm)[0]
     # the first layer of all runs as one (R * out, in) x (in, n) product per block of test rows; its output,
     # viewed as (R, out, n), is what the next layer's class-major product W h^T takes without a copy
     W, b = params[0], params[1]
@@ -1334,11 +1338,11 @@ def _mlp_test_logits(params: list[Tensor], t: _GroupTensors, test: Tensor | None
         if len(params) == 2:
             blocks.append(zt if cm else zt.transpose(1, 2))
         else:
-            blocks.append(_mlp_forward(params[2:], zt.relu_().transpose(1, 2), tricks.fused_bias, class_major=cm)[0])
+            blocks.append(mlp_forward(params[2:], zt.relu_().transpose(1, 2), tricks.fused_bias, class_major=cm)[0])
     return torch.cat(blocks, 2 if cm else 1)
 
 
-def _predicted(logits: Tensor, dim: int) -> Tensor:
+def predicted(logits: Tensor, dim: int) -> Tensor:
     """``logits.argmax(dim)`` (the first of equal maxima), faster for class-major logits (``dim == 1``)."""
     if dim != 1:
         return logits.argmax(dim)
@@ -1348,7 +1352,7 @@ def _predicted(logits: Tensor, dim: int) -> Tensor:
     return torch.where(logits == top, first, float(c)).amin(1).long()
 
 
-def _autocast(precision: str, device: torch.device):
+def autocast_context(precision: str, device: torch.device):
     """bf16 autocast for the forward passes (losses are computed in float32), or nothing."""
     if precision == "bf16":
         return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)
@@ -1360,9 +1364,9 @@ def predict_proba(model: nn.Module, images: Tensor, mean: Tensor, batch: int = 1
     """Softmax outputs of a trained model on ``uint8`` images, eval mode, no augmentation."""
     model.eval()
     dev = next(model.parameters()).device
-    out = [F.softmax(model(_preprocess(images[s:s + batch].to(dev), mean.to(dev), False, None)).float(), -1).cpu()
+    out = [F.softmax(model(preprocess(images[s:s + batch].to(dev), mean.to(dev), False, None)).float(), -1).cpu()
            for s in range(0, images.shape[0], batch)]
     return torch.cat(out)
 
 
-__all__ += ["predict_proba", "split_groups", "build_group_data"]
+__all__ += ["predict_proba", "split_groups", "build_group_data", "noisy_splits_of"]
