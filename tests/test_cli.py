@@ -1,4 +1,4 @@
-"""The command line fails clearly: one line, a non-zero exit code, before any work (issue 11)."""
+"""The command line fails clearly: one line, a non-zero exit code, before any work; `claims` prints the verdicts."""
 
 import subprocess
 import sys
@@ -203,3 +203,30 @@ def test_reproduce_takes_several_experiments_and_jobs(tmp_path, capsys):
     assert code == 0 and capsys.readouterr().out.count("human: no runs") == 1
     assert cli.main(["reproduce", "fig1", "--jobs", "0", "--results", str(tmp_path)]) == 1
     assert "--jobs must be a positive number" in capsys.readouterr().err
+
+
+def test_claims_prints_every_verdict_of_the_stored_pocket_results_grouped_by_outcome(capsys, no_training):
+    from gce import claims, paths
+
+    results = paths.package_checkout() / "results"
+    assert cli.main(["claims", "--scale", "pocket", "--results", str(results)]) == 0
+    out = capsys.readouterr().out
+    verdicts = claims.evaluate(results, "pocket")
+    assert len(verdicts) == len(claims.CLAIMS)
+    sections = {}
+    for part in out.split("\n== ")[1:]:
+        head, _, body = part.partition("\n")
+        status, _, count = head.rpartition(": ")
+        sections[status] = body
+        assert int(count) == int((verdicts["status"] == status).sum())
+    assert list(sections) == list(claims.STATUSES)
+    for row in verdicts.to_dict("records"):
+        body = sections[row["status"]]
+        assert f"{row['id']} (Sec. {row['section']}): {row['status']}" in body
+        assert " ".join(row["reason"].split()) in " ".join(body.replace("reason:", " ").split())
+
+
+def test_claims_at_a_scale_without_stored_results_is_one_line(tmp_path, capsys):
+    assert cli.main(["claims", "--scale", "lite", "--results", str(tmp_path)]) == 1
+    line = _one_line(capsys.readouterr().err)
+    assert "'lite'" in line and str(tmp_path) in line and "none" in line

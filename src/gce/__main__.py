@@ -1,5 +1,9 @@
 """Command line: python -m gce reproduce {schedule,fig1,fig2,table1,table2,human,all} --scale {pocket,lite,paper}.
 
+claims prints the verdict of every claim of the paper at a scale, grouped by
+outcome, each with its evidence in one line (read from the stored results;
+nothing is trained).
+
 reproduce trains what the result store does not hold yet (an interrupted or
 killed run resumes where it stopped), then draws the figure or writes the
 table next to the results: <results>/<scale>/<name>.png and <name>.md.
@@ -22,18 +26,22 @@ import sys
 import time
 from pathlib import Path
 
-from . import analysis, experiments, parallel, runners, store as result_store
+import pandas as pd
+
+from . import analysis, experiments, parallel, reader, runners, store as result_store
 from .data import DatasetCorrupt, DatasetUnavailable
 
 
-def _draw(name: str, scale: str, exp, store, out: Path) -> str:
+def _draw(name: str, scale: str, exp, results, out: Path) -> str:
+    """Draw the figure or write the table of experiment ``name`` from its stored runs (:func:`gce.reader.read`)
+    into ``out``; returns the file written."""
     import matplotlib
 
     matplotlib.use("Agg")
     from . import plots
 
     plots.use_book_style()
-    runs, history = store.runs, store.history
+    runs, history = reader.read(name, scale, results) or (pd.DataFrame(), pd.DataFrame())
     where = f"{scale} scale, {', '.join(exp.datasets)}"
     if name == "fig1":
         fig = plots.plot_fig1(runs, history, datasets=exp.datasets, caption=f"Figure 1 rebuilt ({where})")
@@ -102,6 +110,11 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--gpus-per-run", type=_gpus, default=0.0,
                      help="GPUs per Ray task, fractional to share a GPU; 0: CPU")
 
+    cl = sub.add_parser("claims", help="print every claim's verdict with its evidence, grouped by outcome (reads the "
+                                       "stored results; trains nothing)", formatter_class=fmt)
+    cl.add_argument("--scale", choices=experiments.SCALES, default=scale_default, help="scale ($GCE_SCALE)")
+    cl.add_argument("--results", default=results_default, help="results folder")
+
     res = sub.add_parser("results", help="export or import the stored runs", formatter_class=fmt)
     rsub = res.add_subparsers(dest="action", required=True)
     exp = rsub.add_parser("export", help="write <name>_runs.csv and <name>_history.csv of every stored experiment",
@@ -151,8 +164,8 @@ def _reproduce(args, before: dict[str, set[str]]) -> None:
             raise ValueError(f"a process of --jobs {args.jobs} exited with code {code}; its lines above say why "
                              f"(every finished run is saved: run the same command to resume)")
         for name in dict.fromkeys(u[0] for g in groups for u in g if u[1] is not None):  # split: draw it here
-            exp, store = experiments.run(name, args.scale, results=args.results, allow_training=False)
-            print(f"{name}: {len(exp.configs)} runs -> {_draw(name, args.scale, exp, store, store.dir)}", flush=True)
+            exp, out = experiments.spec(name, args.scale), Path(args.results) / args.scale
+            print(f"{name}: {len(exp.configs)} runs -> {_draw(name, args.scale, exp, args.results, out)}", flush=True)
         print(f"total: {time.time() - total:.0f} s", flush=True)
         return
     for name in names:
@@ -170,7 +183,7 @@ def _reproduce(args, before: dict[str, set[str]]) -> None:
             print(f"{name}: part {args.shard[0]}/{args.shard[1]}, {len(store.trained)} runs trained now, "
                   f"{time.time() - start:.0f} s", flush=True)
             continue
-        path = _draw(name, args.scale, exp, store, store.dir)
+        path = _draw(name, args.scale, exp, args.results, store.dir)
         print(f"{name}: {len(exp.configs)} runs ({len(store.trained)} trained now, "
               f"{len(exp.configs) - len(store.trained)} stored before), {time.time() - start:.0f} s -> {path}",
               flush=True)
@@ -189,12 +202,33 @@ def _results(args) -> None:
         print(result_store.compact(args.results, args.scale, wait_s=args.wait))
 
 
+def _claims(args) -> None:
+    """Every claim's verdict at ``args.scale`` (:func:`gce.claims.evaluate`), grouped by outcome, each with its
+    claim and its evidence in one line, as the claims page prints them (:func:`gce.claims.format_verdicts`)."""
+    from . import claims
+
+    where = Path(args.results)
+    have = reader.scales(where)
+    if args.scale not in have:
+        raise ValueError(f"no stored results of any experiment at scale {args.scale!r} in {where}; scales with "
+                         f"stored results there: {', '.join(have) or 'none'}")
+    verdicts = claims.evaluate(where, args.scale)
+    print(f"{len(verdicts)} claims of the paper, verdicts at the {args.scale} scale from {where}")
+    for status in claims.STATUSES:
+        rows = verdicts[verdicts["status"] == status]
+        print(f"\n== {status}: {len(rows)}")
+        if len(rows):
+            print(claims.format_verdicts(rows))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     before: dict[str, set[str]] = {}
     try:
         if args.command == "reproduce":
             _reproduce(args, before)
+        elif args.command == "claims":
+            _claims(args)
         else:
             _results(args)
     except KeyboardInterrupt:

@@ -65,8 +65,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from . import analysis, experiments
-from .store import ResultStore, run_id
+from . import analysis, experiments, reader
 from . import schedule as _schedule
 from . import stats
 from .classes import class_names
@@ -951,29 +950,14 @@ def evaluate_paper(dataset: str | None = None) -> pd.DataFrame:
 # --------------------------------------------------------------------------- reading stored results
 
 
-def stored_results(name: str, scale: str | None = None, results_dir: str | os.PathLike | None = None):
-    """The stored ``(runs, history)`` of experiment ``name`` at ``scale`` that belong to its current grid
-    (:func:`gce.experiments.spec`), or None if none is stored.  Never trains: when every run of the grid is
-    stored they are read through :func:`gce.experiments.run` (which then has nothing to train); otherwise
-    the runs that are stored are read from the :class:`gce.store.ResultStore`."""
-    scale = experiments.default_scale() if scale is None else scale
-    results_dir = experiments.default_results_dir() if results_dir is None else results_dir
-    ids = {run_id(c) for c in experiments.spec(name, scale).configs}
-    store = ResultStore(results_dir, scale, name)
-    if ids and ids <= store.done():
-        _, store = experiments.run(name, scale, results=results_dir, progress=False)
-    if not len(store.runs):
-        return None
-    runs = store.runs[store.runs["run_id"].isin(ids)].reset_index(drop=True)
-    if not len(runs):
-        return None
-    return runs, store.history[store.history["run_id"].isin(runs["run_id"])].reset_index(drop=True)
+#: The reader of stored results under the name the chapters use (``gce.reader.read``), which never trains.
+stored_results = reader.read
 
 
 def scales_with_results(results_dir: str | os.PathLike | None = None) -> list[str]:
-    """The scales of :data:`gce.experiments.SCALES` at which some experiment has stored runs of its grid."""
-    return [s for s in experiments.SCALES
-            if any(stored_results(e, s, results_dir) is not None for e in experiments.EXPERIMENTS)]
+    """The scales of :data:`gce.experiments.SCALES` at which some experiment has stored runs of its grid
+    (:func:`gce.reader.scales`)."""
+    return reader.scales(results_dir)
 
 
 def evaluate_results(results: Results, scale: str, ids: Sequence[str] | None = None) -> pd.DataFrame:

@@ -153,8 +153,8 @@ def _claim_effect(claim_id: str, comparison: str, scale: str = "pocket") -> floa
 
 def _open_set_cce_drop(scale: str = "pocket") -> float:
     """CCE's mean drop (points) under Table 2's open-set noise: the open-set claims' harm gate."""
-    from . import claims
-    runs, _ = claims.stored_results("table2", scale)
+    from . import reader
+    runs, _ = reader.read("table2", scale)
     cce = runs[(runs["noise"] == "open_set") & (runs["method"] == "cce")]
     return float(100 * (cce["test_acc_best_val"] - cce["test_acc_last"]).mean())
 
