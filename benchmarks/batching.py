@@ -19,7 +19,8 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from gce import experiments, train
+from gce import train
+from gce.book import experiments
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ Criteria, each measured here:
     the ten classes) under the same schedule; the training accuracy on those labels per epoch (the curve is
     written to ``--out``) and at the end;
 (c) seconds per run-epoch of the batched engine (a group of 16 runs, 1 and 2 threads) and the cpu grid's
-    projected wall time (:func:`gce.cpu_scale.cpu_configs`, each run costed by its epochs and training images).
+    projected wall time (:func:`gce.book.cpu_scale.cpu_configs`, each run costed by its epochs and training images).
 
 The learning rate: the smallest of {0.01, 0.03, 0.1} at which clean-label training with every method (CCE, MAE,
 L_q with q = 0.7; forward correction with the identity T is CCE on clean labels, truncated L_q is L_q before
@@ -38,7 +38,8 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
-from gce import cpu_scale, data, features, models
+from gce import data, features, models
+from gce.book import cpu_scale
 from gce.train import RunConfig, train_many
 
 CANDIDATES = {"features": "cifar10_jpeg_features", "pixels16": "cifar10_jpeg_pixels16"}

@@ -9,7 +9,7 @@ anyone with a GPU can rerun it:
    images/s of both, their ratio, and the fraction of the measured bf16 rate and of the data-sheet peak;
 3. times one ``paper``-scale CIFAR-10 epoch (ResNet-34, Table 1's schedule, through :func:`gce.train.train_many`,
    evaluation included) and from it the GPU-hours of the whole paper grid (every config of
-   ``gce.experiments.spec(name, "paper")``: epochs x training images / images per s, each model's rate scaled from
+   ``gce.book.experiments.spec(name, "paper")``: epochs x training images / images per s, each model's rate scaled from
    the measured ResNet-34 rate by its FLOPs -- an estimate, labelled so);
 4. calibrates images/s (about 20 s) for 1, 2, 4, ... lite runs trained at once in worker processes, then runs as
    much of the ``lite`` CIFAR-10 (JPEG copy) grid as fits in the rest of the budget with the best packing, in
@@ -20,9 +20,9 @@ anyone with a GPU can rerun it:
 Everything goes to ``--out`` (at most 5 files):
 
 - ``results.jsonl``  one line per finished run, appended, flushed and fsynced as each run finishes (a kill loses no
-  finished run): run id (:func:`gce.store.run_id`), the figure/table it belongs to, the config, the summary
+  finished run): run id (:func:`gce.book.store.run_id`), the figure/table it belongs to, the config, the summary
   numbers, the per-epoch history, the T used and T-hat estimate, wall seconds, provenance
-  (:func:`gce.store.provenance`, plus ``GCE_COMMIT`` from the environment where the tree has no .git) and the
+  (:func:`gce.book.store.provenance`, plus ``GCE_COMMIT`` from the environment where the tree has no .git) and the
   data label "CIFAR-10 (JPEG copy)".  A second invocation with the same ``--out`` skips the runs stored there.
 - ``summary.json`` / ``summary.md``  what was measured, what ran, what was skipped and why (rewritten after each run).
 - ``log.txt``  everything printed.
@@ -59,8 +59,9 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from gce import data, experiments, models  # noqa: E402
-from gce.store import provenance, run_id  # noqa: E402
+from gce import data, models
+from gce.book import experiments  # noqa: E402
+from gce.book.store import provenance, run_id  # noqa: E402
 from gce import train as gtrain  # noqa: E402
 from gce.train import RunConfig  # noqa: E402
 

@@ -5,7 +5,7 @@ Usage: python benchmarks/pocket.py [--only table1 fig2] [--runs 48] [--epochs 20
 In one run it measures:
 
 1. the machine's fp32 peak: the best of several 2048 x 2048 x 2048 matrix products;
-2. the pocket grid (every experiment of ``gce.experiments.EXPERIMENTS`` at scale ``pocket``, or the
+2. the pocket grid (every experiment of ``gce.book.experiments.EXPERIMENTS`` at scale ``pocket``, or the
    ``--only`` subset, the first ``--runs`` runs of each), trained by ``gce.train.train_many`` without storing
    anything, one call per experiment as ``python -m gce reproduce`` does, once with the general (vmap) path and once with the MLP engine, back to back; the FLOPs are
    computed from the configs (:func:`grid_flops`) and reported as GFLOP/s and as a fraction of the peak;
@@ -35,7 +35,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from gce import data, experiments, losses, models, noise, train
+from gce import data, losses, models, noise, train
+from gce.book import experiments
 
 
 def peak_gflops(n: int = 2048, repeats: int = 5) -> float:

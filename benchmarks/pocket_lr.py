@@ -1,7 +1,8 @@
 import torch, numpy as np, time
 torch.set_num_threads(1)
 from gce.train import RunConfig, train_many
-from gce import schedule, experiments as e
+from gce import schedule
+from gce.book import experiments as e
 for ds, drop, chance in (("digits", 40, 0.1), ("digit_pairs", 80, 0.01)):
     for lr in (0.01, 0.03, 0.1):
         base = dict(e.table1_base(ds, "pocket"), lr=lr, milestones=(), epochs=drop)

@@ -2,7 +2,7 @@
 
 Usage: python benchmarks/threads.py [--experiment fig1] [--runs 10] [--threads 1 2] [--limit 300]
 
-Trains the first ``--runs`` runs of one pocket experiment (:func:`gce.experiments.spec`; runs that need
+Trains the first ``--runs`` runs of one pocket experiment (:func:`gce.book.experiments.spec`; runs that need
 an estimated ``T`` are left out) with :func:`gce.train.train_many`, storing nothing, in a fresh process per
 measurement (``torch.set_num_threads`` is set once, before any work), at each thread count of
 ``--threads``: first with the machine as it is, then beside one competing CPU-bound process (a pure
@@ -31,7 +31,8 @@ def worker(experiment: str, runs: int, threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    from gce import experiments, train
+    from gce import train
+    from gce.book import experiments
 
     cfgs = [c for c in experiments.spec(experiment, "pocket").configs if c.method != "forward_T_hat"]
     cfgs = cfgs[:runs] if runs else cfgs

@@ -20,7 +20,7 @@ def gen():
 
 @pytest.fixture(autouse=True)
 def _tests_may_train(monkeypatch):
-    """Tests train their small grids on purpose (gce.budget refuses more than a few runs unless allowed);
+    """Tests train their small grids on purpose (gce.book.budget refuses more than a few runs unless allowed);
     tests/test_budget.py removes this to test the refusal."""
     monkeypatch.setenv("GCE_ALLOW_TRAINING", "1")
 

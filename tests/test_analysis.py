@@ -1,10 +1,10 @@
-"""Tables as numbers (gce.analysis): rounding, display formatting, markdown, and the chapters' summaries."""
+"""Tables as numbers (gce.book.analysis): rounding, display formatting, markdown, and the chapters' summaries."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from gce import analysis, experiments
+from gce.book import analysis, experiments
 
 
 def _runs(rows):

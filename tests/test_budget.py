@@ -2,9 +2,10 @@
 
 import pytest
 
-from gce import __main__ as cli
-from gce import budget, experiments, train
-from gce.experiments import Experiment
+from gce.book import cli
+from gce import train
+from gce.book import budget, experiments
+from gce.book.experiments import Experiment
 from gce.train import RunConfig
 
 FAST = dict(dataset="digits", model="mlp", model_kwargs=(("hidden", (16,)),), epochs=2, lr=0.05,
@@ -13,7 +14,7 @@ FAST = dict(dataset="digits", model="mlp", model_kwargs=(("hidden", (16,)),), ep
 
 @pytest.fixture
 def trained(monkeypatch):
-    """Replace training by a record of what would be trained; no gce.budget override from conftest."""
+    """Replace training by a record of what would be trained; no gce.book.budget override from conftest."""
     monkeypatch.delenv(budget.ALLOW_ENV, raising=False)
     seen = []
     monkeypatch.setattr(train, "train_many", lambda cfgs, **k: seen.extend(cfgs) or [])

@@ -1,11 +1,11 @@
-"""The chapter modules of "Training dynamics" and "CCE vs MAE in practice" (gce.chapters)."""
+"""The chapter modules of "Training dynamics" and "CCE vs MAE in practice" (gce.book.chapters)."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from gce import claims
-from gce.chapters import cce_vs_mae, dynamics
+from gce.book import claims
+from gce.book.chapters import cce_vs_mae, dynamics
 
 
 def _runs_and_history():

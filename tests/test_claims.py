@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gce import claims, experiments
+from gce.book import claims, experiments
 
 ROOT = Path(__file__).resolve().parents[1]
 HOLDS, NO, INC, NT = claims.HOLDS, claims.CONTRADICTED, claims.INCONCLUSIVE, claims.NOT_TESTABLE
@@ -309,7 +309,7 @@ def test_the_calibration_would_catch_the_old_rule():
     """The rule the book used before ("beats Forward T" with the true T) is contradicted nowhere but fails to
     hold on FASHION-MNIST, where Forward T leads at two of four rates: the reason the rule now asks for
     'not worse than Forward T'."""
-    from gce.claims import Comparison, decide, paper_cells, stats
+    from gce.book.claims import Comparison, decide, paper_cells, stats
 
     cells = paper_cells(experiments.paper_table1().query("dataset == 'fashionmnist'"))
     comps = [Comparison("lq - forward_T", stats.pooled([cells.effect(d, n, e, "lq", "forward_T")
@@ -349,7 +349,7 @@ def test_plot_verdicts_draws_one_cell_per_claim_and_scale():
     import matplotlib
 
     matplotlib.use("Agg")
-    from gce import plots
+    from gce.book import plots
 
     t = pd.DataFrame({"id": ["a", "b", "a", "b"], "section": ["3.2", "4.3"] * 2, "scale": ["pocket"] * 2 + ["lite"] * 2,
                       "status": [HOLDS, NO, NT, INC]})

@@ -1,10 +1,10 @@
-"""The verdict display helpers of gce.claims: text that fits the book's column, and says what the checks said."""
+"""The verdict display helpers of gce.book.claims: text that fits the book's column, and says what the checks said."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from gce import claims
+from gce.book import claims
 
 
 def _numbers():

@@ -6,9 +6,10 @@ import sys
 import pytest
 import torch
 
-from gce import __main__ as cli
-from gce import experiments, store, train
-from gce.experiments import Experiment
+from gce.book import cli
+from gce import train
+from gce.book import experiments, store
+from gce.book.experiments import Experiment
 from gce.train import RunConfig
 
 FAST = dict(dataset="digits", model="mlp", model_kwargs=(("hidden", (16,)),), epochs=2, lr=0.05,
@@ -153,7 +154,7 @@ def test_export_and_compact_of_a_folder_where_the_database_should_be_are_one_lin
 
 
 def test_a_failing_ray_task_is_one_line_without_colour_codes():
-    from gce.runners import Failure
+    from gce.book.runners import Failure
     cfg = RunConfig(**FAST, seed=1)
     ray_text = ("\x1b[36mray::_ray_task()\x1b[39m (pid=12, ip=10.0.0.1)\n  File \"x.py\", line 3, in f\n"
                 "    raise ValueError('bad width')\n\x1b[31mValueError: bad width\x1b[0m\n")
@@ -164,7 +165,7 @@ def test_a_failing_ray_task_is_one_line_without_colour_codes():
 
 
 def test_jobs_partition_balances_the_pocket_grid_and_rejects_bad_counts():
-    from gce import parallel
+    from gce.book import parallel
 
     names = ["onset", "fig1", "fig2", "table1", "table2", "sensitivity"]
     groups = parallel.partition(names, "pocket", 2)
@@ -196,7 +197,7 @@ def test_shards_cover_the_grid_once_and_keep_each_cell_together():
 
 
 def test_reproduce_takes_several_experiments_and_jobs(tmp_path, capsys):
-    from gce import __main__ as cli
+    from gce.book import cli
 
     code = cli.main(["reproduce", "human", "human", "--scale", "pocket", "--results", str(tmp_path),
                      "--no-progress"])
@@ -206,7 +207,7 @@ def test_reproduce_takes_several_experiments_and_jobs(tmp_path, capsys):
 
 
 def test_claims_prints_every_verdict_of_the_stored_pocket_results_grouped_by_outcome(capsys, no_training):
-    from gce import claims, paths
+    from gce.book import claims, paths
 
     results = paths.package_checkout() / "results"
     assert cli.main(["claims", "--scale", "pocket", "--results", str(results)]) == 0

@@ -1,11 +1,11 @@
-"""gce.chapters.closed_set and gce.chapters.claims on small synthetic tables: the schedule table, the fit gate, the
+"""gce.book.chapters.closed_set and gce.book.chapters.claims on small synthetic tables: the schedule table, the fit gate, the
 selection cost, and the claims page's summaries."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from gce.chapters import closed_set
+from gce.book.chapters import closed_set
 
 
 def _runs_history():
@@ -46,8 +46,8 @@ def test_selection_cost_is_the_best_test_epoch_minus_the_chosen_one():
 
 
 def test_claims_page_summaries_count_list_and_word_the_sensitivity():
-    from gce import claims
-    from gce.chapters import claims as page
+    from gce.book import claims
+    from gce.book.chapters import claims as page
 
     verdicts = pd.DataFrame({"id": ["a", "b", "c"], "status": [claims.HOLDS, claims.INCONCLUSIVE, claims.HOLDS]})
     assert page.status_counts(verdicts) == {"holds": 2, "contradicted": 0, "inconclusive": 1, "untestable": 0}

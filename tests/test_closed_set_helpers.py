@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gce import analysis
+from gce.book import analysis
 
 
 def _tables(trunc_runs):

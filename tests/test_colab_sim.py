@@ -36,7 +36,7 @@ def test_a_chapter_runs_from_a_plain_install_outside_the_checkout(tmp_path):
     shutil.copy(ROOT / "book" / CHAPTER, work / CHAPTER)
     env = {k: v for k, v in os.environ.items() if not k.startswith("GCE_")}
     env["PYTHONPATH"] = os.pathsep.join([str(block), str(site)])
-    where = subprocess.run([sys.executable, "-c", "import gce, gce.experiments as e; "
+    where = subprocess.run([sys.executable, "-c", "import gce, gce.book.experiments as e; "
                             "print(gce.__file__); print(e.default_results_dir())"],
                            cwd=work, env=env, capture_output=True, text=True, check=True).stdout.split()
     assert where[0].startswith(str(site)), where  # the installed copy, not the checkout

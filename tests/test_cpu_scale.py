@@ -11,8 +11,9 @@ import pytest
 import torch
 import torchvision.datasets as tv
 
-from gce import cpu_scale, data, experiments, features
-from gce.store import ResultStore, provenance, run_id
+from gce import data, features
+from gce.book import cpu_scale, experiments
+from gce.book.store import ResultStore, provenance, run_id
 from gce.train import RunConfig, predict_proba, train_many
 from conftest import patch_cifar_md5s, write_cifar10
 

@@ -1,10 +1,10 @@
-"""Display helpers of the chapter "Training dynamics" (gce.analysis, end section "dynamics: display")."""
+"""Display helpers of the chapter "Training dynamics" (gce.book.analysis, end section "dynamics: display")."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from gce import analysis
+from gce.book import analysis
 
 
 def _runs_and_history():

@@ -8,10 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gce import __main__ as cli
-from gce import analysis, experiments, train
-from gce.experiments import Experiment
-from gce.store import ResultStore, run_id
+from gce.book import cli
+from gce import train
+from gce.book import analysis, experiments
+from gce.book.experiments import Experiment
+from gce.book.store import ResultStore, run_id
 from gce.train import RunConfig
 
 FAST = dict(dataset="digits", model="mlp", model_kwargs=(("hidden", (16,)),), epochs=3, lr=0.05,
@@ -81,7 +82,7 @@ def test_run_stores_results_with_provenance_and_resumes(tmp_path, monkeypatch):
     t_hat = json.loads(cce["T_hat_estimate"])
     used = json.loads(runs[runs.method == "forward_T_hat"].iloc[0]["T_used"])
     np.testing.assert_allclose(used, t_hat, rtol=1e-9)
-    # stored to 6 significant digits (gce.store): rows sum to 1 within that
+    # stored to 6 significant digits (gce.book.store): rows sum to 1 within that
     np.testing.assert_allclose(np.sum(t_hat, axis=1), 1, rtol=1e-5)
 
     # a second call trains nothing

@@ -25,8 +25,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from gce import experiments, store, train
-from gce.experiments import Experiment
+from gce import train
+from gce.book import experiments, store
+from gce.book.experiments import Experiment
 from gce.train import RunConfig, RunResult
 
 FAST = dict(dataset="digits", model="mlp", model_kwargs=(("hidden", (16,)),), epochs=3, lr=0.05,
@@ -40,8 +41,8 @@ SWEEP = textwrap.dedent('''
     import os, signal, sqlite3, sys
     import torch
     torch.set_num_threads(1)
-    from gce import experiments
-    from gce.experiments import Experiment
+    from gce.book import experiments
+    from gce.book.experiments import Experiment
     from gce.train import RunConfig
     FAST = dict(dataset="digits", model="mlp", model_kwargs=(("hidden", (16,)),), epochs=3, lr=0.05,
                 track_train_softmax=False)
@@ -184,7 +185,7 @@ def test_a_kill_inside_a_write_leaves_the_runs_before_it_and_nothing_half_writte
 
 WRITER = textwrap.dedent('''
     import sys
-    from gce import store
+    from gce.book import store
     from gce.train import RunConfig, RunResult
     st = store.ResultStore(sys.argv[1], "pocket", "table1")
     for s in range(int(sys.argv[3])):
@@ -362,7 +363,7 @@ def _index_page(path) -> tuple[int, int]:
 
 
 def test_index_only_corruption_is_found_on_open_not_read_as_fewer_runs(tmp_path, capsys):
-    from gce import __main__ as cli
+    from gce.book import cli
 
     st = store.ResultStore(tmp_path, "pocket", "table1")
     st.add(_runs(30), {}, "pocket")
@@ -386,7 +387,7 @@ def test_index_only_corruption_is_found_on_open_not_read_as_fewer_runs(tmp_path,
 
 CREATOR = textwrap.dedent('''
     import sqlite3, sys, time
-    from gce import store
+    from gce.book import store
     real = sqlite3.connect
     def slow(*a, **k):  # a slow disk: each schema statement takes 20 ms, which widens any window a creation
         con = real(*a, **k)  # leaves open between the file's appearance and its schema
@@ -574,7 +575,7 @@ def test_a_read_only_mount_with_a_write_ahead_log_shows_every_committed_run(tmp_
 
 
 def test_compact_that_cannot_fold_the_log_says_so_and_exits_non_zero(tmp_path, capsys):
-    from gce import __main__ as cli
+    from gce.book import cli
 
     st = store.ResultStore(tmp_path, "pocket", "table1")
     st.add(_runs(2), {}, "pocket")
@@ -691,7 +692,7 @@ def test_import_refuses_bad_values_naming_file_line_and_value(tmp_path, damage, 
 
 
 def test_failed_runs_give_one_line_each_on_the_command_line(tmp_path, tiny, monkeypatch, capsys):
-    from gce import __main__ as cli
+    from gce.book import cli
 
     def broken(configs, **kw):
         raise FloatingPointError(f"loss is nan at epoch 2 (group of {len(configs)})")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from gce import notebooks
-from gce.notebooks import book_notebooks, cell_source, read_notebook
+from gce.book import notebooks
+from gce.book.notebooks import book_notebooks, cell_source, read_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,4 +36,4 @@ def test_chapters_glue_through_the_package_not_myst_nb(path):
     sources = [cell_source(c) for c in read_notebook(path)["cells"] if c["cell_type"] == "code"]
     assert not any("myst_nb" in s for s in sources), f"{path.name} imports myst_nb: Colab has no myst-nb"
     if any("glue(" in s for s in sources):
-        assert any("from gce.notebooks import glue" in s for s in sources), f"{path.name}: glue not imported"
+        assert any("from gce.book.notebooks import glue" in s for s in sources), f"{path.name}: glue not imported"

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from gce import data, experiments
-from gce.store import run_id
+from gce import data
+from gce.book import experiments
+from gce.book.store import run_id
 from gce.classes import class_names
 
 from conftest import write_jpeg_npz

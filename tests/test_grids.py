@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 import torch
 
-from gce import data, experiments, noise, schedule
-from gce.store import run_id
+from gce import data, noise, schedule
+from gce.book import experiments
+from gce.book.store import run_id
 from gce.train import RunConfig, train_many
 
 
@@ -267,7 +268,7 @@ def test_kept_by_class_finds_a_class_dropped_whole():
 def test_plot_memorisation_onset_draws_one_panel_per_rule_dataset():
     import matplotlib
     matplotlib.use("Agg")
-    from gce import plots
+    from gce.book import plots
     runs = pd.DataFrame({"run_id": ["a", "b", "c"], "dataset": ["digits", "digits", "digit_pairs"],
                          "noise": "uniform", "eta": [0.4, 0.2, 0.4]})
     hist = pd.DataFrame({"run_id": [r for r in "abc" for _ in range(4)], "epoch": [1, 2, 3, 4] * 3,

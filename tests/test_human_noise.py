@@ -10,7 +10,7 @@ import torch
 from torchvision import datasets as tv
 
 from gce import data, human_noise, noise
-from gce.store import ResultStore, run_id
+from gce.book.store import ResultStore, run_id
 from gce.classes import class_names
 from conftest import patch_cifar_md5s, write_cifar10
 
@@ -279,7 +279,8 @@ def test_human_grid_is_lite_and_paper_only_and_keeps_old_run_ids():
     import hashlib
     import json
 
-    from gce import experiments, train
+    from gce import train
+    from gce.book import experiments
 
     assert experiments.spec("human", "pocket").configs == ()
     for scale, seeds in (("lite", 1), ("paper", 5)):
@@ -311,7 +312,7 @@ def test_human_grid_is_lite_and_paper_only_and_keeps_old_run_ids():
 
 
 def test_reproduce_human_at_pocket_scale_trains_nothing(tmp_path, capsys):
-    from gce.__main__ import main
+    from gce.book.cli import main
 
     assert main(["reproduce", "human", "--scale", "pocket", "--results", str(tmp_path), "--no-progress"]) == 0
     assert "human: no runs" in capsys.readouterr().out
@@ -321,7 +322,8 @@ def test_reproduce_human_at_pocket_scale_trains_nothing(tmp_path, capsys):
 def test_human_and_twin_runs_of_the_lite_grid_train_end_to_end(tiny_cifar10n):
     from dataclasses import replace
 
-    from gce import experiments, train
+    from gce import train
+    from gce.book import experiments
 
     root, labels = tiny_cifar10n
     grid = [c for c in experiments.spec("human", "lite").configs if c.human_labels == "worse"]
@@ -353,7 +355,7 @@ def test_chapter_figures_fit_the_column_with_10pt_text():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from gce import plots
+    from gce.book import plots
 
     plots.use_book_style()
     T = human_noise.human_transition("worse")
@@ -374,7 +376,8 @@ def test_chapter_figures_fit_the_column_with_10pt_text():
 def test_truncated_lq_prunes_on_human_labels(tiny_cifar10n):
     from dataclasses import replace
 
-    from gce import experiments, train
+    from gce import train
+    from gce.book import experiments
 
     root, _ = tiny_cifar10n
     cfg = [c for c in experiments.spec("human", "lite").configs
@@ -387,7 +390,8 @@ def test_truncated_lq_prunes_on_human_labels(tiny_cifar10n):
 def test_twin_runs_on_the_jpeg_copy_of_cifar10_without_label_files(tmp_path):
     from dataclasses import replace
 
-    from gce import experiments, train
+    from gce import train
+    from gce.book import experiments
     from conftest import write_jpeg_npz
 
     write_jpeg_npz(tmp_path, n_train=40, n_test=10)

@@ -1,4 +1,4 @@
-"""gce.later: the published numbers of later work (every row sourced) and the losses side by side."""
+"""gce.book.later: the published numbers of later work (every row sourced) and the losses side by side."""
 
 import re
 from pathlib import Path
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gce import later
+from gce.book import later
 from gce.human_noise import LABEL_SETS
 
 matplotlib.use("Agg")

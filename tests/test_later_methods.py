@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from gce import losses
-from gce.store import run_id
+from gce.book.store import run_id
 from gce.train import LATER_METHODS, METHODS, RunConfig, Tricks, LossHead, vectorised_losses, run_losses, train_many
 
 SMALL = dict(dataset="digits", model="mlp", model_kwargs=(("hidden", (32,)),), epochs=3, lr=0.05, batch_size=128,

@@ -3,8 +3,8 @@
 import pandas as pd
 import pytest
 
-from gce import experiments
-from gce.chapters import open_set as chapter
+from gce.book import experiments
+from gce.book.chapters import open_set as chapter
 
 
 def _tables(plateau_at: int = 8, prune_at: int = 8, epochs: int = 20):

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gce import analysis, experiments
+from gce.book import analysis, experiments
 
 
 def _samples():

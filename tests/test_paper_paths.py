@@ -8,7 +8,8 @@ import pytest
 import torch
 from torchvision import datasets as tv
 
-from gce import experiments, train
+from gce import train
+from gce.book import experiments
 from conftest import patch_cifar_md5s, write_cifar10, write_cifar100
 
 

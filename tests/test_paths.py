@@ -1,9 +1,9 @@
 """Where the stored results are found: $GCE_RESULTS, the checkout of the working directory, the checkout the
-package is imported from, else the installed copy (gce.paths)."""
+package is imported from, else the installed copy (gce.book.paths)."""
 
 from pathlib import Path
 
-from gce import experiments, paths
+from gce.book import experiments, paths
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,7 +8,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from gce import noise, plots  # noqa: E402
+from gce import noise
+from gce.book import plots  # noqa: E402
 from gce.classes import class_names  # noqa: E402
 
 
@@ -70,7 +71,7 @@ def test_image_grid_marks_and_labels():
 import sys  # noqa: E402
 import types  # noqa: E402
 
-from gce import theory  # noqa: E402
+from gce.book import theory  # noqa: E402
 
 
 def test_plot_lq_family_draws_each_q_and_mae():
@@ -167,7 +168,7 @@ def test_plot_fig2_one_line_per_q_and_eta():
 
 def test_theorem1_A_curves_draw_minus_A_for_each_eta_and_c():
     import pytest
-    from gce import theory
+    from gce.book import theory
     qs = np.linspace(0.1, 0.9, 9)
     fig = plots.theorem1_A_curves(cs=(10, 100), etas=(0.2, 0.8), q_grid=qs)
     axes = fig.axes
@@ -214,7 +215,7 @@ def test_plot_eq11_region_has_one_panel_per_c_and_the_claimed_ks():
 
 
 def test_plot_eq11_q_max_draws_the_roots_and_skips_k_below_one_over_c():
-    from gce import theory
+    from gce.book import theory
     ax = plots.plot_eq11_q_max(ks=(0.3,), cs=[2, 4, 10, 100], mark_q=None)
     x, y = ax.lines[0].get_data()
     assert list(x) == [4, 10, 100]  # c = 2 has k < 1/c
@@ -290,7 +291,7 @@ def _table_runs():
 
 
 def test_plot_accuracy_vs_eta_draws_seed_means_and_the_papers_lines():
-    from gce import experiments
+    from gce.book import experiments
     runs = _table_runs()
     fig = plots.plot_accuracy_vs_eta(runs, experiments.paper_table1(), methods=("cce", "lq"))
     uni, cd = fig.axes[:2]
@@ -343,7 +344,7 @@ def _book_figures():
     """One small instance of every figure function, as the chapters call them (their default sizes)."""
     import pandas as pd
 
-    from gce import experiments
+    from gce.book import experiments
 
     runs, hist = _fake_results()
     eta = 0.4
@@ -405,10 +406,10 @@ def _book_figures():
 
 
 def _verdict_table():
-    """A small claims table in :func:`gce.claims.evaluate`'s shape: three claims at two scales."""
+    """A small claims table in :func:`gce.book.claims.evaluate`'s shape: three claims at two scales."""
     import pandas as pd
 
-    from gce import claims
+    from gce.book import claims
 
     statuses = (claims.HOLDS, claims.CONTRADICTED, claims.NOT_TESTABLE)
     return pd.DataFrame([dict(id=f"claim_{i}", section="4.1", scale=sc, status=st)
@@ -416,7 +417,7 @@ def _verdict_table():
 
 
 def _sensitivity_tables():
-    """Tables shaped like gce.claims.schedule_sensitivity's: four first drops, three comparisons each."""
+    """Tables shaped like gce.book.claims.schedule_sensitivity's: four first drops, three comparisons each."""
     import pandas as pd
 
     drops = [13, 27, 40, 60]
@@ -443,7 +444,7 @@ def _onset_results():
     return pd.DataFrame(runs), pd.DataFrame(hist), pd.DataFrame(onsets)
 
 
-#: public functions of gce.plots that draw no book figure of their own
+#: public functions of gce.book.plots that draw no book figure of their own
 _NOT_FIGURES = {"q_styles", "smallest_text_px", "use_book_style", "interactive_lq_family"}
 
 
@@ -451,7 +452,7 @@ def test_every_figure_function_is_in_the_legibility_check():
     import inspect
 
     drawn = {n for n, f in inspect.getmembers(plots, inspect.isfunction)
-             if f.__module__ == "gce.plots" and not n.startswith("_")} - _NOT_FIGURES
+             if f.__module__ == "gce.book.plots" and not n.startswith("_")} - _NOT_FIGURES
     missing = drawn - {name.split("_c100")[0] for name in _book_figures()}
     assert not missing, f"figure functions without a legibility check: {sorted(missing)}"
 

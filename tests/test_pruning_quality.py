@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gce import analysis
+from gce.book import analysis
 
 
 def test_pruning_quality_counts_precision_and_recall_per_run():

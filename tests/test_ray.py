@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from gce import experiments
-from gce.store import run_id
+from gce.book import experiments
+from gce.book.store import run_id
 from gce.data import DatasetCorrupt, DatasetUnavailable
-from gce.experiments import Experiment
-from gce.store import ResultStore
+from gce.book.experiments import Experiment
+from gce.book.store import ResultStore
 from gce.train import RunConfig
 
 ray = pytest.importorskip("ray")
@@ -101,7 +101,7 @@ def test_gpus_per_run_on_a_cluster_without_gpus_fails_at_once(local_ray, tiny, t
         pytest.skip("this Ray cluster has GPUs")
     with pytest.raises(ValueError, match=r"gpus_per_run=1.0 but the Ray cluster has 0 GPU"):
         experiments.run("table1", "pocket", results=tmp_path, progress=False, engine="ray", gpus_per_run=1.0)
-    from gce import __main__ as cli
+    from gce.book import cli
     assert cli.main(["reproduce", "table1", "--results", str(tmp_path), "--engine", "ray",
                      "--gpus-per-run", "1"]) == 1
     assert "GPU" in capsys.readouterr().err

@@ -6,8 +6,9 @@ import sqlite3
 
 import pytest
 
-from gce import experiments, paths, reader, store, train
-from gce.experiments import Experiment
+from gce import train
+from gce.book import experiments, paths, reader, store
+from gce.book.experiments import Experiment
 
 POCKET = paths.package_checkout() / "results"
 

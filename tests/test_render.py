@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gce import colab
-from gce.notebooks import book_notebooks, cell_source, read_notebook
+from gce.book import colab
+from gce.book.notebooks import book_notebooks, cell_source, read_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = book_notebooks(ROOT)
@@ -70,7 +70,7 @@ def test_the_install_cell_is_the_stamped_one(path):
     index = colab.find_install_cell(nb)
     assert index == next(i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code"), "not the first code cell"
     assert cell_source(nb["cells"][index]) == colab.install_cell_source(ROOT), (
-        f"{path.name}: install cell differs from _config.yml/pyproject.toml: run `python -m gce.colab`")
+        f"{path.name}: install cell differs from _config.yml/pyproject.toml: run `python -m gce.book.colab`")
 
 
 def _toc_files():
@@ -164,14 +164,14 @@ def test_html_check_finds_links_to_missing_pages_and_anchors():
     pages = {
         "index.html": '<h1 id="top">x</h1><a href="#top">ok</a><a href="api.html#gce.losses.lq">ok</a>'
                       '<a href="https://example.org/#nowhere">external</a><a href="_images/fig.png">file</a>',
-        "api.html": '<dt id="gce.losses.lq">lq</dt><a href="#gce.experiments.run">gone</a>',
+        "api.html": '<dt id="gce.losses.lq">lq</dt><a href="#gce.book.experiments.run">gone</a>',
         "_modules/gce/store.html": '<a href="../../api.html#gce.losses.lq">ok</a>'
-                                   '<a href="../../api.html#gce.experiments.ResultStore">gone</a>'
+                                   '<a href="../../api.html#gce.book.experiments.ResultStore">gone</a>'
                                    '<a href="../../missing.html">no page</a><a href="../../../up.html">outside</a>',
     }
     assert check.find_broken_links(pages) == [
-        ("api.html", "#gce.experiments.run"),
-        ("_modules/gce/store.html", "../../api.html#gce.experiments.ResultStore"),
+        ("api.html", "#gce.book.experiments.run"),
+        ("_modules/gce/store.html", "../../api.html#gce.book.experiments.ResultStore"),
         ("_modules/gce/store.html", "../../missing.html"),
         ("_modules/gce/store.html", "../../../up.html"),
     ]

@@ -1,4 +1,4 @@
-"""gce.stats: paired and summary effects, one-sided p-values, Holm's adjustment (against scipy and by hand)."""
+"""gce.book.stats: paired and summary effects, one-sided p-values, Holm's adjustment (against scipy and by hand)."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from gce import stats
+from gce.book import stats
 
 
 def test_paired_effect_equals_a_one_sample_t_on_the_differences():

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from gce import experiments, paths, store
+from gce.book import experiments, paths, store
 from gce.train import RunConfig, RunResult
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -139,8 +139,9 @@ def test_the_wheel_carries_the_stored_results(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     wheel = next(tmp_path.glob("gce-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
-    assert "gce/results/pocket/results.sqlite" in names and "gce/store.py" in names
-    assert "gce/paper/table1.csv" in names
+    assert "gce/results/pocket/results.sqlite" in names and "gce/book/store.py" in names
+    assert "gce/store.py" in names and "gce/book/chapters/claims.py" in names  # an old path, a chapter module
+    assert "gce/book/paper/table1.csv" in names
 
 
 def test_a_schema_from_elsewhere_is_refused(tmp_path):

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from gce import colab, teaching
-from gce.notebooks import book_notebooks, cell_source, read_notebook
+from gce.book import colab, teaching
+from gce.book.notebooks import book_notebooks, cell_source, read_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -114,7 +114,7 @@ def test_check_names_the_unknown_exercise():
 def test_the_command_writes_copies_and_the_student_copy_of_a_chapter_still_runs(tmp_path, monkeypatch):
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     out = tmp_path / "student"
-    run = subprocess.run([sys.executable, "-m", "gce.teaching", "student", str(out), "--root", str(ROOT)],
+    run = subprocess.run([sys.executable, "-m", "gce.book.teaching", "student", str(out), "--root", str(ROOT)],
                          capture_output=True, text=True, env=env, cwd=ROOT)
     assert run.returncode == 0, run.stderr
     written = sorted(p.relative_to(out) for p in out.rglob("*.ipynb"))

@@ -1,4 +1,4 @@
-"""Tests of gce.theory's core expressions (Eq. 5-13) against independent computations."""
+"""Tests of gce.book.theory's core expressions (Eq. 5-13) against independent computations."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import sympy as sp
 import torch
 
 from gce import losses as L
-from gce import theory as th
+from gce.book import theory as th
 
 RNG = np.random.default_rng(2018)
 

@@ -3,8 +3,9 @@
 import pytest
 import torch
 
-from gce import experiments, runners, threads, train
-from gce.experiments import Experiment
+from gce import threads, train
+from gce.book import experiments, runners
+from gce.book.experiments import Experiment
 from gce.train import RunConfig
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .. import experiments, schedule
-from ..classes import class_names
+from ... import schedule
+from .. import experiments
+from ...classes import class_names
 
 __all__ = ["schedule_table", "fit_table", "selection_cost"]
 

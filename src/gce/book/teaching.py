@@ -19,7 +19,7 @@
 
 :func:`student_notebook` removes exactly these parts and nothing else (cells
 left empty are dropped), and puts a checker cell where a solution was if
-:data:`CHECKERS` has one for that exercise.  ``python -m gce.teaching student
+:data:`CHECKERS` has one for that exercise.  ``python -m gce.book.teaching student
 OUTDIR`` writes a student copy of every chapter into ``OUTDIR``.
 
 A checker cell calls :func:`check` with the student's answer, which says
@@ -103,7 +103,7 @@ class Checker:
 
 
 def _fmnist_wrong_fraction() -> float:
-    from . import noise
+    from .. import noise
     return float(noise.expected_flip_rate(noise.class_dependent("fashionmnist", 0.4)))
 
 
@@ -213,7 +213,7 @@ def _checker_cell(chapter: str, exercise: int) -> dict:
     checker = CHECKERS[(chapter, exercise)]
     text = (f"# Exercise {exercise}: check your answer. Put {checker.asks}\n"
             f"# in place of None and run this cell.\n"
-            f"from gce.teaching import check\n\n"
+            f"from gce.book.teaching import check\n\n"
             f"check({chapter!r}, {exercise}, None)")
     cell = {"cell_type": "code", "execution_count": None, "id": f"check-{chapter}-{exercise}".replace("_", "-"),
             "metadata": {"tags": ["exercise-check"]}, "outputs": []}
@@ -273,7 +273,7 @@ def write_student_copies(out_dir, notebooks=None, root=".") -> list[Path]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gce.teaching", description="The book's course kit.")
+    parser = argparse.ArgumentParser(prog="python -m gce.book.teaching", description="The book's course kit.")
     sub = parser.add_subparsers(dest="command", required=True)
     st = sub.add_parser("student", help="write student copies of the chapters, solutions removed")
     st.add_argument("out_dir", help="folder for the copies (created)")

@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import os
 
-from . import schedule as _schedule
-from .train import RunConfig
+from .. import schedule as _schedule
+from ..train import RunConfig
 
 __all__ = ["CPU_LR", "CPU_THREADS", "CPU_SEEDS", "CPU_MODEL", "source", "dataset_name", "cpu_configs", "describe", "data_label", "EXPERIMENTS"]
 
@@ -54,7 +54,7 @@ _HUMAN_METHODS = ("cce", "lq", "trunc_lq")
 
 def source() -> str:
     """Where the images come from: ``$GCE_CPU_SOURCE`` (``"cifar10_jpeg"`` or ``"cifar10"``), else the JPEG copy."""
-    from .features import SOURCES
+    from ..features import SOURCES
 
     name = os.environ.get("GCE_CPU_SOURCE", "cifar10_jpeg")
     if name not in SOURCES:
@@ -69,8 +69,8 @@ def dataset_name(part: str = "", src: str | None = None) -> str:
 
 def data_label(dataset: str) -> str:
     """What to call a cpu-scale dataset in tables and captions, e.g. "CIFAR-10 (JPEG copy), classes 0-4"."""
-    from .data import FEATURE_DATASETS
-    from .features import SOURCES
+    from ..data import FEATURE_DATASETS
+    from ..features import SOURCES
 
     if dataset not in FEATURE_DATASETS:
         raise ValueError(f"dataset={dataset!r} is no cpu-scale feature dataset; known: {', '.join(FEATURE_DATASETS)}")

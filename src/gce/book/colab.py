@@ -12,8 +12,8 @@ notebook runs in Google Colab.  Its pip requirement comes from one place, the
   version of ``pyproject.toml`` (tests/test_teaching.py checks that a tag
   names that version).
 
-``python -m gce.colab`` stamps the cell into every notebook under ``book/``
-(or the notebooks named); ``python -m gce.colab --check`` lists the notebooks
+``python -m gce.book.colab`` stamps the cell into every notebook under ``book/``
+(or the notebooks named); ``python -m gce.book.colab --check`` lists the notebooks
 whose install cell differs and exits 1.  Only the cell's source changes, so a
 stamped notebook need not be re-executed: where ``gce`` is importable the cell
 does nothing.  Where it is not, the cell fails with the real problem: pip's
@@ -36,7 +36,7 @@ __all__ = ["INSTALL_TAG", "repository_url", "repository_ref", "package_version",
 INSTALL_TAG = "colab-install"
 
 _TEMPLATE = '''\
-# Colab: install the gce package. `python -m gce.colab` stamps this cell from the
+# Colab: install the gce package. `python -m gce.book.colab` stamps this cell from the
 # repository url and branch (or release tag) of the book's _config.yml.
 import importlib
 import importlib.util
@@ -145,7 +145,7 @@ def stamp(paths, source: str, *, check: bool = False) -> list[Path]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gce.colab", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m gce.book.colab", description=__doc__.split("\n\n")[0])
     parser.add_argument("notebooks", nargs="*", help="notebooks to stamp (default: every notebook under book/)")
     parser.add_argument("--root", default=".", help="repository root (default: .)")
     parser.add_argument("--ref", help="git tag, branch or commit to pin (default: repository.branch of _config.yml)")

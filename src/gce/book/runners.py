@@ -30,10 +30,10 @@ from dataclasses import dataclass
 
 import torch
 
-from . import train as _train
+from .. import train as _train
 from .store import provenance, run_id
-from .threads import torch_threads, training_threads
-from .train import RunConfig, RunResult
+from ..threads import torch_threads, training_threads
+from ..train import RunConfig, RunResult
 
 __all__ = ["Failure", "RunsFailed", "LocalEngine", "RayEngine", "ENGINES", "make_engine", "check_device"]
 

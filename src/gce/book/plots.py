@@ -1028,7 +1028,7 @@ def plot_superclass_confusions(T, coarse, *, caption: str | None = None):
     cb = fig.colorbar(im, ax=ax, shrink=0.8)
     cb.set_label("% of the class", fontsize=_HUMAN_FONT)
     cb.ax.tick_params(labelsize=_HUMAN_FONT)
-    from .human_noise import superclass_shares
+    from ..human_noise import superclass_shares
 
     share = 100 * np.nan_to_num(superclass_shares(T, coarse))
     k = len(share)

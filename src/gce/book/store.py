@@ -78,8 +78,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .losses import PAPER_K, PAPER_Q
-from .train import RunConfig, RunResult
+from ..losses import PAPER_K, PAPER_Q
+from ..train import RunConfig, RunResult
 
 __all__ = ["SCHEMA_VERSION", "DB_NAME", "StoreError", "ResultStore", "run_id", "cce_twin", "provenance",
            "flat_config", "export_csv", "import_csv", "experiments_in", "check_writable", "compact"]
@@ -139,7 +139,7 @@ def flat_config(cfg: RunConfig) -> dict:
 
 def _git_commit() -> str:
     try:
-        root = Path(__file__).resolve().parents[2]
+        root = Path(__file__).resolve().parents[3]
         out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True,
                              timeout=5)
         commit = out.stdout.strip()
@@ -172,7 +172,7 @@ def provenance(device: torch.device | str = "cpu") -> dict:
     CPU unless ``MKL_CBWR`` pins them, so two runs of one config are comparable bit for bit only where these
     agree.
     """
-    from . import __version__
+    from .. import __version__
     device = torch.device(device)
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)

@@ -11,7 +11,8 @@ import math
 
 import pandas as pd
 
-from .. import claims, data
+from ... import data
+from .. import claims
 
 __all__ = ["split_counts", "reading"]
 

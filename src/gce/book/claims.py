@@ -66,9 +66,9 @@ import numpy as np
 import pandas as pd
 
 from . import analysis, experiments, reader
-from . import schedule as _schedule
+from .. import schedule as _schedule
 from . import stats
-from .classes import class_names
+from ..classes import class_names
 from .stats import ALPHA, MIN_EFFECT, Effect
 
 __all__ = ["HOLDS", "CONTRADICTED", "INCONCLUSIVE", "NOT_TESTABLE", "STATUSES", "TOL", "HARM_MARGIN",

@@ -28,8 +28,8 @@ from functools import lru_cache
 import numpy as np
 import sympy as sp
 
-from . import losses as _losses
-from . import noise as _noise
+from .. import losses as _losses
+from .. import noise as _noise
 
 __all__ = [
     "f", "q", "c", "eta", "k",

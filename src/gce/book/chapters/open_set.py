@@ -18,8 +18,8 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from .. import schedule
-from ..train import RunConfig
+from ... import schedule
+from ...train import RunConfig
 
 __all__ = ["pruning_starts", "with_pruning_starts", "first_step_configs", "plot_pruning_starts", "ORDINALS",
            "row_story"]

@@ -46,10 +46,10 @@ import torch
 from . import budget as _budget
 from . import paths as _paths
 from . import runners
-from . import schedule as _schedule
+from .. import schedule as _schedule
 from . import store as _store
-from . import train as _train
-from .train import RunConfig
+from .. import train as _train
+from ..train import RunConfig
 
 __all__ = [
     "SCALES",
@@ -414,7 +414,7 @@ def grid_flops(configs: Sequence[RunConfig]) -> float:
     validation and the test split, one over the training split when the
     softmax is tracked, and one per pruning step of truncated ``L_q``.
     """
-    from . import data as _data
+    from .. import data as _data
 
     total, cache = 0.0, {}
     for cfg in configs:
@@ -456,7 +456,7 @@ def _check_data(configs: Sequence[RunConfig], root) -> None:
     raises its :class:`gce.data.DatasetUnavailable` / :class:`gce.data.DatasetCorrupt` (naming the dataset,
     the path and how to get it) here, once, instead of once per group after other groups trained.
     A data folder that did not exist before and is left empty by a failed download is removed again."""
-    from . import data
+    from .. import data
 
     needed = []
     for c in configs:
@@ -607,7 +607,7 @@ def run(name: str, scale: str | None = None, *, results: str | os.PathLike | Non
 
 
 def _paper_csv(name: str) -> pd.DataFrame:
-    with resources.files("gce").joinpath("paper", name).open() as f:
+    with resources.files("gce.book").joinpath("paper", name).open() as f:
         return pd.read_csv(f, comment="#")
 
 

@@ -2,7 +2,7 @@
 
 The book's chapter *After the paper* (``book/after_the_paper.ipynb``) uses:
 
-- :func:`later_results` -- the published numbers of ``gce/paper/later_results.csv``: clean test accuracy (%)
+- :func:`later_results` -- the published numbers of ``gce/book/paper/later_results.csv``: clean test accuracy (%)
   of GCE, CE and the methods reported beside them on CIFAR-N, each row with its source (paper and table,
   repository and file, or discussion thread) and its protocol (architecture, epochs, checkpoint: best test epoch, last
   epoch or best noisy-validation epoch).
@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import losses as _losses
+from .. import losses as _losses
 
 __all__ = ["CHECKPOINTS", "later_results", "check_later_results", "later_protocols", "later_table", "published",
            "LOSS_CURVES", "losses_at_probability", "plot_losses_at_probability"]
@@ -35,7 +35,7 @@ _NOISE_ORDER = ["aggre", "random", "random1", "worse", "noisy"]
 
 
 def later_results() -> pd.DataFrame:
-    """The published numbers of later work (``gce/paper/later_results.csv``), one row per number.
+    """The published numbers of later work (``gce/book/paper/later_results.csv``), one row per number.
 
     Returns
     -------
@@ -49,7 +49,7 @@ def later_results() -> pd.DataFrame:
     Raises ``ValueError`` naming the row of a malformed file (no source, unknown checkpoint, accuracy outside
     [0, 100]).
     """
-    with resources.files("gce").joinpath("paper", "later_results.csv").open() as f:
+    with resources.files("gce.book").joinpath("paper", "later_results.csv").open() as f:
         df = pd.read_csv(f, comment="#", dtype={"cite": str, "url": str, "note": str})
     check_later_results(df)
     return df

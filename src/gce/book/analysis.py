@@ -32,9 +32,9 @@ import numpy as _np
 import pandas as pd
 import torch
 
-from . import train as _train
+from .. import train as _train
 from .experiments import METHOD_LABELS, paper_table1, paper_table2
-from .train import RunConfig
+from ..train import RunConfig
 
 __all__: list[str] = []
 
@@ -275,7 +275,7 @@ def short_trajectory(loss: str, optimizer: str, lr: float, *, steps: int = 5, se
     and at the same ``a`` under Adam (which divides out a constant factor).
     Returns an array of shape ``(steps, (dim + 1) * num_classes)``.
     """
-    from . import losses as _losses
+    from .. import losses as _losses
 
     if loss not in ("cce", "mae", "unhinged"):
         raise ValueError(f"loss must be 'cce', 'mae' or 'unhinged', got {loss!r}")
@@ -481,7 +481,7 @@ def flip_rate_table(runs: pd.DataFrame) -> pd.DataFrame:
     ``eta / 2``).  ``train``/``val`` are the mean realised flip rates over the
     stored runs, ``val_min``/``val_max`` their range on the (small) validation split.
     """
-    from . import noise as _noise
+    from .. import noise as _noise
 
     rows = runs[runs["noise"].isin(["uniform", "class_dependent"])]
     g = rows.groupby(["dataset", "noise", "eta"], sort=False)
@@ -502,7 +502,7 @@ def transition_estimate_errors(runs: pd.DataFrame) -> pd.DataFrame:
     """
     import numpy as np
 
-    from . import noise as _noise
+    from .. import noise as _noise
 
     if "T_hat_estimate" not in runs:
         return pd.DataFrame(columns=["dataset", "noise", "eta", "seed", "mean_abs_error", "diag_abs_error",
