@@ -140,7 +140,7 @@ def test_the_wheel_carries_the_stored_results(tmp_path):
     wheel = next(tmp_path.glob("gce-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "gce/results/pocket/results.sqlite" in names and "gce/book/store.py" in names
-    assert "gce/store.py" in names and "gce/book/chapters/claims.py" in names  # an old path, a chapter module
+    assert "gce/book/chapters/claims.py" in names and "gce/human/cifar10n_worse.csv" in names
     assert "gce/book/paper/table1.csv" in names
 
 
