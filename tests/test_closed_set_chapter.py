@@ -1,5 +1,5 @@
-"""gce.book.chapters.closed_set and gce.book.chapters.claims on small synthetic tables: the schedule table, the fit gate, the
-selection cost, and the claims page's summaries."""
+"""gce.book.chapters.closed_set and gce.book.chapters.claims on small synthetic tables: the schedule table, the fit
+gate, the selection cost, and the claims page's summaries."""
 
 import numpy as np
 import pandas as pd

@@ -18,7 +18,7 @@ Three rules read a run's per-epoch history:
 - :func:`plateau_epoch`: when a validation-loss curve has stopped improving
   (Table 2's pruning start; the training engine applies it online);
 - :func:`has_fitted`: whether a noisy-validation accuracy curve had levelled
-  off before the first learning-rate drop (the fit gate of :mod:`gce.claims`:
+  off before the first learning-rate drop (the fit gate of :mod:`gce.book.claims`:
   a comparison counts only where every method in it has fitted);
 - :func:`memorisation_onset`: the epoch after which the softmax on the wrong
   labels starts to rise (Fig. 1(c)).  It is a diagnostic the book plots; it

@@ -15,8 +15,8 @@ thread.  The rule:
    only feed it).
 
 :func:`torch_threads` applies the choice for one block of work and restores
-torch's setting afterwards; :class:`gce.runners.LocalEngine` (and so
-:func:`gce.experiments.run` and ``python -m gce reproduce``) trains inside it.
+torch's setting afterwards; :class:`gce.book.runners.LocalEngine` (and so
+:func:`gce.book.experiments.run` and ``python -m gce reproduce``) trains inside it.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Summaries of stored results: the numbers and tables the experiment chapters print.
 
-Every function here reads the tables of a :class:`gce.store.ResultStore`
+Every function here reads the tables of a :class:`gce.book.store.ResultStore`
 (``store.runs``: one row per run; ``store.history``: one row per run and
 epoch) and returns a :class:`pandas.DataFrame` (or a Styler), so a number in
 the book can be traced from its cell to one function:
@@ -14,7 +14,7 @@ the book can be traced from its cell to one function:
   (:func:`compare_curves`), and the learning-rate equivalence of MAE and the
   unhinged loss (:func:`short_trajectory`);
 - Fig. 1(c) and Fig. 2: the drop from peak accuracy (:func:`overfitting_table`; the
-  threshold of q is a claim's verdict, :mod:`gce.claims`) and the softmax at right and wrong labels
+  threshold of q is a claim's verdict, :mod:`gce.book.claims`) and the softmax at right and wrong labels
   (:func:`label_softmax_table`);
 - Table 1's side results: realised noise rates (:func:`flip_rate_table`), the
   error of Patrini's T-hat (:func:`transition_estimate_errors`), what pruning
@@ -100,8 +100,8 @@ def table1_wide(runs: pd.DataFrame, with_paper: bool = True) -> pd.DataFrame:
     """Table 1 (Sec. 4.3) laid out as in the paper, as numbers: rows ``(source, method)``, columns
     ``(setting, stat)`` with ``stat`` in ``("mean", "std")`` (percent).
 
-    Settings follow :data:`gce.experiments.TABLE1_NOISE`, methods
-    :data:`gce.experiments.TABLE1_METHODS` (shown by their labels).  With
+    Settings follow :data:`gce.book.experiments.TABLE1_NOISE`, methods
+    :data:`gce.book.experiments.TABLE1_METHODS` (shown by their labels).  With
     ``with_paper`` each of our dataset blocks is followed by the paper's block
     for the dataset it stands in for (``experiments.PAPER_ANALOGUE``; a real
     dataset stands for itself).  Display with :func:`format_pm`,
@@ -141,7 +141,7 @@ def table2_wide(runs: pd.DataFrame) -> pd.DataFrame:
     """Table 2 (Sec. 4.3) as numbers: rows ``(noise, method)``, columns ``(source, stat)``: ours (mean and
     std over seeds of the last-epoch test accuracy, %) and the paper's (mean only; it gives no std).
 
-    Noise kinds and methods in the order of :data:`gce.experiments.TABLE2_METHODS`, then Wang et al.'s
+    Noise kinds and methods in the order of :data:`gce.book.experiments.TABLE2_METHODS`, then Wang et al.'s
     row (the paper's only).  Display with :func:`format_pm` or :func:`style_best`.
     """
     from .experiments import TABLE2_METHODS
@@ -587,7 +587,7 @@ def first_pruning_step(configs: Sequence[RunConfig], *, device=None, root=None) 
         if c.prune_rule != "fixed":
             raise ValueError("first_pruning_step needs each run's first pruning epoch in prune_start; a run pruned "
                              "from its validation plateau (prune_rule='plateau') has it only in its stored history: "
-                             "pass gce.chapters.open_set.first_step_configs(configs, runs)")
+                             "pass gce.book.chapters.open_set.first_step_configs(configs, runs)")
     short = [replace(c, epochs=c.prune_start) for c in configs]
     results = _train.train_many(short, keep_models=True, device=device, root=root)
     out = []
@@ -723,7 +723,7 @@ def mae_catch_up(runs: pd.DataFrame, history: pd.DataFrame, *, metric: str = "te
 
 
 def fig1b_beside_paper(runs: pd.DataFrame, history: pd.DataFrame, dataset: str) -> pd.DataFrame:
-    """Our runs on ``dataset`` in the shape of :func:`gce.experiments.paper_fig1b` (Sec. 3.2, Fig. 1(b)),
+    """Our runs on ``dataset`` in the shape of :func:`gce.book.experiments.paper_fig1b` (Sec. 3.2, Fig. 1(b)),
     with the paper's rows above them: columns ``source`` (``"paper"``/``"ours"``), ``method``, ``dataset``,
     ``best_test_acc`` (%), ``epochs``, ``seeds`` and ``note``.
 
@@ -828,7 +828,7 @@ def classes_dropped(per_class: pd.DataFrame) -> pd.DataFrame:
     """Per run, whether a pruning step of truncated ``L_q`` (Algorithm 1, Eq. 13; Sec. 4.3's Table 2) dropped
     whole classes or every sample.
 
-    ``per_class`` is :func:`gce.experiments.kept_by_class`'s frame (one row per
+    ``per_class`` is :func:`gce.book.experiments.kept_by_class`'s frame (one row per
     run and noisy label).  One row per run: ``run``, ``noise``, ``eta``,
     ``seed``, ``kept`` (the fraction of all training samples kept), ``labels``
     (labels that carry at least one clean sample), ``dropped`` (how many of
@@ -840,7 +840,7 @@ def classes_dropped(per_class: pd.DataFrame) -> pd.DataFrame:
     need = {"run", "noise", "eta", "seed", "noisy_label", "n", "kept", "n_clean", "clean_kept"}
     if not need <= set(per_class.columns):
         raise ValueError(f"per_class lacks columns {sorted(need - set(per_class.columns))}: "
-                         "pass the frame of gce.experiments.kept_by_class")
+                         "pass the frame of gce.book.experiments.kept_by_class")
     rows = []
     for (run, noise, eta, seed), g in per_class.groupby(["run", "noise", "eta", "seed"], sort=True):
         has_clean = g[g["n_clean"] > 0]

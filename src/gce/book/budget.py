@@ -1,6 +1,6 @@
 """How much a call may train without being asked: a few runs, never a grid.
 
-:func:`gce.experiments.run` trains the runs that its results folder lacks.
+:func:`gce.book.experiments.run` trains the runs that its results folder lacks.
 Inside the book's checkout (or with the package's stored results) that is
 none; a chapter run against an empty or wrong results folder would instead
 retrain a whole grid, for minutes or hours, and show numbers that differ from
@@ -8,7 +8,7 @@ the book's.  So a call that would train more than :data:`MAX_UNASKED_RUNS`
 runs stops first, with one line that says how many runs, roughly how long, and
 how to allow it:
 
-- ``allow_training=True`` in :func:`gce.experiments.run`;
+- ``allow_training=True`` in :func:`gce.book.experiments.run`;
 - the environment variable ``GCE_ALLOW_TRAINING=1`` (for a whole notebook or
   session, e.g. ``GCE_SCALE=lite GCE_ALLOW_TRAINING=1 jupyter lab``);
 - ``python -m gce reproduce``, which is a request to train and allows it.
@@ -44,7 +44,7 @@ def training_allowed(allow: bool | None = None) -> bool:
 
 def rough_duration(configs: Sequence, flops: Callable[[Sequence], float] | None = None) -> str:
     """Words for how long training ``configs`` takes: from their FLOPs at :data:`CPU_GFLOPS` for MLP runs
-    (``flops``: :func:`gce.experiments.grid_flops`), else only their number of epochs."""
+    (``flops``: :func:`gce.book.experiments.grid_flops`), else only their number of epochs."""
     epochs = sum(int(c.epochs) for c in configs)
     if flops is not None and all(c.model == "mlp" for c in configs):
         try:

@@ -15,11 +15,11 @@ Four outcomes (:data:`STATUSES`):
 - *not testable* (with its reason): a gate below failed, so the runs cannot
   speak to the claim at this scale.
 
-How a comparison is decided (:mod:`gce.stats`):
+How a comparison is decided (:mod:`gce.book.stats`):
 
 - Two methods are compared on per-seed differences (a seed gives every method
   the same split and noisy labels): "A beats B" needs ``mean(A - B)`` to be
-  positive by a one-sided t test *and* at least :data:`gce.stats.MIN_EFFECT`
+  positive by a one-sided t test *and* at least :data:`gce.book.stats.MIN_EFFECT`
   (0.5 points); "B beats A" the same the other way round, which contradicts
   the claim.  A non-inferiority comparison ("A is not worse than B") needs
   ``mean(A - B) > -MIN_EFFECT`` by the same test.
@@ -49,7 +49,7 @@ contradicted the paper's own table would be wrong, and ``tests/test_claims.py``
 checks that none does.
 
 Results are passed as a mapping ``{experiment name: (runs, history)}`` (the
-tables of :class:`gce.store.ResultStore`); :func:`evaluate` reads them from
+tables of :class:`gce.book.store.ResultStore`); :func:`evaluate` reads them from
 the results folder without ever training (:func:`stored_results`).
 """
 
@@ -950,13 +950,13 @@ def evaluate_paper(dataset: str | None = None) -> pd.DataFrame:
 # --------------------------------------------------------------------------- reading stored results
 
 
-#: The reader of stored results under the name the chapters use (``gce.reader.read``), which never trains.
+#: The reader of stored results under the name the chapters use (``gce.book.reader.read``), which never trains.
 stored_results = reader.read
 
 
 def scales_with_results(results_dir: str | os.PathLike | None = None) -> list[str]:
-    """The scales of :data:`gce.experiments.SCALES` at which some experiment has stored runs of its grid
-    (:func:`gce.reader.scales`)."""
+    """The scales of :data:`gce.book.experiments.SCALES` at which some experiment has stored runs of its grid
+    (:func:`gce.book.reader.scales`)."""
     return reader.scales(results_dir)
 
 
@@ -980,7 +980,7 @@ def evaluate(results_dir: str | os.PathLike | None = None, scale: str | None = N
 
     ``loader(name, scale)`` returns ``(runs, history)`` or None; by default
     :func:`stored_results` reading ``results_dir`` (default
-    :func:`gce.experiments.default_results_dir`).
+    :func:`gce.book.experiments.default_results_dir`).
     """
     scale = experiments.default_scale() if scale is None else scale
     if scale not in experiments.SCALES:
@@ -1122,7 +1122,7 @@ def schedule_sensitivity(runs: pd.DataFrame, history: pd.DataFrame,
                          claim_id: str = "lq_beats_baselines_uniform",
                          table1: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Table 1's uniform-noise verdict recomputed for each first learning-rate drop of the ``"sensitivity"``
-    grid (:data:`gce.experiments.SENSITIVITY_FACTORS`), by the same rule and gates as the claim.
+    grid (:data:`gce.book.experiments.SENSITIVITY_FACTORS`), by the same rule and gates as the claim.
 
     The grid leaves out the declared drop, whose runs are Table 1's: pass Table 1's stored ``(runs, history)``
     as ``table1`` to add them (the same block, noise rates and methods as the grid's).

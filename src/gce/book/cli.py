@@ -33,7 +33,7 @@ from ..data import DatasetCorrupt, DatasetUnavailable
 
 
 def _draw(name: str, scale: str, exp, results, out: Path) -> str:
-    """Draw the figure or write the table of experiment ``name`` from its stored runs (:func:`gce.reader.read`)
+    """Draw the figure or write the table of experiment ``name`` from its stored runs (:func:`gce.book.reader.read`)
     into ``out``; returns the file written."""
     import matplotlib
 
@@ -99,7 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--data-root", default=None, help="dataset folder; none: $GCE_DATA or ~/.cache/gce/data")
     rep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     rep.add_argument("--jobs", type=int, default=1,
-                     help="processes side by side, each training some of the experiments (gce.parallel)")
+                     help="processes side by side, each training some of the experiments (gce.book.parallel)")
     rep.add_argument("--shard", type=_shard, default=None, metavar="I/N",
                      help="train only part I of N of each experiment (0-based; --jobs uses it); no figure is drawn")
     rep.add_argument("--threads", type=int, default=None,
@@ -203,8 +203,8 @@ def _results(args) -> None:
 
 
 def _claims(args) -> None:
-    """Every claim's verdict at ``args.scale`` (:func:`gce.claims.evaluate`), grouped by outcome, each with its
-    claim and its evidence in one line, as the claims page prints them (:func:`gce.claims.format_verdicts`)."""
+    """Every claim's verdict at ``args.scale`` (:func:`gce.book.claims.evaluate`), grouped by outcome, each with its
+    claim and its evidence in one line, as the claims page prints them (:func:`gce.book.claims.format_verdicts`)."""
     from . import claims
 
     where = Path(args.results)

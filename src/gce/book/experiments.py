@@ -10,7 +10,7 @@ scale       what it runs
             block).  What CI and the rendered book run.
 ``cpu``     CIFAR-10's real images (the JPEG copy, or torchvision's) as
             frozen unsupervised features, MLP heads, the declared schedule,
-            one thread a process (:mod:`gce.cpu_scale`; its grid takes about
+            one thread a process (:mod:`gce.book.cpu_scale`; its grid takes about
             70 minutes on two cores, measured).
 ``lite``    the real datasets (FASHION-MNIST, CIFAR-10/100), ResNet-18 for
             every dataset, schedules cut to an eighth, one seed, one GPU
@@ -24,7 +24,7 @@ where CCE starts to memorise the noise (:func:`gce.schedule.memorisation_onset`)
 ``fig1``, ``fig2``, ``table1``, ``table2``, ``sensitivity`` (Table 1's uniform digits
 settings under earlier and later first learning-rate drops), and ``human``: CIFAR-10N's human labels against their synthetic
 twin, lite and paper scales only) is a grid of :class:`gce.train.RunConfig` built by :func:`spec`.
-:func:`run` trains what is not yet in the result store (:mod:`gce.store`: one
+:func:`run` trains what is not yet in the result store (:mod:`gce.book.store`: one
 SQLite file per scale, the single source of truth; every finished run is stored
 in one transaction the moment it finishes, so a killed sweep loses nothing and
 the next call trains only what is missing) and returns the stored results.  The paper's own
@@ -95,7 +95,7 @@ PAPER_ANALOGUE: dict[str, tuple[str, ...]] = {
     "digits_0to4": ("cifar10",),
     "digits_5to9": ("cifar100",),
 }
-# the cpu scale's CIFAR-10 features (gce.cpu_scale) stand for CIFAR-10; Table 2's outside images (classes 5-9)
+# the cpu scale's CIFAR-10 features (gce.book.cpu_scale) stand for CIFAR-10; Table 2's outside images (classes 5-9)
 # for the paper's CIFAR-100 outside images
 for _source in ("cifar10_jpeg", "cifar10"):
     PAPER_ANALOGUE.update({f"{_source}_features": ("cifar10",), f"{_source}_features_0to4": ("cifar10",),
@@ -276,7 +276,7 @@ def spec(name: str, scale: str = "pocket") -> Experiment:
         return Experiment(name, scale, "After the paper: Table 1's grid for the losses that followed it",
                           tuple(cfgs), table1.datasets, "Table 1's datasets, noise, seeds and schedule; "
                           "SCE, NCE+RCE, NCE+MAE and Taylor CE at their published CIFAR-10 weights")
-    if scale == "cpu":  # real CIFAR-10 images as frozen features, heads on two CPU cores (gce.cpu_scale)
+    if scale == "cpu":  # real CIFAR-10 images as frozen features, heads on two CPU cores (gce.book.cpu_scale)
         from . import cpu_scale
         cfgs = tuple(cpu_scale.cpu_configs(name))
         title, note = cpu_scale.describe(name)
@@ -378,7 +378,7 @@ def kept_by_class(pruning: pd.DataFrame) -> pd.DataFrame:
     """Per run and class, what a pruning step of truncated L_q kept (Algorithm 1, Sec. 4.3; Table 2's check
     that pruning does not drop whole classes).
 
-    ``pruning`` is the per-sample frame of :func:`gce.analysis.first_pruning_step`
+    ``pruning`` is the per-sample frame of :func:`gce.book.analysis.first_pruning_step`
     (columns ``run``, ``noise``, ``eta``, ``seed``, ``noisy_label``, ``clean``,
     ``kept``).  One row per ``(run, noisy_label)``: ``n`` samples carrying that
     label, ``kept`` the fraction of them kept, ``clean_kept`` the fraction of
@@ -388,7 +388,7 @@ def kept_by_class(pruning: pd.DataFrame) -> pd.DataFrame:
     need = {"run", "noise", "eta", "seed", "noisy_label", "clean", "kept"}
     if not need <= set(pruning.columns):
         raise ValueError(f"pruning frame lacks columns {sorted(need - set(pruning.columns))}: "
-                         f"pass the frame of gce.analysis.first_pruning_step")
+                         f"pass the frame of gce.book.analysis.first_pruning_step")
     df = pruning.assign(clean_and_kept=pruning["clean"] & pruning["kept"])
     g = df.groupby(["run", "noise", "eta", "seed", "noisy_label"], sort=True)
     out = g.agg(n=("kept", "size"), kept=("kept", "mean"), n_clean=("clean", "sum"),
@@ -447,7 +447,7 @@ def installed_results_dir() -> Path:
 def default_results_dir() -> Path:
     """Where results live: ``$GCE_RESULTS``, else the ``results/`` folder of the book's checkout that holds
     the working directory, else that of the checkout the package is imported from (an editable install),
-    else the results installed with the package (:func:`installed_results_dir`); see :mod:`gce.paths`."""
+    else the results installed with the package (:func:`installed_results_dir`); see :mod:`gce.book.paths`."""
     return _paths.results_dir()
 
 
@@ -504,7 +504,7 @@ def _writable_results(store: _store.ResultStore) -> None:
 def shard_configs(configs: Sequence[RunConfig], index: int, count: int) -> list[RunConfig]:
     """Part ``index`` (0-based) of ``count`` near-equal parts of ``configs``, for ``count`` processes.
 
-    Runs that share data, noise and seed (one cell: the same :func:`gce.store.cce_twin`) stay in one part, so a
+    Runs that share data, noise and seed (one cell: the same :func:`gce.book.store.cce_twin`) stay in one part, so a
     ``forward_T_hat`` run is always trained after its CCE twin by the same process.  The cells, in the order
     they first appear, are dealt out in turn, so the parts differ by at most one cell.
     """
@@ -528,22 +528,22 @@ def run(name: str, scale: str | None = None, *, results: str | os.PathLike | Non
     (this process, batched groups, ``threads`` torch threads: one on the CPU
     unless ``threads`` or ``$GCE_THREADS`` say otherwise, :mod:`gce.threads`)
     or ``"ray"`` (one Ray task per run, on the cluster at ``address``,
-    ``gpus_per_run`` GPUs each); see :mod:`gce.runners`.
-    Each run is stored (:class:`gce.store.ResultStore`, one SQLite transaction)
+    ``gpus_per_run`` GPUs each); see :mod:`gce.book.runners`.
+    Each run is stored (:class:`gce.book.store.ResultStore`, one SQLite transaction)
     the moment it finishes, so an interrupted or killed sweep keeps every
     finished run and the next call trains only the missing ones.  Before any
     training, the results folder is checked to be writable and every dataset
     needed is loaded once (a missing one raises
     :class:`gce.data.DatasetUnavailable` naming it).  Runs that fail are
-    reported together at the end (a :class:`gce.runners.RunsFailed`, a
+    reported together at the end (a :class:`gce.book.runners.RunsFailed`, a
     ``RuntimeError`` with one line per failed run) after all the others have been trained.
     ``store.trained`` lists the run ids trained by this call.  ``shard=(i, n)``
     trains only the runs of part ``i`` of ``n`` (:func:`shard_configs`), so that
     ``n`` processes can share one experiment (``python -m gce reproduce --jobs``).
 
     It never retrains a grid by surprise: more than
-    :data:`gce.budget.MAX_UNASKED_RUNS` runs to train raise
-    :class:`gce.budget.TrainingNotAllowed` (how many, roughly how long, how to
+    :data:`gce.book.budget.MAX_UNASKED_RUNS` runs to train raise
+    :class:`gce.book.budget.TrainingNotAllowed` (how many, roughly how long, how to
     allow it) unless ``allow_training`` is true or ``$GCE_ALLOW_TRAINING=1``
     (``allow_training=False`` refuses even a few runs).
 

@@ -1,7 +1,7 @@
 """The book's notebooks: reading and writing them as plain JSON (nbformat 4), and the chapters' ``glue``.
 
-The JSON helpers are used by :mod:`gce.colab` (the install cell) and
-:mod:`gce.teaching` (student copies); they need only the standard library, so
+The JSON helpers are used by :mod:`gce.book.colab` (the install cell) and
+:mod:`gce.book.teaching` (student copies); they need only the standard library, so
 the tools run wherever the book's sources are, without Jupyter installed.
 
 :func:`glue` is what every chapter calls to hand a number to its prose: the

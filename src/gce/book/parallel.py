@@ -7,7 +7,7 @@ On a CPU the pocket engine trains fastest with one thread per process
 cost (longest first, each to the currently cheapest group; an experiment larger
 than a ``jobs``-th of the whole is split into ``jobs`` parts that keep each
 noisy-label cell together); the cost of an experiment is its floating-point operations at the pocket scale
-(:func:`gce.experiments.grid_flops`) and its run-epochs elsewhere.  Every run is
+(:func:`gce.book.experiments.grid_flops`) and its run-epochs elsewhere.  Every run is
 stored by the process that trains it, in the one result store of the scale.
 """
 
@@ -44,7 +44,7 @@ def partition(names: Sequence[str], scale: str, jobs: int) -> list[list[Unit]]:
 
     A unit of work is ``(name, shard)``: a whole experiment (``shard`` is ``None``) or, for an experiment that
     costs more than a ``jobs``-th of the total, one of ``jobs`` parts of it
-    (:func:`gce.experiments.shard_configs`).  Units go longest first, each to the currently cheapest group.
+    (:func:`gce.book.experiments.shard_configs`).  Units go longest first, each to the currently cheapest group.
     """
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be a positive number of processes, got jobs={jobs!r}")

@@ -1,6 +1,6 @@
 """Where the stored results are found, from inside the book's checkout or from anywhere else.
 
-One rule, used by :func:`gce.experiments.default_results_dir` (and so by the
+One rule, used by :func:`gce.book.experiments.default_results_dir` (and so by the
 chapters, the claims and the command line), first match wins:
 
 1. ``$GCE_RESULTS``, when set;

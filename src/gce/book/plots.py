@@ -1,7 +1,7 @@
 """Figures for the book: one style, one helper per kind of figure.
 
 Every figure in the book is drawn by a function here, so a caption's
-"made by ``gce.plots.X``" leads straight to its code.
+"made by ``gce.book.plots.X``" leads straight to its code.
 """
 
 from __future__ import annotations
@@ -373,7 +373,7 @@ def plot_fig1(runs, history, *, datasets: Sequence[str], caption: str | None = N
     """Figure 1 of the paper: (a, b) test accuracy of CCE and MAE on clean labels per dataset;
     (c) mean softmax at the given label for right (solid) and wrong (dashed) labels, CCE vs L_q (q = 0.7).
 
-    ``runs``/``history`` are the tables of :class:`gce.store.ResultStore`;
+    ``runs``/``history`` are the tables of :class:`gce.book.store.ResultStore`;
     lines are means over seeds with a +-1 std band.
     """
     panels = list(datasets[:2]) + ["softmax"]
@@ -467,8 +467,8 @@ def theorem1_A_curves(cs: Sequence[int] = (10, 100), etas: Sequence[float] = (0.
 def theorem1_tightness(c_: int = 3, etas: Sequence[float] = (0.2, 0.4, 0.6), *, n: int = 120, q_grid=None):
     """How loose Theorem 1 is: ``-A`` (dashed) against the largest ``R(f_hat) - R(f*)`` any problem can have (solid).
 
-    The solid line is minus the minimum of :func:`gce.theory.theorem1_pointwise_gap`
-    over :func:`gce.theory.simplex_grid` ``(c, n)``: the exact worst case for the
+    The solid line is minus the minimum of :func:`gce.book.theory.theorem1_pointwise_gap`
+    over :func:`gce.book.theory.simplex_grid` ``(c, n)``: the exact worst case for the
     class of all maps to the closed simplex, up to the grid.  Log y-axis; ``q < 1``.
     """
     from . import theory
@@ -731,7 +731,7 @@ def plot_fig1c(runs, history, *, k: float | None = None, ax=None, title: str | N
 
 def plot_peak_drop(table, *, tol: float | None = None, ax=None):
     """Test accuracy lost between the peak epoch and the last epoch (percentage points) against ``q``,
-    one line per noise rate ``eta``; ``table`` is :func:`gce.analysis.overfitting_table`'s output
+    one line per noise rate ``eta``; ``table`` is :func:`gce.book.analysis.overfitting_table`'s output
     (mean ``drop``, with ``drop_min``/``drop_max`` over seeds as error bars).  ``tol`` draws the tolerance
     used for "no overfitting" (Sec. 4.1).  Returns the axes."""
     if ax is None:
@@ -771,7 +771,7 @@ def plot_accuracy_vs_eta(runs, paper=None, *, methods: Sequence[str] | None = No
 
     One panel per noise kind.  Ours: the mean over seeds of ``metric`` (the
     best-noisy-validation epoch's test accuracy) with +-1 std error bars.
-    ``paper`` (e.g. :func:`gce.experiments.paper_table1`) adds the paper's
+    ``paper`` (e.g. :func:`gce.book.experiments.paper_table1`) adds the paper's
     means for ``paper_dataset`` as faint dashed lines in the same colours.
     """
     from .experiments import METHOD_LABELS, TABLE1_METHODS
@@ -856,7 +856,7 @@ def plot_accuracy_curves(runs, history, *, methods: Sequence[str] | None = None,
 def plot_kept_by_class(samples, *, class_names: Sequence[str] | None = None, caption: str | None = None):
     """Per true class, the fraction of correctly labelled training samples kept by the first pruning step.
 
-    ``samples`` is :func:`gce.analysis.first_pruning_step`'s table (Algorithm 1,
+    ``samples`` is :func:`gce.book.analysis.first_pruning_step`'s table (Algorithm 1,
     ``w_i = 1[f_{y_i} >= k]``).  One panel per noise kind: bars are means over
     the runs, dots single runs; the dashed line is the fraction of *wrongly*
     labelled samples (for open-set noise: outside images) kept, over all classes.
@@ -894,10 +894,10 @@ __all__ += ["plot_accuracy_vs_eta", "plot_accuracy_curves", "plot_kept_by_class"
 
 
 def plot_verdicts(table, *, caption: str | None = None):
-    """The claims of :mod:`gce.claims` as a grid: one row per claim (``id``, with its section), one column per
+    """The claims of :mod:`gce.book.claims` as a grid: one row per claim (``id``, with its section), one column per
     scale, each cell coloured by its verdict (holds / contradicted / inconclusive / not testable).
 
-    ``table`` is :func:`gce.claims.evaluate`'s output (one scale) or several of them concatenated.
+    ``table`` is :func:`gce.book.claims.evaluate`'s output (one scale) or several of them concatenated.
     """
     from matplotlib.patches import Patch
 
@@ -1056,7 +1056,7 @@ def plot_memorisation_onset(runs, history, onsets, *, caption: str | None = None
     """Where CCE starts to memorise the noise (Fig. 1(c), Sec. 4.2): a diagnostic beside the declared schedule.
 
     ``runs``/``history`` are the stored tables of the ``"onset"`` experiment
-    and ``onsets`` the frame of :func:`gce.experiments.measured_onsets`.  One
+    and ``onsets`` the frame of :func:`gce.book.experiments.measured_onsets`.  One
     panel per dataset: the mean softmax at the given label on right (solid) and
     wrong (dashed) training labels for the noise setting the book shows
     (``rule`` rows), the wrong-label curves of the other settings thin, and a
@@ -1096,7 +1096,7 @@ __all__ += ["plot_memorisation_onset"]
 def plot_schedule_sensitivity(verdicts, comparisons, *, caption: str | None = None):
     """How Table 1's uniform-noise verdict moves with the first learning-rate drop (the sensitivity grid).
 
-    ``verdicts`` and ``comparisons`` are :func:`gce.claims.schedule_sensitivity`'s.  One line per
+    ``verdicts`` and ``comparisons`` are :func:`gce.book.claims.schedule_sensitivity`'s.  One line per
     comparison (L_q minus a baseline, pooled over the grid's noise rates; error bars one standard error)
     against the epoch of the first drop; the band is the minimum effect that counts as a win or a loss,
     and the verdict at each first drop is written above the panel.

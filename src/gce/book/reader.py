@@ -1,10 +1,10 @@
 """The one way to read stored results: the runs of an experiment's current grid, straight from the store.
 
-The chapters, the claims (:mod:`gce.claims`) and the command line all read
+The chapters, the claims (:mod:`gce.book.claims`) and the command line all read
 through :func:`read`.  It opens the SQLite store of a scale
-(:class:`gce.store.ResultStore`) and keeps the runs that belong to the
-experiment's grid as :func:`gce.experiments.spec` declares it now; it never
-trains (:func:`gce.experiments.run` is what trains the missing runs).
+(:class:`gce.book.store.ResultStore`) and keeps the runs that belong to the
+experiment's grid as :func:`gce.book.experiments.spec` declares it now; it never
+trains (:func:`gce.book.experiments.run` is what trains the missing runs).
 
 A store is read once per state of its file: the tables are kept, keyed by the
 file, its write-ahead log and their sizes and modification times, so a chapter
@@ -57,19 +57,19 @@ def read(name: str, scale: str | None = None, results: str | os.PathLike | None 
     """The stored ``(runs, history)`` of experiment ``name``'s current grid at ``scale``, or None.
 
     Args:
-        name: an experiment of :data:`gce.experiments.EXPERIMENTS` (``"table1"``, ``"fig1"``, ...).
-        scale: one of :data:`gce.experiments.SCALES`; default :func:`gce.experiments.default_scale`
+        name: an experiment of :data:`gce.book.experiments.EXPERIMENTS` (``"table1"``, ``"fig1"``, ...).
+        scale: one of :data:`gce.book.experiments.SCALES`; default :func:`gce.book.experiments.default_scale`
             (``$GCE_SCALE``).
-        results: the results folder; default :func:`gce.experiments.default_results_dir`.
+        results: the results folder; default :func:`gce.book.experiments.default_results_dir`.
 
     Returns:
         ``runs`` (one row per run: config, summary numbers, provenance) and ``history`` (one row per run and
-        epoch), holding only the runs of ``gce.experiments.spec(name, scale)`` (a run of an older grid that is
+        epoch), holding only the runs of ``gce.book.experiments.spec(name, scale)`` (a run of an older grid that is
         still stored is left out), in the order they were stored; None when none of them is stored.  A grid
         stored in part gives the part.  Never trains.
 
     Raises:
-        ValueError: an unknown experiment or scale; :class:`gce.store.StoreError` (a ``ValueError``) for a
+        ValueError: an unknown experiment or scale; :class:`gce.book.store.StoreError` (a ``ValueError``) for a
         damaged results file.
     """
     scale = experiments.default_scale() if scale is None else scale
@@ -88,8 +88,8 @@ def read(name: str, scale: str | None = None, results: str | os.PathLike | None 
 
 
 def scales(results: str | os.PathLike | None = None) -> list[str]:
-    """The scales of :data:`gce.experiments.SCALES` at which some experiment has stored runs of its grid
-    (``results``: the results folder, default :func:`gce.experiments.default_results_dir`); the claims page
+    """The scales of :data:`gce.book.experiments.SCALES` at which some experiment has stored runs of its grid
+    (``results``: the results folder, default :func:`gce.book.experiments.default_results_dir`); the claims page
     lists their verdicts."""
     results = Path(experiments.default_results_dir() if results is None else results)
     out = []

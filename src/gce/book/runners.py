@@ -2,7 +2,7 @@
 
 An engine takes a list of :class:`gce.train.RunConfig` and calls
 ``on_result(result, t_hat, provenance)`` once per finished run, as soon as it
-finishes, so that the caller (:func:`gce.experiments.run`) can store it at
+finishes, so that the caller (:func:`gce.book.experiments.run`) can store it at
 once.  A run that fails is reported (config and error) in the returned list of
 :class:`Failure` and does not stop the others.
 

@@ -5,7 +5,7 @@ of a grid is run on the same seeds, so two methods are compared on the
 per-seed differences of their numbers (:func:`paired`).  The paper reports
 only means and standard deviations over 5 runs; the same rules then compare
 summaries with Welch's statistic (:func:`from_summary`), which lets a rule be
-checked on the paper's own tables (:mod:`gce.claims`' calibration).
+checked on the paper's own tables (:mod:`gce.book.claims`' calibration).
 
 Every comparison asks one directed question about an *effect* (a difference
 of means, or a mean against a bound): is it above a threshold?  Its one-sided

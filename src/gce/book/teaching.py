@@ -24,7 +24,7 @@ OUTDIR`` writes a student copy of every chapter into ``OUTDIR``.
 
 A checker cell calls :func:`check` with the student's answer, which says
 whether it is right.  Every checker's answer is computed by the library
-(:mod:`gce.theory`, :mod:`gce.noise`), never typed in.
+(:mod:`gce.book.theory`, :mod:`gce.noise`), never typed in.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Summaries of the chapter "CCE vs MAE in practice" (``book/cce_vs_mae.ipynb``: Sec. 3.2, Fig. 1(a, b)).
 
-The chapter's descriptive numbers (test curves, epochs to a test accuracy) come from :mod:`gce.analysis`;
-every sentence that reads like a verdict is chosen here from the outcome of a claim of :mod:`gce.claims`
+The chapter's descriptive numbers (test curves, epochs to a test accuracy) come from :mod:`gce.book.analysis`;
+every sentence that reads like a verdict is chosen here from the outcome of a claim of :mod:`gce.book.claims`
 (:func:`reading`), so that the chapter never decides a claim by a rule of its own.
 """
 
@@ -73,7 +73,7 @@ def reading(claim_id: str, status: str) -> str:
 
 
 def verdict_effects(verdict: claims.Verdict) -> pd.Series:
-    """A verdict's effects by comparison label (:attr:`gce.claims.Verdict.numbers`), for gluing into prose;
+    """A verdict's effects by comparison label (:attr:`gce.book.claims.Verdict.numbers`), for gluing into prose;
     a verdict without numbers (not testable) gives an empty Series."""
     if not isinstance(verdict, claims.Verdict):
         raise ValueError(f"verdict must be a claims.Verdict, got {type(verdict).__name__}")

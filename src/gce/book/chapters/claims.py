@@ -9,15 +9,15 @@ from .. import claims
 
 __all__ = ["OUTCOMES", "verdict_tables", "status_counts", "ids_with", "sensitivity_words"]
 
-#: The four outcomes of :mod:`gce.claims` under the short names the page glues them by.
+#: The four outcomes of :mod:`gce.book.claims` under the short names the page glues them by.
 OUTCOMES = {"holds": claims.HOLDS, "contradicted": claims.CONTRADICTED, "inconclusive": claims.INCONCLUSIVE,
             "untestable": claims.NOT_TESTABLE}
 
 
 def verdict_tables(scale: str) -> tuple[list[str], dict, dict]:
     """``(scales, results, tables)``: ``scale`` first, then every other scale with stored results; per scale the
-    stored results (:func:`gce.claims.load_results`) and the verdict table (:func:`gce.claims.evaluate_results`).
-    Reads only; never trains."""
+    stored results (:func:`gce.book.claims.load_results`) and the verdict table
+    (:func:`gce.book.claims.evaluate_results`).  Reads only; never trains."""
     scales = list(dict.fromkeys([scale, *claims.scales_with_results()]))
     results = {s: claims.load_results(s) for s in scales}
     return scales, results, {s: claims.evaluate_results(results[s], s) for s in scales}
@@ -36,7 +36,7 @@ def ids_with(verdicts: pd.DataFrame, key: str) -> str:
 
 
 def sensitivity_words(verdicts: pd.DataFrame, declared: int = 40) -> dict[str, str]:
-    """The schedule-sensitivity verdicts (:func:`gce.claims.schedule_sensitivity`) in words: ``declared`` (the
+    """The schedule-sensitivity verdicts (:func:`gce.book.claims.schedule_sensitivity`) in words: ``declared`` (the
     verdict at the declared first drop), ``others`` (at every other drop) and ``robust`` (whether every drop
     that can be tested gives the same verdict)."""
     by_drop = dict(zip(verdicts["first_drop"], verdicts["status"]))

@@ -39,7 +39,7 @@ def schedule_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def fit_table(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
-    """The fit gate of :mod:`gce.claims` for every setting and method: True where the seed-mean
+    """The fit gate of :mod:`gce.book.claims` for every setting and method: True where the seed-mean
     noisy-validation accuracy had levelled off before the first learning-rate drop
     (:func:`gce.schedule.has_fitted`).  Rows ``(dataset, noise, eta)``, one column per method."""
     h = history[history["run_id"].isin(runs["run_id"])].merge(

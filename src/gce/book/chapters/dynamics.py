@@ -2,8 +2,8 @@
 
 The chapter describes each run by the model the book reports: the epoch of best *noisy-validation*
 accuracy (stored as ``best_epoch``, ties broken by the lower validation loss when the run was trained), so
-that its tables use the same "drop" as the claims of Sec. 4.1 (:mod:`gce.claims`): the test accuracy at
-that epoch minus the last epoch's.  Verdicts themselves come from :func:`gce.claims.check`, never from here.
+that its tables use the same "drop" as the claims of Sec. 4.1 (:mod:`gce.book.claims`): the test accuracy at
+that epoch minus the last epoch's.  Verdicts themselves come from :func:`gce.book.claims.check`, never from here.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def selection_table(runs: pd.DataFrame, history: pd.DataFrame, *, by: Sequence[s
     epoch, shown for description only: choosing it reads the test set), ``last`` (the last epoch's),
     ``drop = selected - last`` and ``val_loss_min_epoch`` (1-based epoch of the lowest noisy validation
     loss).  Unless ``per_run``: one row per group of ``by`` and Fig. 2's ``q`` (0 for CCE,
-    :func:`gce.analysis.fig2_q`) with ``seeds``, the means over seeds, and ``drop_min``/``drop_max``.
+    :func:`gce.book.analysis.fig2_q`) with ``seeds``, the means over seeds, and ``drop_min``/``drop_max``.
     Accuracies stay fractions.  Runs without a history raise ValueError naming the first such run.
     """
     by = list(by)
@@ -64,7 +64,7 @@ def selection_table(runs: pd.DataFrame, history: pd.DataFrame, *, by: Sequence[s
 
 def format_selection(table: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
     """:func:`selection_table` for reading: indexed by ``(eta, q)``, accuracies in % and drops in points
-    (:func:`gce.analysis.round_pct`), epochs to one decimal, under :data:`SELECTION_COLUMNS`' names plus
+    (:func:`gce.book.analysis.round_pct`), epochs to one decimal, under :data:`SELECTION_COLUMNS`' names plus
     ``val-loss min epoch``; ``seeds`` is left out (the caption says it)."""
     missing = [c for c in ("eta", "q", *SELECTION_COLUMNS) if c not in table.columns]
     if missing:
@@ -98,8 +98,8 @@ def trend(values: Sequence[float], what: str = "*q*") -> str:
 
 
 def status_summary(verdicts: pd.DataFrame) -> str:
-    """The outcomes of a verdict table (:func:`gce.claims.evaluate_results`) in words, in the order of
-    :data:`gce.claims.STATUSES`, each with the ids that have it, e.g. ``"2 hold (`a`, `b`); 1 is
+    """The outcomes of a verdict table (:func:`gce.book.claims.evaluate_results`) in words, in the order of
+    :data:`gce.book.claims.STATUSES`, each with the ids that have it, e.g. ``"2 hold (`a`, `b`); 1 is
     contradicted (`c`)"``.  An unknown status raises ValueError."""
     if "status" not in verdicts or "id" not in verdicts:
         raise ValueError("verdicts needs the columns id and status (the table of claims.evaluate_results)")

@@ -5,7 +5,7 @@ has plateaued (:func:`gce.schedule.plateau_epoch`; Sec. 4.3, Algorithm 1), so
 the first pruning epoch differs from run to run and the stored config's
 ``prune_start`` is not it.  :func:`pruning_starts` reads each run's start from
 its stored history; :func:`with_pruning_starts` and :func:`first_step_configs`
-put it where the shared helpers of :mod:`gce.analysis` look for it.
+put it where the shared helpers of :mod:`gce.book.analysis` look for it.
 :func:`row_story` turns a row of Table 2 into the words and numbers the
 chapter's prose quotes.
 """
@@ -63,7 +63,7 @@ def with_pruning_starts(runs: pd.DataFrame, starts: pd.DataFrame) -> pd.DataFram
     """``runs`` with each truncated run's ``prune_start`` set to its own first pruning epoch.
 
     ``starts`` is :func:`pruning_starts`'s frame.  The helpers of
-    :mod:`gce.analysis` (``pruning_summary``, ``empty_pruning_runs``) read the
+    :mod:`gce.book.analysis` (``pruning_summary``, ``empty_pruning_runs``) read the
     first pruning epoch from ``prune_start``; for Table 2's plateau rule the
     stored value is only the schedule's nominal one.  A run that never pruned
     raises, since it has no first pruning epoch.
@@ -81,7 +81,7 @@ def with_pruning_starts(runs: pd.DataFrame, starts: pd.DataFrame) -> pd.DataFram
 
 def first_step_configs(configs: Sequence[RunConfig], runs: pd.DataFrame) -> list[RunConfig]:
     """The truncated-``L_q`` configs of ``configs`` with their pruning fixed at the epoch their stored run
-    first pruned, for :func:`gce.analysis.first_pruning_step` (which retrains each run up to
+    first pruned, for :func:`gce.book.analysis.first_pruning_step` (which retrains each run up to
     ``prune_start``).
 
     ``runs`` is :func:`with_pruning_starts`'s frame; configs are matched to
@@ -108,7 +108,7 @@ def plot_pruning_starts(history: pd.DataFrame, starts: pd.DataFrame, *, caption:
 
     ``starts`` is :func:`pruning_starts`'s frame; one panel per noise kind, one
     line per seed, the start drawn at ``first_pruned`` epochs in the line's
-    colour.  Call :func:`gce.plots.use_book_style` first for the book's look.
+    colour.  Call :func:`gce.book.plots.use_book_style` first for the book's look.
     """
     import matplotlib.pyplot as plt
 
@@ -141,7 +141,7 @@ def row_story(means: pd.Series) -> dict:
     truncated ``L_q``), ``trunc_rank`` (its place, best first, as a word of
     :data:`ORDINALS`), ``n_methods`` and ``lq_vs_mae`` (``"above"``,
     ``"below"`` or ``"level with"`` MAE).  The method labels are those of
-    :data:`gce.experiments.METHOD_LABELS`.
+    :data:`gce.book.experiments.METHOD_LABELS`.
     """
     for m in ("Trunc Lq", "Lq", "MAE"):
         if m not in means.index:
