@@ -580,14 +580,23 @@ def run(name: str, scale: str | None = None, *, results: str | os.PathLike | Non
         _check_data(first + second, root)
     prov = _store.provenance(getattr(runner, "device", "cpu"))
 
-    def stored(res, t_hat, run_prov):
-        rid = _store.run_id(res.config)
-        store.add([res], run_prov, scale, {rid: t_hat} if t_hat is not None else None)  # durable on return
-        store.trained.append(rid)
-        if on_stored is not None:
-            on_stored(rid)
+    def train_and_store(configs: list[RunConfig], transitions: dict) -> list[runners.Failure]:
+        """Train ``configs`` and store each run the moment it finishes; returns the failures."""
+        want_hat = {i for i, c in enumerate(configs) if _store.run_id(c) in need_hat}
+        failed = []
+        for out in runner.execute(configs, transitions, want_hat, prov):
+            if isinstance(out, runners.Failure):
+                failed.append(out)
+                continue
+            rid = _store.run_id(out.result.config)
+            t_hat = {rid: out.t_hat} if out.t_hat is not None else None
+            store.add([out.result], out.provenance, scale, t_hat)  # durable on return
+            store.trained.append(rid)
+            if on_stored is not None:
+                on_stored(rid)
+        return failed
 
-    failures = runner.execute(first, {}, need_hat, _store.run_id, stored, prov) if first else []
+    failures = train_and_store(first, {}) if first else []
     if second:
         transitions, ready = {}, []
         for c in second:
@@ -597,7 +606,7 @@ def run(name: str, scale: str | None = None, *, results: str | os.PathLike | Non
                 continue
             transitions[len(ready)] = torch.tensor(T_hat, dtype=torch.float64)
             ready.append(c)
-        failures += runner.execute(ready, transitions, set(), _store.run_id, stored, prov)
+        failures += train_and_store(ready, transitions)
     if failures:  # one line each; the full errors are in err.failures
         raise runners.RunsFailed(failures, len(first) + len(second), len(store.trained), store.path)
     return exp, store

@@ -1,10 +1,10 @@
 """Execution engines for experiment grids: in-process (default) or on a Ray cluster.
 
-An engine takes a list of :class:`gce.train.RunConfig` and calls
-``on_result(result, t_hat, provenance)`` once per finished run, as soon as it
-finishes, so that the caller (:func:`gce.book.experiments.run`) can store it at
-once.  A run that fails is reported (config and error) in the returned list of
-:class:`Failure` and does not stop the others.
+An engine trains a list of :class:`gce.train.RunConfig` and yields each run as
+soon as it finishes: a :class:`Finished` (result, T-hat, provenance), which the
+caller (:func:`gce.book.experiments.run`) stores at once, or a :class:`Failure`
+(config and error), which does not stop the others.  An engine knows nothing
+of the store.
 
 - :class:`LocalEngine` trains in this process, batching runs that share a
   dataset, network and schedule (:func:`gce.train.train_many`), with the
@@ -15,9 +15,9 @@ once.  A run that fails is reported (config and error) in the returned list of
   fractional GPU per run if asked, so that several small runs share a GPU.
   Ray is an optional dependency (``pip install gce[ray]``).
 
-``t_hat`` is the transition matrix estimated from the run's best-validation
-model (Patrini et al. 2017), computed for the CCE runs whose id is in
-``need_hat``; it is ``None`` otherwise.
+``Finished.t_hat`` is the transition matrix estimated from the run's
+best-validation model (Patrini et al. 2017, :func:`gce.train.estimate_transition`),
+computed for the runs whose index is in ``want_hat``; it is ``None`` otherwise.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import re
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -35,12 +35,20 @@ from .store import provenance, run_id
 from ..threads import torch_threads, training_threads
 from ..train import RunConfig, RunResult
 
-__all__ = ["Failure", "RunsFailed", "LocalEngine", "RayEngine", "ENGINES", "make_engine", "check_device"]
-
-OnResult = Callable[[RunResult, "list | None", dict], None]
+__all__ = ["Finished", "Failure", "RunsFailed", "LocalEngine", "RayEngine", "ENGINES", "make_engine", "check_device"]
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+@dataclass
+class Finished:
+    """A run that finished: its ``result``, the ``t_hat`` estimated from its model (or None) and the
+    ``provenance`` of where it ran (:func:`gce.book.store.provenance`)."""
+
+    result: RunResult
+    t_hat: list | None
+    provenance: dict
 
 
 @dataclass
@@ -101,28 +109,25 @@ class LocalEngine:
         self.root, self.max_group, self.progress = root, max_group, progress
         self.threads = training_threads(self.device, threads)  # gce.threads: 1 on the CPU unless asked
 
-    def execute(self, configs: Sequence[RunConfig], transitions: dict[int, torch.Tensor], need_hat: set[str],
-                run_id: Callable[[RunConfig], str], on_result: OnResult, prov: dict) -> list[Failure]:
+    def execute(self, configs: Sequence[RunConfig], transitions: dict[int, torch.Tensor], want_hat: set[int],
+                prov: dict) -> Iterator[Finished | Failure]:
+        """Train ``configs`` (``transitions[i]``: the T-hat of run ``i`` when it uses ``forward_T_hat``) and yield
+        each run as its group finishes, with T-hat estimated for the runs whose index is in ``want_hat`` and
+        provenance ``prov``; the runs of a group that raises are yielded as failures."""
         with torch_threads(self.threads):
-            return self._execute(configs, transitions, need_hat, run_id, on_result, prov)
-
-    def _execute(self, configs: Sequence[RunConfig], transitions: dict[int, torch.Tensor], need_hat: set[str],
-                 run_id: Callable[[RunConfig], str], on_result: OnResult, prov: dict) -> list[Failure]:
-        failures: list[Failure] = []
-        for group in _train.split_groups(list(configs), self.max_group):
-            cfgs = [configs[i] for i in group]
-            trans = {j: transitions[i] for j, i in enumerate(group) if i in transitions}
-            try:
-                results = _train.train_many(cfgs, transitions=trans, device=self.device, root=self.root,
-                                            progress=self.progress, max_group=self.max_group,
-                                            keep_models=any(run_id(c) in need_hat for c in cfgs))
-            except Exception:  # noqa: BLE001 - report the group's runs and go on with the others
-                err = traceback.format_exc(limit=3)
-                failures += [Failure(c, err) for c in cfgs]
-                continue
-            for res in results:
-                on_result(res, _t_hat_of(res, run_id(res.config) in need_hat), prov)
-        return failures
+            for group in _train.split_groups(list(configs), self.max_group):
+                cfgs = [configs[i] for i in group]
+                trans = {j: transitions[i] for j, i in enumerate(group) if i in transitions}
+                try:
+                    results = _train.train_many(cfgs, transitions=trans, device=self.device, root=self.root,
+                                                progress=self.progress, max_group=self.max_group,
+                                                keep_models=any(i in want_hat for i in group))
+                except Exception:  # noqa: BLE001 - report the group's runs and go on with the others
+                    err = traceback.format_exc(limit=3)
+                    yield from (Failure(c, err) for c in cfgs)
+                    continue
+                for i, res in zip(group, results):
+                    yield Finished(res, _t_hat_of(res, i in want_hat), prov)
 
 
 def _ray_task(config: RunConfig, T: list | None, want_hat: bool, root, use_gpu: bool):
@@ -158,16 +163,17 @@ class RayEngine:
                 raise ValueError(f"gpus_per_run={gpus_per_run} but the Ray cluster has {have:g} GPU(s); "
                                  f"use --gpus-per-run 0 (CPU) or a cluster with GPUs")
 
-    def execute(self, configs: Sequence[RunConfig], transitions: dict[int, torch.Tensor], need_hat: set[str],
-                run_id: Callable[[RunConfig], str], on_result: OnResult, prov: dict) -> list[Failure]:
+    def execute(self, configs: Sequence[RunConfig], transitions: dict[int, torch.Tensor], want_hat: set[int],
+                prov: dict) -> Iterator[Finished | Failure]:
+        """As :meth:`LocalEngine.execute`, one Ray task per run, yielded in the order they finish (each with the
+        provenance of the worker that trained it)."""
         ray = self.ray
         task = ray.remote(_ray_task).options(num_cpus=1, num_gpus=self.gpus_per_run, max_retries=0)
         pending = {}
         for i, c in enumerate(configs):
             T = transitions[i].tolist() if i in transitions else None
-            ref = task.remote(c, T, run_id(c) in need_hat, self.root, self.gpus_per_run > 0)
+            ref = task.remote(c, T, i in want_hat, self.root, self.gpus_per_run > 0)
             pending[ref] = c
-        failures: list[Failure] = []
         bar = None
         if self.progress:
             from tqdm import tqdm
@@ -182,9 +188,9 @@ class RayEngine:
                 except Exception as err:  # noqa: BLE001 - a failed task is reported, the others go on
                     cause = getattr(err, "cause", None) or err  # a RayTaskError wraps the worker's exception
                     text = str(cause).strip().splitlines()
-                    failures.append(Failure(config, f"{type(cause).__name__}: {text[-1] if text else ''}"))
+                    yield Failure(config, f"{type(cause).__name__}: {text[-1] if text else ''}")
                 else:
-                    on_result(res, t_hat, run_prov)
+                    yield Finished(res, t_hat, run_prov)
                 if bar is not None:
                     bar.update(1)
         except BaseException:
@@ -194,7 +200,6 @@ class RayEngine:
         finally:
             if bar is not None:
                 bar.close()
-        return failures
 
 
 ENGINES = ("local", "ray")
