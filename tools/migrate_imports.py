@@ -18,7 +18,8 @@ notebooks afterwards).  The rewrite is deterministic and idempotent: a second ru
 per changed cell (notebook, cell index, lines before -> after) and, with ``--check``, changes nothing and exits
 1 if some cell would change.
 
-Usage: ``python tools/migrate_imports.py [--check] [NOTEBOOK ...]`` (default: every notebook under ``book/``).
+Usage: ``python tools/migrate_imports.py [--check] [FILE ...]`` (default: every notebook under ``book/``); a
+``.py`` file given (a test, a script) is rewritten as one code cell.
 """
 
 from __future__ import annotations
@@ -129,19 +130,33 @@ def migrate_notebook(path: Path, write: bool = True) -> list[str]:
     return report
 
 
+def migrate_python(path: Path, write: bool = True) -> list[str]:
+    """Rewrite the Python file at ``path`` as one code cell (written back if ``write``); one line if changed."""
+    old = path.read_text(encoding="utf-8")
+    new = migrate(old)
+    if new == old:
+        return []
+    if write:
+        path.write_text(new, encoding="utf-8")
+    changed = [line for line in new.splitlines() if line not in old.splitlines()]
+    return [f"{path}: {' | '.join(changed)[:300]}"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("notebooks", nargs="*", type=Path, help="notebooks (default: every one under book/)")
+    parser.add_argument("notebooks", nargs="*", type=Path,
+                        help="notebooks or .py files (default: every notebook under book/)")
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a cell would change")
     args = parser.parse_args(argv)
     paths = args.notebooks or sorted(p for p in (ROOT / "book").rglob("*.ipynb") if ".ipynb_checkpoints"
                                      not in p.parts and "_build" not in p.parts)
     changed = 0
     for path in paths:
-        for line in migrate_notebook(path, write=not args.check):
+        rewrite = migrate_python if path.suffix == ".py" else migrate_notebook
+        for line in rewrite(path, write=not args.check):
             print(line)
             changed += "edit it by hand" not in line
-    print(f"{changed} cell(s) {'to change' if args.check else 'changed'} in {len(paths)} notebook(s)")
+    print(f"{changed} cell(s) or file(s) {'to change' if args.check else 'changed'} in {len(paths)} file(s)")
     return 1 if args.check and changed else 0
 
 
