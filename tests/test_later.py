@@ -109,3 +109,51 @@ def test_plot_losses_at_probability():
     assert len(ax.lines) == len(later.LOSS_CURVES)
     assert [t.get_text() for t in ax.get_legend().get_texts()] == list(later.LOSS_CURVES)
     matplotlib.pyplot.close(fig)
+
+
+def _later_like(runs):
+    """Stored pocket Table 1 runs with CCE relabelled as a later loss: the functions only read the columns."""
+    import pandas as pd
+
+    extra = runs[runs["method"] == "cce"].assign(method="sce")
+    return pd.concat([runs, extra], ignore_index=True)
+
+
+def test_grid_table_orders_the_papers_losses_then_the_later_ones():
+    from gce import claims, later
+
+    runs, _ = claims.stored_results("table1", "pocket")
+    both = _later_like(runs)
+    table = later.grid_table(both, methods=("cce", "lq", "sce"))
+    assert list(dict.fromkeys(table.index.get_level_values("method"))) == ["CCE", "Lq", "SCE"]
+    assert list(dict.fromkeys(table.index.get_level_values("source"))) == ["ours (digits)", "ours (digit_pairs)"]
+    assert (table.loc[("ours (digits)", "SCE")] == table.loc[("ours (digits)", "CCE")]).all()
+    with pytest.raises(ValueError, match="no stored runs of the methods"):
+        later.grid_table(runs, methods=("cce", "nce_rce"))
+
+
+def test_differences_are_paired_by_seed():
+    from gce import claims, later
+
+    runs, _ = claims.stored_results("table1", "pocket")
+    d = later.differences(_later_like(runs), reference="lq", methods=("sce",))
+    row = d[(d["dataset"] == "digits") & (d["noise"] == "uniform") & (d["eta"] == 0.4)].iloc[0]
+    sel = runs[(runs["dataset"] == "digits") & (runs["noise"] == "uniform") & (runs["eta"] == 0.4)]
+    acc = sel.pivot_table(index="seed", columns="method", values="test_acc_best_val") * 100
+    assert row["mean"] == pytest.approx((acc["cce"] - acc["lq"]).mean())
+    assert row["se"] == pytest.approx((acc["cce"] - acc["lq"]).std(ddof=1) / len(acc) ** 0.5)
+    assert row["seeds"] == len(acc) and len(d) == 16
+
+
+def test_plot_differences_draws_one_panel_per_block():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from gce import claims, later
+
+    runs, _ = claims.stored_results("table1", "pocket")
+    d = later.differences(_later_like(runs), reference="lq", methods=("sce",))
+    fig = later.plot_differences(d, titles={"digits": "digits (pocket)"}, caption="c")
+    assert [ax.get_title() for ax in fig.axes] == ["digits (pocket)", "digit_pairs"]
+    with pytest.raises(ValueError, match="no differences"):
+        later.plot_differences(d.iloc[:0])
