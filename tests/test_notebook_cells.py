@@ -155,6 +155,10 @@ def test_every_code_cell_is_short_and_defines_nothing():
     ("a = 1; b = 2\n", 2),
     ("f = sorted(xs, key=lambda v: -v)\n", 1),               # a lambda's colon is no header
     ("d = {'a': 1,\n     'b': 2}\n", 1),                      # nor a dict's
+    ("try:\n    x = f()\nexcept ValueError as e:\n    x = None\n", 4),
+    ("def g(x: int) -> int: return x\n", 2),                 # a colon in brackets, then the header's
+    ("x: int = 3\n", 1),                                     # an annotation's colon is no header
+    ("with open(p) as fh: text = fh.read()\n", 2),
     ("%matplotlib inline\nx = 1\n", 2),
 ])
 def test_logic_lines(source, expected):

@@ -16,7 +16,7 @@ from .. import theory as th
 
 __all__ = ["THETA", "ALPHA", "GRAD_F", "sgd_step", "TRAJECTORY", "trajectory_gap"]
 
-#: The sympy symbols of :func:`sgd_step`: a parameter, the learning rate and the gradient of f_y in theta.
+#: A parameter, the learning rate and the gradient of f_y in theta, as sympy symbols (for :func:`sgd_step`).
 THETA, ALPHA, GRAD_F = sp.symbols("theta alpha g")
 
 
@@ -31,8 +31,8 @@ def sgd_step(loss: sp.Expr, lr, theta=THETA, grad_f=GRAD_F) -> sp.Expr:
     return theta - lr * (-th.gradient_weight(loss) * grad_f)
 
 
-#: Settings of the chapter's optimiser runs: a linear softmax classifier on random data (5 features, 3 classes,
-#: 64 samples), 50 full-batch steps, momentum 0.9 for SGD, seed 0.
+#: Settings of the chapter's optimiser runs (:func:`gce.analysis.short_trajectory`), a linear softmax classifier
+#: on random data (5 features, 3 classes, 64 samples), 50 full-batch steps, momentum 0.9 for SGD, seed 0.
 TRAJECTORY = {"steps": 50, "seed": 0, "n": 64, "dim": 5, "num_classes": 3, "momentum": 0.9}
 
 

@@ -84,7 +84,7 @@ def eq10_display(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 #: The chapter's name for each method -> the engine's name.
 METHODS = {"CCE": "cce", "Lq": "lq", "Trunc Lq": "trunc_lq"}
-#: The one setting of Table 1 the chapter's run of Algorithm 1 shows: (dataset, noise, eta).
+#: The one setting of Table 1 (dataset, noise, eta) that the chapter's run of Algorithm 1 shows.
 SETTING = ("digits", "uniform", 0.4)
 
 
