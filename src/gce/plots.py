@@ -467,8 +467,9 @@ def theorem1_A_curves(cs: Sequence[int] = (10, 100), etas: Sequence[float] = (0.
 def theorem1_tightness(c_: int = 3, etas: Sequence[float] = (0.2, 0.4, 0.6), *, n: int = 120, q_grid=None):
     """How loose Theorem 1 is: ``-A`` (dashed) against the largest ``R(f_hat) - R(f*)`` any problem can have (solid).
 
-    The solid line is minus the minimum of :func:`gce.theory.theorem1_pointwise_gap`
-    over :func:`gce.theory.simplex_grid` ``(c, n)``: the exact worst case for the
+    The solid line is minus :func:`gce.theory.theorem1_worst_gap`, the minimum of
+    :func:`gce.theory.theorem1_pointwise_gap` over :func:`gce.theory.simplex_grid`
+    ``(c, n)``: the exact worst case for the
     class of all maps to the closed simplex, up to the grid.  Log y-axis; ``q < 1``.
     """
     from . import theory
@@ -480,7 +481,7 @@ def theorem1_tightness(c_: int = 3, etas: Sequence[float] = (0.2, 0.4, 0.6), *, 
     fig, ax = plt.subplots(figsize=(5.6, 4.2))
     colours = [st["color"] for st in q_styles(etas)]
     for colour, eta_ in zip(colours, etas):
-        worst = np.array([-theory.theorem1_pointwise_gap(grid, eta_, q_).min() for q_ in q_grid])
+        worst = -theory.theorem1_worst_gap(grid, eta_, q_grid)
         ax.plot(q_grid, worst, color=colour, label=f"worst case, $\\eta = {eta_:g}$")
         ax.plot(q_grid, -theory.theorem1_A(eta_, q_grid, c_), color=colour, ls="--",
                 label=f"$-A$, $\\eta = {eta_:g}$")
