@@ -157,3 +157,20 @@ def test_plot_differences_draws_one_panel_per_block():
     assert [ax.get_title() for ax in fig.axes] == ["digits (pocket)", "digit_pairs"]
     with pytest.raises(ValueError, match="no differences"):
         later.plot_differences(d.iloc[:0])
+
+
+def test_difference_summary_counts_settings_beyond_two_standard_errors():
+    import pandas as pd
+
+    from gce import later
+
+    diffs = pd.DataFrame({"dataset": ["digits"] * 3 + ["cifar10_jpeg_features"], "noise": "uniform",
+                          "eta": [0.2, 0.4, 0.6, 0.2], "method": "sce", "mean": [3.0, -3.0, 0.5, 1.0],
+                          "se": [1.0, 1.0, 1.0, 0.1], "seeds": 3})
+    s = later.difference_summary(diffs)
+    assert s.loc[("digits", "sce")].tolist() == [pytest.approx(1 / 6), 1, 1, 3]
+    words = later.difference_words(s)
+    assert words["later_words_pocket"].startswith("On digits (pocket): SCE +0.17 points on average (above L_q at 1")
+    assert words["later_words_cpu"].startswith("On CIFAR-10 (JPEG copy), cpu: SCE +1.00")
+    with pytest.raises(ValueError, match="z must be"):
+        later.difference_summary(diffs, z=0)

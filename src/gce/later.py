@@ -28,7 +28,7 @@ from . import losses as _losses
 
 __all__ = ["CHECKPOINTS", "later_results", "check_later_results", "later_protocols", "later_table", "published",
            "LOSS_CURVES", "losses_at_probability", "plot_losses_at_probability", "GRID_METHODS", "grid_table",
-           "differences", "plot_differences"]
+           "differences", "plot_differences", "BLOCK_TITLES", "difference_summary", "difference_words"]
 
 #: The checkpoints a published number can be read at, namely the highest test accuracy over all epochs, the last
 #: epoch, or the epoch of highest accuracy on a held-out split of the *noisy* training labels.
@@ -212,6 +212,11 @@ def grid_table(runs: pd.DataFrame, methods=GRID_METHODS) -> pd.DataFrame:
     return wide.loc[order]
 
 
+#: Panel titles of :func:`plot_differences` for the book's dataset blocks.
+BLOCK_TITLES = {"digits": "digits (pocket)", "digit_pairs": "digit_pairs (pocket)",
+                "cifar10_jpeg_features": "CIFAR-10 (JPEG copy), cpu", "cifar10_features": "CIFAR-10, cpu"}
+
+
 def differences(runs: pd.DataFrame, reference: str = "lq", methods=tuple(_losses.LATER_LOSSES)) -> pd.DataFrame:
     """Each of ``methods`` minus ``reference`` in test accuracy at the epoch of best noisy-validation accuracy
     (points), paired by seed (the same noisy labels), per dataset, noise setting and method: columns ``dataset``,
@@ -264,3 +269,32 @@ def plot_differences(diffs: pd.DataFrame, *, titles: dict | None = None, caption
     if caption:
         fig.suptitle(caption, y=-0.01, va="top", fontsize="small")
     return fig
+
+
+def difference_summary(diffs: pd.DataFrame, z: float = 2.0) -> pd.DataFrame:
+    """:func:`differences` per dataset block and later loss: ``mean`` (the mean over the noise settings of the
+    difference from L_q, points), ``above`` and ``below`` (the settings where it is more than ``z`` standard errors
+    above or below 0) and ``settings``.  Rows ``(dataset, method)`` in the order of ``diffs``."""
+    if isinstance(z, bool) or not z > 0:
+        raise ValueError(f"z must be a positive number of standard errors, got z={z!r}")
+    d = diffs.assign(above=diffs["mean"] > z * diffs["se"], below=diffs["mean"] < -z * diffs["se"])
+    g = d.groupby(["dataset", "method"], sort=False)
+    return pd.DataFrame({"mean": g["mean"].mean(), "above": g["above"].sum(), "below": g["below"].sum(),
+                         "settings": g.size()})
+
+
+def difference_words(summary: pd.DataFrame) -> dict[str, str]:
+    """:func:`difference_summary` in sentences, one per scale: ``{"later_words_cpu": ..., "later_words_pocket":
+    ...}`` (a block whose dataset is a cpu feature set counts as cpu), each naming every block and loss with its
+    mean difference from L_q and its settings above and below.  The chapter *After the paper* glues them."""
+    from .experiments import METHOD_LABELS
+
+    out = {"later_words_cpu": "", "later_words_pocket": ""}
+    for d in dict.fromkeys(summary.index.get_level_values("dataset")):
+        part = summary.xs(d, level="dataset")
+        items = [f"{METHOD_LABELS.get(m, m)} {r['mean']:+.2f} points on average (above L_q at {int(r['above'])}, "
+                 f"below at {int(r['below'])} of {int(r['settings'])} settings)" for m, r in part.iterrows()]
+        key = "later_words_cpu" if "features" in d else "later_words_pocket"
+        text = f"On {BLOCK_TITLES.get(d, d)}: " + "; ".join(items) + "."
+        out[key] = (out[key] + " " + text).strip()
+    return out
