@@ -61,3 +61,41 @@ def test_superclass_numbers_on_a_known_matrix():
     assert out["super_most_index"] == 3 and out["super_most_share"] == pytest.approx(100.0)
     assert out["super_most_name"] == human_noise.CIFAR100_COARSE_NAMES[3].replace("_", " ")
     assert out["super_least_share"] == 0.0 and out["super_least_index"] != 3
+
+
+def _twin_like():
+    """Stored pocket Table 1 runs dressed as human_twin runs on two label sets (the functions read columns only)."""
+    from gce import claims
+
+    runs, _ = claims.stored_results("table1", "pocket")
+    runs = runs[(runs["dataset"] == "digits") & (runs["noise"] == "uniform") & runs["method"].isin(["cce", "lq"])]
+    parts = [runs[runs["eta"] == eta].assign(noise="human_twin", human_labels=s)
+             for eta, s in ((0.2, "aggre"), (0.6, "worse"))]
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_twin_table_and_differences():
+    from gce.chapters import human_noise as ch
+
+    runs = _twin_like()
+    t = ch.twin_table(runs)
+    assert list(t.columns.get_level_values(0).unique()) == ["aggre", "worse"]
+    assert list(t.index) == ["CCE", "Lq"]
+    sel = runs[(runs["human_labels"] == "worse") & (runs["method"] == "lq")]
+    assert t.loc["Lq", ("worse", "mean")] == pytest.approx(100 * sel["test_acc_best_val"].mean())
+    assert t.loc["Lq", ("worse", "rate")] == pytest.approx(100 * sel["flip_rate_train"].mean())
+    d = ch.twin_differences(runs)
+    acc = runs[runs["human_labels"] == "aggre"].pivot_table(index="seed", columns="method",
+                                                             values="test_acc_best_val") * 100
+    assert d.loc[("aggre", "Lq"), "mean"] == pytest.approx((acc["lq"] - acc["cce"]).mean())
+    with pytest.raises(ValueError, match="no human_twin runs"):
+        ch.twin_table(runs.assign(noise="uniform"))
+
+
+def test_twin_words_sorts_each_twin_by_two_standard_errors():
+    from gce.chapters import human_noise as ch
+
+    diffs = pd.DataFrame({"label set": ["aggre", "random1", "worse"], "method": "Lq", "mean": [3.0, -3.0, 0.1],
+                          "se": [1.0, 1.0, 1.0], "seeds": 3}).set_index(["label set", "method"])
+    assert ch.twin_words(diffs) == ("Lq is above CCE on aggre (+3.00 points), below on random1 (-3.00 points), "
+                                    "within 2 standard errors on worse")

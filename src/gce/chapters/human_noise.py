@@ -13,9 +13,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .. import human_noise, theory
+from .. import human_noise, stats, theory
+from ..experiments import METHOD_LABELS
 
-__all__ = ["theorem_promises", "promise_glue", "superclass_numbers"]
+__all__ = ["theorem_promises", "promise_glue", "superclass_numbers", "twin_table", "twin_differences", "twin_words"]
 
 
 def theorem_promises(label_sets=("aggre", "random1", "worse", "noisy"), q: float = 0.7) -> pd.DataFrame:
@@ -97,3 +98,63 @@ def superclass_numbers(counts, coarse=None) -> dict[str, float | int | str]:
         out[f"super_{tag}_index"] = s
         out[f"super_{tag}_share"] = float(100 * per_super[s])
     return out
+
+
+def _twin_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    twin = runs[runs["noise"] == "human_twin"]
+    if not len(twin):
+        raise ValueError("no human_twin runs (the human experiment's runs at the cpu scale)")
+    return twin
+
+
+def twin_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Training on the synthetic twin of each CIFAR-10N label set (labels drawn from its transition matrix), as
+    numbers: rows the methods (by their labels), columns ``(label set, stat)`` with ``stat`` in ``mean``, ``std``
+    (test accuracy %, at the epoch of best noisy-validation accuracy, over seeds) and ``rate`` (the mean realised
+    share of wrong training labels, %).  The chapter's section on the ``cpu`` scale shows it."""
+    twin = _twin_runs(runs)
+    g = twin.groupby(["method", "human_labels"], sort=False)
+    out = pd.DataFrame({"mean": 100 * g["test_acc_best_val"].mean(), "std": 100 * g["test_acc_best_val"].std(ddof=1),
+                        "rate": 100 * g["flip_rate_train"].mean()})
+    wide = out.unstack("human_labels").swaplevel(axis=1)
+    sets = [s for s in human_noise.LABEL_SETS if s in wide.columns.get_level_values(0)]
+    wide = wide.reindex(columns=pd.MultiIndex.from_product([sets, ["mean", "std", "rate"]],
+                                                           names=["label set", "stat"]))
+    return wide.rename(index=lambda m: METHOD_LABELS.get(m, m))
+
+
+def twin_differences(runs: pd.DataFrame, reference: str = "cce") -> pd.DataFrame:
+    """Each method minus ``reference`` on each twin label set, paired by seed (the same drawn labels): rows
+    ``(label set, method)``, columns ``mean`` and ``se`` (points of test accuracy at the best-validation epoch)
+    and ``seeds``."""
+    twin = _twin_runs(runs)
+    acc = twin.pivot_table(index=["human_labels", "seed"], columns="method", values="test_acc_best_val") * 100
+    if reference not in acc.columns:
+        raise ValueError(f"no {reference!r} runs to compare with")
+    rows = []
+    for label_set, g in acc.groupby(level="human_labels", sort=False):
+        for m in [c for c in acc.columns if c != reference]:
+            both = g[[m, reference]].dropna()
+            e = stats.paired(both[m].to_numpy(), both[reference].to_numpy())
+            rows.append({"label set": label_set, "method": METHOD_LABELS.get(m, m), "mean": e.mean, "se": e.se,
+                         "seeds": len(both)})
+    order = {s: i for i, s in enumerate(human_noise.LABEL_SETS)}
+    out = pd.DataFrame(rows).sort_values("label set", key=lambda s: s.map(order), kind="stable")
+    return out.set_index(["label set", "method"])
+
+
+def twin_words(diffs: pd.DataFrame, z: float = 2.0) -> str:
+    """:func:`twin_differences` in a sentence: per method, on which twins it is more than ``z`` standard errors
+    above or below CCE, with the mean differences, e.g. ``"Lq is above CCE on aggre (+1.20 points) ..."``."""
+    parts = []
+    for m in dict.fromkeys(diffs.index.get_level_values("method")):
+        d = diffs.xs(m, level="method")
+        above, below = d[d["mean"] > z * d["se"]], d[d["mean"] < -z * d["se"]]
+        within = d.index.difference(above.index.union(below.index), sort=False)
+        parts.append(f"{m} is above CCE on {_listed(above)}, below on {_listed(below)}"
+                     + (f", within {z:g} standard errors on {', '.join(within)}" if len(within) else ""))
+    return "; ".join(parts)
+
+
+def _listed(d: pd.DataFrame) -> str:
+    return ", ".join(f"{s} ({v:+.2f} points)" for s, v in d["mean"].items()) or "no twin"
