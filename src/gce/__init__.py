@@ -20,7 +20,7 @@ Entropy Loss for Training Deep Neural Networks with Noisy Labels* (NeurIPS
 - :mod:`gce.train` -- one training run as a dataclass config; many runs
   trained together (vmap), Algorithm 1's pruning, Patrini's T-hat.
 - :mod:`gce.experiments` -- the paper's figures and tables as grids of runs
-  at three scales; ``run``; the paper's numbers.
+  at four scales; ``run``; the paper's numbers.
 - :mod:`gce.schedule` -- the pocket schedules, derived from where CCE starts
   to memorise the noise (Fig. 1(c), Sec. 4.2).
 - :mod:`gce.store` -- the result store: one SQLite file per scale, the single

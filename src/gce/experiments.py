@@ -1,4 +1,4 @@
-"""The paper's figures and tables as grids of runs, at three scales, with resumable stored results.
+"""The paper's figures and tables as grids of runs, at four scales, with resumable stored results.
 
 ==========  =================================================================
 scale       what it runs
@@ -10,8 +10,8 @@ scale       what it runs
             block).  What CI and the rendered book run.
 ``cpu``     CIFAR-10's real images (the JPEG copy, or torchvision's) as
             frozen unsupervised features, MLP heads, the declared schedule,
-            one thread a process (:mod:`gce.cpu_scale`; its grid takes about
-            70 minutes on two cores, measured).
+            one thread a process, 3 seeds (:mod:`gce.cpu_scale`; the
+            book's appendix on the cpu scale states its measured time).
 ``lite``    the real datasets (FASHION-MNIST, CIFAR-10/100), ResNet-18 for
             every dataset, schedules cut to an eighth, one seed, one GPU
             (sized for a free Colab GPU; its run time is not measured yet:
