@@ -45,6 +45,18 @@ def test_candidates_table_keeps_numbers_and_applies_the_criteria():
     assert shown.loc["features", "clean acc. %"] == 70.0 and shown.loc["pixels16", "(a)"] == "no"
 
 
+def test_grid_run_epochs_count_the_current_grid_and_replace_the_measured_count():
+    from gce import cpu_scale as scale
+
+    counts = cpu_scale.grid_run_epochs()
+    assert set(counts) == set(scale.EXPERIMENTS)
+    assert counts["table1"] == sum(c.epochs for c in scale.cpu_configs("table1"))
+    assert counts["table2"] == sum(c.epochs for c in scale.cpu_configs("table2")) / 2
+    t = cpu_scale.candidates_table(_measurement(), run_epochs=600)
+    assert t.loc["features", "grid_minutes"] == pytest.approx(600 * 0.2 / cpu_scale.CORES / 60)
+    assert cpu_scale.measured_run_epochs(_measurement()) == 1200
+
+
 def test_candidates_table_leaves_unmeasured_phases_empty_and_names_a_wrong_file():
     res = _measurement()
     del res["pixels16"]["memorise"]
@@ -65,7 +77,7 @@ def test_lr_table_reads_every_rate_and_the_plateau_rule():
     assert t.loc[("features", 0.1), "val40_mae"] == pytest.approx(0.539)
     shown = cpu_scale.format_lr(t)
     assert shown.loc[("features", 0.01), "CCE gain"] == 2.0
-    assert list(shown["every method plateaued"]) == ["no", "yes"]
+    assert list(shown["all plateaued"]) == ["no", "yes"]
     res = _measurement()
     del res["features"]["lr"]["0.1/mae"]
     with pytest.raises(ValueError, match="lr=0.1"):

@@ -24,8 +24,9 @@ import pandas as pd
 from .. import paths as _paths
 
 __all__ = ["CANDIDATES_FILE", "GRID_FILE", "CLEAN_ACC_MIN", "BUDGET_MINUTES", "CORES", "CANDIDATE_INPUTS",
-           "benchmark_path", "load_benchmark", "candidates_table", "format_candidates", "lr_table", "format_lr",
-           "memorisation_curves", "plot_memorisation", "threads_summary", "speed_summary", "speed_text"]
+           "benchmark_path", "load_benchmark", "measured_run_epochs", "grid_run_epochs", "candidates_table",
+           "format_candidates", "lr_table", "format_lr", "memorisation_curves", "plot_memorisation",
+           "threads_summary", "speed_summary", "speed_text"]
 
 #: The model choice's measurements, under the checkout's ``benchmarks/`` folder.
 CANDIDATES_FILE = "cpu_candidates.json"
@@ -69,7 +70,7 @@ def _candidates(res: dict) -> list[str]:
     return found
 
 
-def _run_epochs(res: dict) -> float:
+def measured_run_epochs(res: dict) -> float:
     """The cpu grid's run-epochs as the model choice counted them (``grid_run_epochs`` of the measurement)."""
     counts = res.get("grid_run_epochs")
     if not counts:
@@ -77,16 +78,29 @@ def _run_epochs(res: dict) -> float:
     return float(sum(counts.values()))
 
 
-def candidates_table(res: dict) -> pd.DataFrame:
+def grid_run_epochs() -> dict[str, float]:
+    """Run-epochs of each experiment of the cpu grid as :func:`gce.experiments.spec` builds it now; a run on
+    Table 2's half of the classes counts half (half the images), as in ``benchmarks/cpu_candidates.py``."""
+    from .. import cpu_scale as _cpu
+    from .. import experiments as _experiments
+
+    return {name: float(sum(c.epochs * (0.5 if c.dataset.endswith(("_0to4", "_5to9")) else 1.0)
+                            for c in _experiments.spec(name, "cpu").configs))
+            for name in _cpu.EXPERIMENTS}
+
+
+def candidates_table(res: dict, run_epochs: float | None = None) -> pd.DataFrame:
     """One row per candidate of ``cpu_candidates.json``: what criteria (a)-(c) measured, as numbers.
 
     Columns: ``inputs``; ``clean_best_val`` and ``clean_last`` (clean CCE test accuracy at the best-validation
     epoch and the last, fractions); ``random_40`` and ``random_120`` (training accuracy on fully random labels
     after epochs 40 and 120); ``cpu_s_per_run_epoch`` (the engine's CPU seconds per run-epoch at one thread,
-    best reading); ``grid_minutes`` (those seconds times the grid's run-epochs, over :data:`CORES` cores);
-    ``passes_accuracy`` and ``passes_budget`` (criteria (a) and (c)).  A phase not measured leaves NaN.
+    best reading); ``grid_minutes`` (those seconds times ``run_epochs``, over :data:`CORES` cores; by default the
+    run-epochs the measurement counted, :func:`measured_run_epochs`; pass ``sum(grid_run_epochs().values())``
+    for the grid as it is now); ``passes_accuracy`` and ``passes_budget`` (criteria (a) and (c)).  A phase not
+    measured leaves NaN.
     """
-    grid = _run_epochs(res)
+    grid = measured_run_epochs(res) if run_epochs is None else float(run_epochs)
     rows = []
     for name in _candidates(res):
         r = res[name]
@@ -118,7 +132,7 @@ def format_candidates(table: pd.DataFrame) -> pd.DataFrame:
     out["random: ep. 40 %"] = (100 * table["random_40"]).round(1)
     out["ep. 120 %"] = (100 * table["random_120"]).round(1)
     out["CPU s/run-ep."] = table["cpu_s_per_run_epoch"].round(2)
-    out["grid min"] = table["grid_minutes"].round(0)
+    out["grid min"] = table["grid_minutes"].round(0).astype("Int64")
     for col, name in (("passes_accuracy", "(a)"), ("passes_budget", "(c)")):
         if col in table.columns:
             out[name] = table[col].map({True: "yes", False: "no"})
@@ -147,14 +161,15 @@ def lr_table(res: dict, methods: tuple[str, ...] = ("cce", "mae", "lq")) -> pd.D
 
 
 def format_lr(table: pd.DataFrame) -> pd.DataFrame:
-    """:func:`lr_table` for reading: gains in points and epoch-40 accuracies in % (one decimal), yes/no."""
+    """:func:`lr_table` for reading: gains in points and epoch-40 accuracies in % (one decimal), and whether all
+    methods plateaued (yes/no)."""
     out = pd.DataFrame(index=table.index)
     for col in table.columns:
         if col.startswith("gain_"):
             out[f"{col[5:].upper().replace('LQ', 'Lq')} gain"] = (100 * table[col]).round(1)
         elif col.startswith("val40_"):
             out[f"{col[6:].upper().replace('LQ', 'Lq')} val. %"] = (100 * table[col]).round(1)
-    out["every method plateaued"] = table["plateau"].map({True: "yes", False: "no"})
+    out["all plateaued"] = table["plateau"].map({True: "yes", False: "no"})
     return out
 
 
