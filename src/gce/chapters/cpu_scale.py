@@ -220,8 +220,9 @@ def speed_summary(grid: dict | None) -> dict | None:
     if not grid or grid.get("mode") != "full":
         return None
     e = grid["engine"]
-    return {"runs": e["runs"], "peak_gflops": grid["peak_gflops"], "engine_gflops": e["gflops"], "fraction": grid["fraction_of_peak"],
-            "s_per_run_epoch": e["s_per_run_epoch"], "loop_s": grid["loop"]["s_per_run_epoch"],
+    return {"runs": e["runs"], "peak_gflops": grid["peak_gflops"], "engine_gflops": e["gflops"],
+            "fraction": grid["fraction_of_peak"], "s_per_run_epoch": e["s_per_run_epoch"],
+            "loop_s": grid["loop"]["s_per_run_epoch"],
             "speedup": grid["loop_speedup"], "speedup_sliced": grid["loop_sliced_speedup"],
             "grid_minutes": grid["projected_minutes_two_cores"]["paper_grid"],
             "load_start": grid["load_at_start"][0], "load_end": grid["load_at_end"][0], "cpu": grid["cpu_model"],
@@ -237,7 +238,8 @@ def speed_text(grid: dict | None) -> str:
     return (f"Measured by `benchmarks/cpu_grid.py` on {s['date']} ({s['cpu']}, torch {s['torch']}, one thread; "
             f"load average {s['load_start']:.1f} at the start and {s['load_end']:.1f} at the end; "
             f"{s['data']}). One core's fp32 peak read {s['peak_gflops']:.0f} GFLOP/s; the batched engine ran "
-            f"{s['runs']} Table 1 runs at {s['engine_gflops']:.0f} GFLOP/s, **{100 * s['fraction']:.0f} % of the peak**, "
+            f"{s['runs']} Table 1 runs at {s['engine_gflops']:.0f} GFLOP/s, "
+            f"**{100 * s['fraction']:.0f} % of the peak**, "
             f"{s['s_per_run_epoch']:.2f} s per run-epoch. A typical loop (one run at a time, `DataLoader`, "
             f"`torch.optim.SGD`) took {s['loop_s']:.2f} s per run-epoch: the engine is "
             f"**{s['speedup']:.1f} times faster** ({s['speedup_sliced']:.1f} times against the same loop with "
