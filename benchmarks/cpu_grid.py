@@ -14,9 +14,10 @@ In one process, on one torch thread, back to back, it measures:
     training samples of 256 features (45,000 trained on, 5,000 validation) and 10,000 test samples.  The cached
     features of :func:`gce.features.features` are used when the cache holds them, else random features of that
     shape (the time of a dense head does not depend on the values; the JSON says which).  Reported: seconds per
-    run-epoch (wall and CPU, best of two rounds) and the achieved GFLOP/s, the head's multiply-adds counted from
-    the configs (:func:`gce.experiments.grid_flops`: forward and backward passes of training, forward passes over
-    the validation and test sets), and its fraction of (a);
+    run-epoch (wall and CPU, best of two rounds; the group's setup, its noisy labels and splits, included) and
+    the achieved GFLOP/s, the head's multiply-adds counted from the configs (:func:`gce.experiments.grid_flops`:
+    forward and backward passes of training, forward passes over the validation and test sets), and its fraction
+    of (a);
 (c) a typical one-run-at-a-time loop: a plain ``nn.Sequential`` MLP of the same size, ``torch.optim.SGD``
     (momentum 0.9, weight decay 1e-4), batches of 128 from a ``DataLoader`` over a ``TensorDataset``, one epoch
     plus the same evaluation of the validation and test sets, seconds per run-epoch (best of two epochs, which

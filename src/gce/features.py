@@ -291,7 +291,9 @@ def pixel_dataset(source: str = "cifar10_jpeg", factor: int = 2, root=None, down
 
 
 def images_available(source: str | None = None, root=None) -> bool:
-    """Whether the cpu scale's images can be read without an unasked-for download (chapter "Noisy labels").
+    """Whether the cpu scale's images can be read without an unasked-for download.
+
+    Used by the chapter "Noisy labels and noise models" to draw the images only where they are.
 
     ``source`` (:data:`SOURCES`; default :func:`gce.cpu_scale.source`, i.e. ``$GCE_CPU_SOURCE``):
     ``"cifar10_jpeg"`` is available when ``cifar10_jpeg75.npz`` is in :func:`gce.data.data_root` (``root``,

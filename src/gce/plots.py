@@ -1137,7 +1137,7 @@ def plot_class_examples(images, labels, class_names: Sequence[str], *, per_class
     """The first ``per_class`` images of every class, one column per class, titled by class name.
 
     ``images``: uint8 ``(N, C, H, W)``; ``labels``: ``(N,)`` integers in ``0..len(class_names) - 1``.  Used by
-    the chapter "Noisy labels" for the cpu scale's CIFAR-10 images; drawn by :func:`image_grid`.
+    the chapter "Noisy labels and noise models" for the cpu scale's CIFAR-10 images; drawn by :func:`image_grid`.
     """
     labels = torch.as_tensor(labels)
     if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1:
@@ -1159,7 +1159,7 @@ def plot_dictionary(centroids, patch: int, *, channels: int = 3, n: int = 100, n
     patches (Coates & Ng, 2011), each stretched to the full range of its own values, in one mosaic.
 
     ``centroids``: ``(K, channels * patch * patch)`` in the channel-major order of the patches.  Used by the
-    chapter "Noisy labels".
+    chapter "Noisy labels and noise models".
     """
     C = torch.as_tensor(centroids, dtype=torch.float32)
     if C.dim() != 2 or C.shape[1] != channels * patch * patch:

@@ -32,9 +32,9 @@ __all__ = ["CANDIDATES_FILE", "GRID_FILE", "CLEAN_ACC_MIN", "BUDGET_MINUTES", "C
 CANDIDATES_FILE = "cpu_candidates.json"
 #: The speed measurement, under the checkout's ``benchmarks/`` folder (absent until it is run).
 GRID_FILE = "cpu_grid.json"
-#: Criterion (a) of the model choice: the least clean CCE test accuracy (best-validation epoch).
+#: Criterion (a) of the model choice, the least clean CCE test accuracy (best-validation epoch).
 CLEAN_ACC_MIN = 0.65
-#: Criterion (c): the time the whole cpu grid may take, in minutes on :data:`CORES` cores.
+#: Criterion (c), the time the whole cpu grid may take, in minutes on :data:`CORES` cores.
 BUDGET_MINUTES = 60
 #: The cores the cpu scale is sized for, one single-thread process on each.
 CORES = 2
