@@ -285,3 +285,38 @@ def pixel_dataset(source: str = "cifar10_jpeg", factor: int = 2, root=None, down
     parts = [_data.Split(F.avg_pool2d(s.images.float(), factor).round().to(torch.uint8), s.labels)
              for s in (ds.train, ds.test)]
     return _data.Dataset(ds.name, parts[0], parts[1], ds.classes)
+
+
+# --------------------------------------------------------------------------- for readers: are the images here?
+
+
+def images_available(source: str | None = None, root=None) -> bool:
+    """Whether the cpu scale's images can be read without an unasked-for download.
+
+    Used by the chapter "Noisy labels and noise models" to draw the images only where they are.
+
+    ``source`` (:data:`SOURCES`; default :func:`gce.cpu_scale.source`, i.e. ``$GCE_CPU_SOURCE``):
+    ``"cifar10_jpeg"`` is available when ``cifar10_jpeg75.npz`` is in :func:`gce.data.data_root` (``root``,
+    else ``$GCE_DATA``); ``"cifar10"`` always is, since choosing it asks for torchvision's download
+    (about 170 MB on first use).
+    """
+    from .cpu_scale import source as default_source
+
+    src = default_source() if source is None else source
+    if src not in SOURCES:
+        raise ValueError(f"unknown image source={src!r}; known: {', '.join(SOURCES)}")
+    if src == "cifar10":
+        return True
+    return (_data.data_root(root) / _data.CIFAR10_JPEG_FILE).is_file()
+
+
+def missing_images_message(source: str | None = None) -> str:
+    """One line telling a reader how to get the cpu scale's images when :func:`images_available` is false."""
+    from .cpu_scale import source as default_source
+
+    src = default_source() if source is None else source
+    return (f"{SOURCES.get(src, src)} is not here: set GCE_DATA to the folder holding {_data.CIFAR10_JPEG_FILE}, "
+            "or set GCE_CPU_SOURCE=cifar10 to download torchvision's CIFAR-10 (about 170 MB)")
+
+
+__all__ += ["images_available", "missing_images_message"]
