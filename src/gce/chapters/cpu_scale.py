@@ -16,6 +16,7 @@ Tables keep numbers (accuracies as fractions) until :func:`format_candidates` an
 from __future__ import annotations
 
 import json
+from importlib import resources
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -46,12 +47,17 @@ def benchmark_path(name: str, root=None) -> Path | None:
     """``benchmarks/<name>`` of the book's checkout, or None where it is absent.
 
     ``root``: the checkout; by default the one holding the working directory, else the one the imported package
-    comes from (:mod:`gce.paths`).  A plain ``pip install`` has no checkout: None.
+    comes from (:mod:`gce.paths`), else the copy installed with the package (``gce/benchmarks``, a plain
+    ``pip install``); None where none of them holds it.
     """
     roots = [Path(root)] if root is not None else [r for r in (_paths.checkout_of(Path.cwd()),
                                                                _paths.package_checkout()) if r is not None]
     for r in roots:
         path = r / "benchmarks" / name
+        if path.is_file():
+            return path
+    if root is None:  # a plain install (Colab): the measurements travel with the package as gce.benchmarks
+        path = Path(str(resources.files("gce").joinpath("benchmarks", name)))
         if path.is_file():
             return path
     return None
