@@ -231,7 +231,8 @@ def plot_losses_at_probability(c: int = 10, *, n: int = 400, ax=None, ylim: floa
     return ax.figure
 
 
-#: The rows of :func:`grid_table`: the paper's losses of Table 1 that need no transition matrix, then the later ones.
+#: The rows of :func:`grid_table`, namely the paper's losses of Table 1 that need no transition matrix, then the
+#: later ones.
 GRID_METHODS = ("cce", "mae", "lq", "trunc_lq", *_losses.LATER_LOSSES)
 
 
