@@ -85,6 +85,19 @@ def test_published_finds_exactly_one_number():
         later.published("GCE", "aggre", "nowhere")
 
 
+def test_prose_numbers_look_up_every_quoted_number_once():
+    df = later.later_results()
+    got = later.prose_numbers(df)
+    assert list(got) == list(later.PROSE_NUMBERS)
+    assert got["ce_worse_last"] == later.published("CE", "worse", "thread 5", checkpoint="last", df=df)
+    assert got["ce_random1_val"] == later.published("CE", "random1", "benchmark.tex", df=df)
+    assert all(0 <= v <= 100 for v in got.values())
+    assert later.prose_numbers(df, {"x": ("GCE", "random1", "GCE_original.txt", None)}) == {
+        "x": later.published("GCE", "random1", "GCE_original.txt", df=df)}
+    with pytest.raises(ValueError, match="2 published numbers match"):
+        later.prose_numbers(df, {"ambiguous": ("CE", "worse", "thread 5", None)})
+
+
 def test_losses_at_probability_match_their_formulas():
     p = np.array([1e-3, 0.1, 0.5, 0.9, 0.999])
     curves = later.losses_at_probability(p)

@@ -6,6 +6,7 @@ The book's chapter *After the paper* (``book/after_the_paper.ipynb``) uses:
   of GCE, CE and the methods reported beside them on CIFAR-N, each row with its source (paper and table,
   repository and file, or discussion thread) and its protocol (architecture, epochs, checkpoint: best test epoch, last
   epoch or best noisy-validation epoch).
+- :func:`prose_numbers` -- the published numbers the chapter's prose quotes (:data:`PROSE_NUMBERS`), by glue key.
 - :func:`later_protocols` and :func:`later_table` -- the protocols (source, architecture, epochs,
   checkpoint) and the numbers as tables, a row per method and protocol.
 - :func:`losses_at_probability` and :func:`plot_losses_at_probability` -- each loss of :mod:`gce.losses`
@@ -28,7 +29,8 @@ from . import losses as _losses
 
 __all__ = ["CHECKPOINTS", "later_results", "check_later_results", "later_protocols", "later_table", "published",
            "LOSS_CURVES", "losses_at_probability", "plot_losses_at_probability", "GRID_METHODS", "grid_table",
-           "differences", "plot_differences", "BLOCK_TITLES", "difference_summary", "difference_words"]
+           "differences", "plot_differences", "BLOCK_TITLES", "difference_summary", "difference_words",
+           "PROSE_NUMBERS", "prose_numbers"]
 
 #: The checkpoints a published number can be read at, namely the highest test accuracy over all epochs, the last
 #: epoch, or the epoch of highest accuracy on a held-out split of the *noisy* training labels.
@@ -131,6 +133,46 @@ def published(method: str, noise: str, source: str, *, checkpoint: str | None = 
     return float(hit["accuracy"].iloc[0])
 
 
+#: The published numbers quoted in the prose of *After the paper*, by the chapter's glue key, each given as the
+#: arguments of :func:`published` (method, label set, a part of the source's name, and the checkpoint or None).
+PROSE_NUMBERS = {
+    "gce_aggre": ("GCE", "aggre", "Chhabra", None),
+    "gce_worse": ("GCE", "worse", "Chhabra", None),
+    "ce_aggre_reported": ("CE", "aggre", "Reported", None),
+    "ce_worse_reported": ("CE", "worse", "thread 5", "best_test"),
+    "ce_worse_last": ("CE", "worse", "thread 5", "last"),
+    **{key: ("CE", noise, source, None)
+       for noise in ("aggre", "random1", "worse")
+       for key, source in ((f"ce_{noise}_rerun", "CIFAR-N.tex"), (f"ce_{noise}_val", "benchmark.tex"))},
+    "ce_random1_thread8": ("CE", "random1", "thread 8", None),
+    "gce_random1_code": ("GCE", "random1", "GCE_original.txt", None),
+    "cot_described": ("Co-teaching", "aggre", "Described", None),
+    "cot_own": ("Co-teaching", "aggre", "CIFAR-N.tex", None),
+}
+
+
+def prose_numbers(df: pd.DataFrame | None = None, numbers: dict | None = None) -> dict[str, float]:
+    """The published numbers that the prose of *After the paper* quotes, looked up by :func:`published`.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame, optional
+        The table of :func:`later_results` (read from the package when omitted).
+    numbers : dict, optional
+        Key -> ``(method, noise, source, checkpoint)``; default :data:`PROSE_NUMBERS`.
+
+    Returns
+    -------
+    dict
+        Key -> clean test accuracy (%), in the order of ``numbers``, for the chapter to glue.  A key whose
+        arguments match no number, or several, raises the ``ValueError`` of :func:`published`.
+    """
+    df = later_results() if df is None else df
+    numbers = PROSE_NUMBERS if numbers is None else numbers
+    return {key: published(method, noise, source, checkpoint=checkpoint, df=df)
+            for key, (method, noise, source, checkpoint) in numbers.items()}
+
+
 #: The losses drawn by :func:`losses_at_probability`, as label -> (function of gce.losses, its parameters).
 LOSS_CURVES = {
     "CCE": (_losses.cce, {}),
@@ -189,7 +231,8 @@ def plot_losses_at_probability(c: int = 10, *, n: int = 400, ax=None, ylim: floa
     return ax.figure
 
 
-#: The rows of :func:`grid_table`: the paper's losses of Table 1 that need no transition matrix, then the later ones.
+#: The rows of :func:`grid_table`, namely the paper's losses of Table 1 that need no transition matrix, then the
+#: later ones.
 GRID_METHODS = ("cce", "mae", "lq", "trunc_lq", *_losses.LATER_LOSSES)
 
 
