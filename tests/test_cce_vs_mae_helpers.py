@@ -75,3 +75,32 @@ def test_largest_gap_finds_the_epoch_where_the_mean_curves_are_furthest_apart():
     assert g["gap"] == pytest.approx(0.175)
     with pytest.raises(ValueError, match="method='mae'"):
         analysis.largest_gap(pairs[pairs["method"] == "cce"], hist)
+
+
+def test_same_trajectory_is_the_largest_difference_below_the_tolerance():
+    from gce.book.chapters import cce_vs_mae as ch
+
+    a = np.zeros((5, 4))
+    b = a.copy()
+    b[3, 2] = 1e-6
+    assert ch.same_trajectory(a, b, 1e-5) and not ch.same_trajectory(a, b, 1e-6)
+    sgd = analysis.short_trajectory("mae", "sgd", 0.05)  # MAE at lr a is the unhinged loss at 2a (Eq. 4)
+    assert ch.same_trajectory(sgd, analysis.short_trajectory("unhinged", "sgd", 0.1), 1e-12)
+    assert not ch.same_trajectory(sgd, analysis.short_trajectory("unhinged", "sgd", 0.05), 1e-3)
+    with pytest.raises(ValueError, match=r"\(5, 4\) and \(5, 3\)"):
+        ch.same_trajectory(a, a[:, :3], 1.0)
+    with pytest.raises(ValueError, match="tol"):
+        ch.same_trajectory(a, a, -1.0)
+
+
+def test_format_beside_shows_whole_numbers_bare_and_missing_ones_as_a_dash():
+    from gce.book.chapters import cce_vs_mae as ch
+
+    beside = pd.DataFrame({"source": ["paper", "ours", "ours"], "method": ["cce", "cce", "mae"],
+                           "best_test_acc": [39.92, np.nan, 89.475], "epochs": [7, np.nan, 12.25]})
+    text = ch.format_beside(beside)
+    assert text["best_test_acc"].tolist() == ["39.92", "-", "89.48"]   # round half up, as the tables
+    assert text["epochs"].tolist() == ["7", "-", "12.2"]
+    assert beside["epochs"].iloc[0] == 7  # the numbers stay numbers in the table passed in
+    with pytest.raises(ValueError, match="epochs"):
+        ch.format_beside(beside.drop(columns="epochs"))

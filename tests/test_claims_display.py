@@ -105,3 +105,20 @@ def test_format_verdicts_names_missing_columns_and_bad_widths():
                                              "claim": ["x"]}))
     with pytest.raises(ValueError, match="width=10"):
         claims.format_verdicts(pd.DataFrame(), width=10)
+
+
+def test_side_by_side_and_changes_compare_two_scales():
+    import pandas as pd
+
+    from gce.book import claims
+    from gce.book.chapters import claims as page
+
+    ids = [c.id for c in claims.CLAIMS][:3]
+    a = pd.DataFrame({"id": ids, "status": [claims.HOLDS, claims.INCONCLUSIVE, claims.NOT_TESTABLE]})
+    b = pd.DataFrame({"id": ids[::-1], "status": [claims.NOT_TESTABLE, claims.HOLDS, claims.HOLDS]})
+    table = page.side_by_side({"pocket": a, "cpu": b})
+    assert list(table.index) == ids and list(table.columns) == ["pocket", "cpu"]
+    got = page.changes(table, "pocket", "cpu")
+    assert got["same"] == "2" and got["moved"] == f"`{ids[1]}`: {claims.INCONCLUSIVE} → {claims.HOLDS}"
+    with pytest.raises(ValueError, match="no verdicts at scale 'lite'"):
+        page.changes(table, "pocket", "lite")

@@ -85,6 +85,19 @@ def test_published_finds_exactly_one_number():
         later.published("GCE", "aggre", "nowhere")
 
 
+def test_prose_numbers_look_up_every_quoted_number_once():
+    df = later.later_results()
+    got = later.prose_numbers(df)
+    assert list(got) == list(later.PROSE_NUMBERS)
+    assert got["ce_worse_last"] == later.published("CE", "worse", "thread 5", checkpoint="last", df=df)
+    assert got["ce_random1_val"] == later.published("CE", "random1", "benchmark.tex", df=df)
+    assert all(0 <= v <= 100 for v in got.values())
+    assert later.prose_numbers(df, {"x": ("GCE", "random1", "GCE_original.txt", None)}) == {
+        "x": later.published("GCE", "random1", "GCE_original.txt", df=df)}
+    with pytest.raises(ValueError, match="2 published numbers match"):
+        later.prose_numbers(df, {"ambiguous": ("CE", "worse", "thread 5", None)})
+
+
 def test_losses_at_probability_match_their_formulas():
     p = np.array([1e-3, 0.1, 0.5, 0.9, 0.999])
     curves = later.losses_at_probability(p)
@@ -109,3 +122,68 @@ def test_plot_losses_at_probability():
     assert len(ax.lines) == len(later.LOSS_CURVES)
     assert [t.get_text() for t in ax.get_legend().get_texts()] == list(later.LOSS_CURVES)
     matplotlib.pyplot.close(fig)
+
+
+def _later_like(runs):
+    """Stored pocket Table 1 runs with CCE relabelled as a later loss: the functions only read the columns."""
+    import pandas as pd
+
+    extra = runs[runs["method"] == "cce"].assign(method="sce")
+    return pd.concat([runs, extra], ignore_index=True)
+
+
+def test_grid_table_orders_the_papers_losses_then_the_later_ones():
+    from gce.book import claims, later
+
+    runs, _ = claims.stored_results("table1", "pocket")
+    both = _later_like(runs)
+    table = later.grid_table(both, methods=("cce", "lq", "sce"))
+    assert list(dict.fromkeys(table.index.get_level_values("method"))) == ["CCE", "Lq", "SCE"]
+    assert list(dict.fromkeys(table.index.get_level_values("source"))) == ["ours (digits)", "ours (digit_pairs)"]
+    assert (table.loc[("ours (digits)", "SCE")] == table.loc[("ours (digits)", "CCE")]).all()
+    with pytest.raises(ValueError, match="no stored runs of the methods"):
+        later.grid_table(runs, methods=("cce", "nce_rce"))
+
+
+def test_differences_are_paired_by_seed():
+    from gce.book import claims, later
+
+    runs, _ = claims.stored_results("table1", "pocket")
+    d = later.differences(_later_like(runs), reference="lq", methods=("sce",))
+    row = d[(d["dataset"] == "digits") & (d["noise"] == "uniform") & (d["eta"] == 0.4)].iloc[0]
+    sel = runs[(runs["dataset"] == "digits") & (runs["noise"] == "uniform") & (runs["eta"] == 0.4)]
+    acc = sel.pivot_table(index="seed", columns="method", values="test_acc_best_val") * 100
+    assert row["mean"] == pytest.approx((acc["cce"] - acc["lq"]).mean())
+    assert row["se"] == pytest.approx((acc["cce"] - acc["lq"]).std(ddof=1) / len(acc) ** 0.5)
+    assert row["seeds"] == len(acc) and len(d) == 16
+
+
+def test_plot_differences_draws_one_panel_per_block():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from gce.book import claims, later
+
+    runs, _ = claims.stored_results("table1", "pocket")
+    d = later.differences(_later_like(runs), reference="lq", methods=("sce",))
+    fig = later.plot_differences(d, titles={"digits": "digits (pocket)"}, caption="c")
+    assert [ax.get_title() for ax in fig.axes] == ["digits (pocket)", "digit_pairs"]
+    with pytest.raises(ValueError, match="no differences"):
+        later.plot_differences(d.iloc[:0])
+
+
+def test_difference_summary_counts_settings_beyond_two_standard_errors():
+    import pandas as pd
+
+    from gce.book import later
+
+    diffs = pd.DataFrame({"dataset": ["digits"] * 3 + ["cifar10_jpeg_features"], "noise": "uniform",
+                          "eta": [0.2, 0.4, 0.6, 0.2], "method": "sce", "mean": [3.0, -3.0, 0.5, 1.0],
+                          "se": [1.0, 1.0, 1.0, 0.1], "seeds": 3})
+    s = later.difference_summary(diffs)
+    assert s.loc[("digits", "sce")].tolist() == [pytest.approx(1 / 6), 1, 1, 3]
+    words = later.difference_words(s)
+    assert words["later_words_pocket"].startswith("On digits (pocket): SCE +0.17 points on average (above L_q at 1")
+    assert words["later_words_cpu"].startswith("On CIFAR-10 (JPEG copy), cpu: SCE +1.00")
+    with pytest.raises(ValueError, match="z must be"):
+        later.difference_summary(diffs, z=0)

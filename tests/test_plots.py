@@ -402,6 +402,10 @@ def _book_figures():
             {"uniform": np.full(10, eta), "flips": 1 - np.diag(table["CIFAR-10"].numpy())}, class_names("cifar10")),
         "plot_superclass_confusions": lambda: plots.plot_superclass_confusions(
             table["CIFAR-100"], np.arange(100) // 5),
+        "plot_class_examples": lambda: plots.plot_class_examples(
+            np.random.default_rng(0).integers(0, 256, (40, 3, 32, 32), dtype=np.uint8), np.arange(40) % 10,
+            class_names("cifar10")),
+        "plot_dictionary": lambda: plots.plot_dictionary(np.random.default_rng(0).normal(size=(400, 108)), 6),
     }
 
 
@@ -490,3 +494,38 @@ def test_q_styles_differ_in_dash_and_marker_between_neighbours():
     for a, b in zip(styles, styles[1:]):
         assert a["ls"] != b["ls"] and a["marker"] != b["marker"]
     assert len({st["marker"] for st in styles}) == 6
+
+
+# ---- noise: the cpu scale's images and features ----
+
+
+def test_plot_class_examples_puts_each_class_in_its_column():
+    import torch
+
+    labels = torch.tensor([2, 0, 1, 0, 2, 1, 1])
+    images = torch.arange(7, dtype=torch.uint8).view(7, 1, 1, 1).expand(7, 3, 4, 4).contiguous()
+    fig = plots.plot_class_examples(images, labels, ("a", "b", "c"), per_class=2)
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in axes] == ["a", "b", "c", "", "", ""]
+    shown = [int(ax.images[0].get_array()[0, 0, 0]) for ax in axes]
+    assert shown == [1, 2, 0, 3, 5, 4]  # row r: the r-th image of classes a, b, c
+    with pytest.raises(ValueError, match="class 0 .a. has 2 images"):
+        plots.plot_class_examples(images, labels, ("a", "b", "c"), per_class=3)
+    plt.close("all")
+
+
+def test_plot_dictionary_stretches_each_patch_and_checks_its_shape():
+    import torch
+
+    patches = torch.zeros(3, 3, 2, 2)
+    patches[0, 0] = torch.tensor([[0.0, 1.0], [2.0, 3.0]])  # red rises; green and blue stay 0
+    patches[1] = 5.0  # a flat patch draws without dividing by zero
+    patches[2, 2] = -1.0
+    fig = plots.plot_dictionary(patches.flatten(1), 2, n=2, ncols=2)
+    mosaic = fig.axes[0].images[0].get_array()
+    assert mosaic.shape == (4, 7, 3)  # 1 row, 2 patches of 2 with a 1-pixel border
+    np.testing.assert_allclose(mosaic[1:3, 1:3, 0], [[0, 1 / 3], [2 / 3, 1]])
+    np.testing.assert_allclose(mosaic[1:3, 4:6], 0.0)
+    with pytest.raises(ValueError, match=r"\(K, 12\)"):
+        plots.plot_dictionary(patches.flatten(1)[:, :10], 2)
+    plt.close("all")

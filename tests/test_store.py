@@ -130,8 +130,10 @@ def test_the_wheel_carries_the_stored_results(tmp_path):
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(ROOT / name, src / name)
     shutil.copytree(ROOT / "src", src / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    shutil.copytree(ROOT / "results" / "pocket", src / "results" / "pocket",
-                    ignore=shutil.ignore_patterns("*.csv", "*.md", "*.png", "*-wal", "*-shm"))
+    for scale in ("pocket", "cpu"):
+        shutil.copytree(ROOT / "results" / scale, src / "results" / scale,
+                        ignore=shutil.ignore_patterns("*.csv", "*.md", "*.png", "*-wal", "*-shm"))
+    shutil.copytree(ROOT / "benchmarks", src / "benchmarks", ignore=shutil.ignore_patterns("__pycache__", "*.md"))
     out = subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation",
                           "-q", "-w", str(tmp_path)], capture_output=True, text=True)
     if out.returncode != 0 and "No module named pip" in out.stderr:
@@ -140,6 +142,7 @@ def test_the_wheel_carries_the_stored_results(tmp_path):
     wheel = next(tmp_path.glob("gce-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "gce/results/pocket/results.sqlite" in names and "gce/book/store.py" in names
+    assert "gce/results/cpu/results.sqlite" in names and "gce/benchmarks/cpu_candidates.json" in names
     assert "gce/book/chapters/claims.py" in names and "gce/human/cifar10n_worse.csv" in names
     assert "gce/book/paper/table1.csv" in names
 

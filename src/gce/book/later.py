@@ -6,10 +6,14 @@ The book's chapter *After the paper* (``book/after_the_paper.ipynb``) uses:
   of GCE, CE and the methods reported beside them on CIFAR-N, each row with its source (paper and table,
   repository and file, or discussion thread) and its protocol (architecture, epochs, checkpoint: best test epoch, last
   epoch or best noisy-validation epoch).
+- :func:`prose_numbers` -- the published numbers the chapter's prose quotes (:data:`PROSE_NUMBERS`), by glue key.
 - :func:`later_protocols` and :func:`later_table` -- the protocols (source, architecture, epochs,
   checkpoint) and the numbers as tables, a row per method and protocol.
 - :func:`losses_at_probability` and :func:`plot_losses_at_probability` -- each loss of :mod:`gce.losses`
   as a function of the softmax probability at the label.
+- :func:`grid_table` and :func:`differences` -- the later losses' rows of Table 1's grid (the ``later``
+  experiment of :mod:`gce.book.experiments`) beside the paper's losses trained with them, and their paired differences
+  from L_q.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ import torch
 from .. import losses as _losses
 
 __all__ = ["CHECKPOINTS", "later_results", "check_later_results", "later_protocols", "later_table", "published",
-           "LOSS_CURVES", "losses_at_probability", "plot_losses_at_probability"]
+           "LOSS_CURVES", "losses_at_probability", "plot_losses_at_probability", "GRID_METHODS", "grid_table",
+           "differences", "plot_differences", "BLOCK_TITLES", "difference_summary", "difference_words",
+           "PROSE_NUMBERS", "prose_numbers"]
 
 #: The checkpoints a published number can be read at, namely the highest test accuracy over all epochs, the last
 #: epoch, or the epoch of highest accuracy on a held-out split of the *noisy* training labels.
@@ -127,6 +133,46 @@ def published(method: str, noise: str, source: str, *, checkpoint: str | None = 
     return float(hit["accuracy"].iloc[0])
 
 
+#: The published numbers quoted in the prose of *After the paper*, by the chapter's glue key, each given as the
+#: arguments of :func:`published` (method, label set, a part of the source's name, and the checkpoint or None).
+PROSE_NUMBERS = {
+    "gce_aggre": ("GCE", "aggre", "Chhabra", None),
+    "gce_worse": ("GCE", "worse", "Chhabra", None),
+    "ce_aggre_reported": ("CE", "aggre", "Reported", None),
+    "ce_worse_reported": ("CE", "worse", "thread 5", "best_test"),
+    "ce_worse_last": ("CE", "worse", "thread 5", "last"),
+    **{key: ("CE", noise, source, None)
+       for noise in ("aggre", "random1", "worse")
+       for key, source in ((f"ce_{noise}_rerun", "CIFAR-N.tex"), (f"ce_{noise}_val", "benchmark.tex"))},
+    "ce_random1_thread8": ("CE", "random1", "thread 8", None),
+    "gce_random1_code": ("GCE", "random1", "GCE_original.txt", None),
+    "cot_described": ("Co-teaching", "aggre", "Described", None),
+    "cot_own": ("Co-teaching", "aggre", "CIFAR-N.tex", None),
+}
+
+
+def prose_numbers(df: pd.DataFrame | None = None, numbers: dict | None = None) -> dict[str, float]:
+    """The published numbers that the prose of *After the paper* quotes, looked up by :func:`published`.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame, optional
+        The table of :func:`later_results` (read from the package when omitted).
+    numbers : dict, optional
+        Key -> ``(method, noise, source, checkpoint)``; default :data:`PROSE_NUMBERS`.
+
+    Returns
+    -------
+    dict
+        Key -> clean test accuracy (%), in the order of ``numbers``, for the chapter to glue.  A key whose
+        arguments match no number, or several, raises the ``ValueError`` of :func:`published`.
+    """
+    df = later_results() if df is None else df
+    numbers = PROSE_NUMBERS if numbers is None else numbers
+    return {key: published(method, noise, source, checkpoint=checkpoint, df=df)
+            for key, (method, noise, source, checkpoint) in numbers.items()}
+
+
 #: The losses drawn by :func:`losses_at_probability`, as label -> (function of gce.losses, its parameters).
 LOSS_CURVES = {
     "CCE": (_losses.cce, {}),
@@ -183,3 +229,115 @@ def plot_losses_at_probability(c: int = 10, *, n: int = 400, ax=None, ylim: floa
            title=f"The losses of gce.losses against $f_y$ ({c} classes, the rest shared equally)")
     ax.legend(ncol=2, loc="upper right")
     return ax.figure
+
+
+#: The rows of :func:`grid_table`, namely the paper's losses of Table 1 that need no transition matrix, then the
+#: later ones.
+GRID_METHODS = ("cce", "mae", "lq", "trunc_lq", *_losses.LATER_LOSSES)
+
+
+def grid_table(runs: pd.DataFrame, methods=GRID_METHODS) -> pd.DataFrame:
+    """Table 1's grid for ``methods`` from the stored runs of the ``table1`` and ``later`` experiments together
+    (same datasets, noise, seeds and schedule), as numbers: rows ``(source, method)`` (one source per dataset
+    block), columns ``(setting, stat)``, test accuracy (%) at the epoch of best noisy-validation accuracy, mean and
+    std over seeds (:func:`gce.book.analysis.table1_wide` without the paper's rows).  The book's chapter *After the
+    paper* shows it with :func:`gce.book.analysis.style_best`."""
+    from . import analysis
+    from .experiments import METHOD_LABELS
+
+    unknown = sorted(set(methods) - set(runs["method"]))
+    if unknown:
+        raise ValueError(f"no stored runs of the methods {unknown}; the table needs runs of table1 and later")
+    wide = analysis.table1_wide(runs[runs["method"].isin(methods)], with_paper=False)
+    labels = [METHOD_LABELS.get(m, m) for m in methods]
+    order = [(s, m) for s in dict.fromkeys(wide.index.get_level_values("source")) for m in labels
+             if (s, m) in wide.index]
+    return wide.loc[order]
+
+
+#: Panel titles of :func:`plot_differences` for the book's dataset blocks.
+BLOCK_TITLES = {"digits": "digits (pocket)", "digit_pairs": "digit_pairs (pocket)",
+                "cifar10_jpeg_features": "CIFAR-10 (JPEG copy), cpu", "cifar10_features": "CIFAR-10, cpu"}
+
+
+def differences(runs: pd.DataFrame, reference: str = "lq", methods=tuple(_losses.LATER_LOSSES)) -> pd.DataFrame:
+    """Each of ``methods`` minus ``reference`` in test accuracy at the epoch of best noisy-validation accuracy
+    (points), paired by seed (the same noisy labels), per dataset, noise setting and method: columns ``dataset``,
+    ``noise``, ``eta``, ``method``, ``mean``, ``se`` (standard error over seeds, :func:`gce.book.stats.paired`) and
+    ``seeds``.  A plain report: the later losses' papers make no claim that the book registers."""
+    from . import stats
+
+    acc = runs.pivot_table(index=["dataset", "noise", "eta", "seed"], columns="method",
+                           values="test_acc_best_val", sort=False) * 100
+    missing = sorted({reference, *methods} - set(acc.columns))
+    if missing:
+        raise ValueError(f"no stored runs of the methods {missing}")
+    rows = []
+    for (d, noise, eta), g in acc.groupby(level=["dataset", "noise", "eta"], sort=False):
+        for m in methods:
+            both = g[[m, reference]].dropna()
+            e = stats.paired(both[m].to_numpy(), both[reference].to_numpy())
+            rows.append({"dataset": d, "noise": noise, "eta": float(eta), "method": m, "mean": e.mean,
+                         "se": e.se, "seeds": len(both)})
+    return pd.DataFrame(rows)
+
+
+def plot_differences(diffs: pd.DataFrame, *, titles: dict | None = None, caption: str | None = None):
+    """:func:`differences` as a figure: one panel per dataset block, the noise settings along x, each later loss's
+    mean difference from L_q (points) with +-1 standard error bars, a line at 0.  ``titles`` maps a dataset to its
+    panel title (default: the dataset's name).  Returns the figure (the chapter *After the paper*)."""
+    import matplotlib.pyplot as plt
+
+    from .experiments import METHOD_LABELS
+    from .plots import FIG_WIDTH, use_book_style
+
+    use_book_style()
+    blocks = list(dict.fromkeys(diffs["dataset"]))
+    if not blocks:
+        raise ValueError("no differences to draw")
+    fig, axes = plt.subplots(len(blocks), 1, figsize=(FIG_WIDTH, 2.9 * len(blocks)), squeeze=False)
+    methods = list(dict.fromkeys(diffs["method"]))
+    for ax, d in zip(axes[:, 0], blocks):
+        part = diffs[diffs["dataset"] == d]
+        settings = list(dict.fromkeys(zip(part["noise"], part["eta"])))
+        names = [("unif." if n == "uniform" else "class") + f" {e:g}" for n, e in settings]
+        for i, m in enumerate(methods):
+            g = part[part["method"] == m].set_index(["noise", "eta"]).reindex(settings)
+            x = np.arange(len(settings)) + (i - (len(methods) - 1) / 2) * 0.15
+            ax.errorbar(x, g["mean"], yerr=g["se"], fmt="o", ms=4, capsize=2, label=METHOD_LABELS.get(m, m))
+        ax.axhline(0, color="0.4", lw=0.8)
+        ax.set_xticks(np.arange(len(settings)), names)
+        ax.set(ylabel="minus L_q (points)", title=(titles or {}).get(d, d))
+    axes[0, 0].legend(ncol=len(methods), loc="lower center", bbox_to_anchor=(0.5, 1.12), frameon=False)
+    if caption:
+        fig.suptitle(caption, y=-0.01, va="top", fontsize="small")
+    return fig
+
+
+def difference_summary(diffs: pd.DataFrame, z: float = 2.0) -> pd.DataFrame:
+    """:func:`differences` per dataset block and later loss: ``mean`` (the mean over the noise settings of the
+    difference from L_q, points), ``above`` and ``below`` (the settings where it is more than ``z`` standard errors
+    above or below 0) and ``settings``.  Rows ``(dataset, method)`` in the order of ``diffs``."""
+    if isinstance(z, bool) or not z > 0:
+        raise ValueError(f"z must be a positive number of standard errors, got z={z!r}")
+    d = diffs.assign(above=diffs["mean"] > z * diffs["se"], below=diffs["mean"] < -z * diffs["se"])
+    g = d.groupby(["dataset", "method"], sort=False)
+    return pd.DataFrame({"mean": g["mean"].mean(), "above": g["above"].sum(), "below": g["below"].sum(),
+                         "settings": g.size()})
+
+
+def difference_words(summary: pd.DataFrame) -> dict[str, str]:
+    """:func:`difference_summary` in sentences, one per scale: ``{"later_words_cpu": ..., "later_words_pocket":
+    ...}`` (a block whose dataset is a cpu feature set counts as cpu), each naming every block and loss with its
+    mean difference from L_q and its settings above and below.  The chapter *After the paper* glues them."""
+    from .experiments import METHOD_LABELS
+
+    out = {"later_words_cpu": "", "later_words_pocket": ""}
+    for d in dict.fromkeys(summary.index.get_level_values("dataset")):
+        part = summary.xs(d, level="dataset")
+        items = [f"{METHOD_LABELS.get(m, m)} {r['mean']:+.2f} points on average (above L_q at {int(r['above'])}, "
+                 f"below at {int(r['below'])} of {int(r['settings'])} settings)" for m, r in part.iterrows()]
+        key = "later_words_cpu" if "features" in d else "later_words_pocket"
+        text = f"On {BLOCK_TITLES.get(d, d)}: " + "; ".join(items) + "."
+        out[key] = (out[key] + " " + text).strip()
+    return out

@@ -1,4 +1,5 @@
-"""The book's notebooks: reading and writing them as plain JSON (nbformat 4), and the chapters' ``glue``.
+"""The book's notebooks: reading and writing them as plain JSON (nbformat 4), and the chapters' ``glue``
+and display helpers.
 
 The JSON helpers are used by :mod:`gce.book.colab` (the install cell) and
 :mod:`gce.book.teaching` (student copies); they need only the standard library, so
@@ -7,6 +8,10 @@ the tools run wherever the book's sources are, without Jupyter installed.
 :func:`glue` is what every chapter calls to hand a number to its prose: the
 book's build pastes it into the text through myst-nb, and a chapter run where
 myst-nb is not installed (Colab, a plain ``pip install gce``) still runs.
+:func:`glue_num` and :func:`glue_md` glue a rounded number or a piece of
+markdown, :func:`rounded` is the one rounding of a number shown in the text,
+and :func:`say` prints a sentence at the width of the book's column; any
+chapter may use them (the closed-set and CCE-vs-MAE chapters do).
 """
 
 from __future__ import annotations
@@ -15,7 +20,10 @@ import json
 from pathlib import Path
 
 __all__ = ["read_notebook", "write_notebook", "book_notebooks", "cell_source", "set_cell_source", "glue",
-           "GLUED"]
+           "GLUED", "rounded", "glue_num", "glue_md", "say", "TEXT_WIDTH"]
+
+#: Characters per printed line in the book's text column, used by :func:`say`.
+TEXT_WIDTH = 76
 
 #: What :func:`glue` recorded in this session, by key (the last value given for each key).
 GLUED: dict = {}
@@ -79,3 +87,56 @@ def glue(name: str, variable, display: bool = True) -> None:
                 show(variable)
         return
     myst_glue(name, variable, display=display)
+
+
+def rounded(value, digits: int = 2) -> float:
+    """``value`` as the book's text shows it: rounded half-up at ``digits`` decimals by
+    :func:`gce.book.analysis.round_pct` (the rounding of every results table), with ``-0.0`` read as ``0.0``.
+
+    Parameters
+    ----------
+    value : float-like
+        The number (a Python or numpy scalar); NaN stays NaN.
+    digits : int, default 2
+        Decimals kept; a negative or non-integer value raises ``ValueError``.
+
+    Returns
+    -------
+    float
+        The rounded number, so a chapter's prose and its tables print the same digits (used by
+        :func:`glue_num` and throughout ``book/closed_set.ipynb``).
+    """
+    from .analysis import round_pct
+
+    return round_pct(float(value), digits) + 0.0
+
+
+def glue_num(name: str, value, digits: int = 2) -> None:
+    """Glue ``value``, rounded by :func:`rounded` to ``digits`` decimals, under ``name`` without
+    displaying it, for a ``{glue:text}`` role in the chapter's prose (``book/closed_set.ipynb``)."""
+    glue(name, rounded(value, digits), display=False)
+
+
+def glue_md(name: str, text: str) -> None:
+    """Glue the markdown ``text`` under ``name`` without displaying it, for a ``{glue:md}`` role (the
+    text is pasted with its formatting: code spans, bold).  Without IPython the plain string is glued.
+    ``text`` must be a string; anything else raises ``ValueError`` (used by ``book/closed_set.ipynb``)."""
+    if not isinstance(text, str):
+        raise ValueError(f"glue_md needs a markdown string for {name!r}, got {type(text).__name__}")
+    try:
+        from IPython.display import Markdown
+    except ImportError:
+        glue(name, text, display=False)
+        return
+    glue(name, Markdown(text), display=False)
+
+
+def say(text: str, width: int = TEXT_WIDTH) -> None:
+    """Print the sentence ``text`` wrapped to ``width`` characters (default :data:`TEXT_WIDTH`, the book's
+    column), so a printed caption reads as the page does (``book/cce_vs_mae.ipynb``'s figure captions).
+    A width below 1 raises ``ValueError``."""
+    import textwrap
+
+    if not isinstance(width, int) or width < 1:
+        raise ValueError(f"width must be a positive integer, got {width!r}")
+    print(textwrap.fill(text, width=width))

@@ -467,8 +467,9 @@ def theorem1_A_curves(cs: Sequence[int] = (10, 100), etas: Sequence[float] = (0.
 def theorem1_tightness(c_: int = 3, etas: Sequence[float] = (0.2, 0.4, 0.6), *, n: int = 120, q_grid=None):
     """How loose Theorem 1 is: ``-A`` (dashed) against the largest ``R(f_hat) - R(f*)`` any problem can have (solid).
 
-    The solid line is minus the minimum of :func:`gce.book.theory.theorem1_pointwise_gap`
-    over :func:`gce.book.theory.simplex_grid` ``(c, n)``: the exact worst case for the
+    The solid line is minus :func:`gce.book.theory.theorem1_worst_gap`, the minimum of
+    :func:`gce.book.theory.theorem1_pointwise_gap` over :func:`gce.book.theory.simplex_grid`
+    ``(c, n)``: the exact worst case for the
     class of all maps to the closed simplex, up to the grid.  Log y-axis; ``q < 1``.
     """
     from . import theory
@@ -480,7 +481,7 @@ def theorem1_tightness(c_: int = 3, etas: Sequence[float] = (0.2, 0.4, 0.6), *, 
     fig, ax = plt.subplots(figsize=(5.6, 4.2))
     colours = [st["color"] for st in q_styles(etas)]
     for colour, eta_ in zip(colours, etas):
-        worst = np.array([-theory.theorem1_pointwise_gap(grid, eta_, q_).min() for q_ in q_grid])
+        worst = -theory.theorem1_worst_gap(grid, eta_, q_grid)
         ax.plot(q_grid, worst, color=colour, label=f"worst case, $\\eta = {eta_:g}$")
         ax.plot(q_grid, -theory.theorem1_A(eta_, q_grid, c_), color=colour, ls="--",
                 label=f"$-A$, $\\eta = {eta_:g}$")
@@ -1128,3 +1129,59 @@ def plot_schedule_sensitivity(verdicts, comparisons, *, caption: str | None = No
 
 
 __all__ += ["plot_schedule_sensitivity"]
+
+
+# ---- noise: the cpu scale's images and features ----
+
+
+def plot_class_examples(images, labels, class_names: Sequence[str], *, per_class: int = 2):
+    """The first ``per_class`` images of every class, one column per class, titled by class name.
+
+    ``images``: uint8 ``(N, C, H, W)``; ``labels``: ``(N,)`` integers in ``0..len(class_names) - 1``.  Used by
+    the chapter "Noisy labels and noise models" for the cpu scale's CIFAR-10 images; drawn by :func:`image_grid`.
+    """
+    labels = torch.as_tensor(labels)
+    if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1:
+        raise ValueError(f"per_class must be a positive integer, got per_class={per_class!r}")
+    picked = []
+    for c in range(len(class_names)):
+        found = torch.nonzero(labels == c).flatten()[:per_class]
+        if len(found) < per_class:
+            raise ValueError(f"class {c} ({class_names[c]}) has {len(found)} images, fewer than per_class={per_class}")
+        picked.append(found)
+    order = torch.stack(picked, dim=1).flatten()  # row r holds the r-th image of every class
+    names = [class_names[int(labels[i])] if r == 0 else "" for r in range(per_class)
+             for i in order[r * len(class_names):(r + 1) * len(class_names)]]
+    return image_grid(torch.as_tensor(images)[order], labels=names, ncols=len(class_names))
+
+
+def plot_dictionary(centroids, patch: int, *, channels: int = 3, n: int = 100, ncols: int = 20):
+    """The first ``n`` k-means centroids of :func:`gce.features.learn_dictionary` drawn as ``patch x patch``
+    patches (Coates & Ng, 2011), each stretched to the full range of its own values, in one mosaic.
+
+    ``centroids``: ``(K, channels * patch * patch)`` in the channel-major order of the patches.  Used by the
+    chapter "Noisy labels and noise models".
+    """
+    C = torch.as_tensor(centroids, dtype=torch.float32)
+    if C.dim() != 2 or C.shape[1] != channels * patch * patch:
+        raise ValueError(f"centroids must be (K, {channels * patch * patch}) for {channels}x{patch}x{patch} "
+                         f"patches, got {tuple(C.shape)}")
+    C = C[:n]
+    lo, hi = C.min(dim=1, keepdim=True).values, C.max(dim=1, keepdim=True).values
+    C = ((C - lo) / (hi - lo).clamp_min(1e-12)).view(-1, channels, patch, patch).permute(0, 2, 3, 1)
+    ncols = max(1, min(ncols, len(C)))
+    nrows = -(-len(C) // ncols)
+    step = patch + 1
+    mosaic = np.ones((nrows * step + 1, ncols * step + 1, channels))
+    for i, p in enumerate(C.numpy()):
+        r, c = divmod(i, ncols)
+        mosaic[1 + r * step:1 + r * step + patch, 1 + c * step:1 + c * step + patch] = p
+    width = min(FIG_WIDTH, 0.3 * ncols)
+    fig, ax = plt.subplots(figsize=(width, width * mosaic.shape[0] / mosaic.shape[1]), layout="constrained")
+    ax.imshow(mosaic[..., 0] if channels == 1 else mosaic, cmap="gray" if channels == 1 else None,
+              interpolation="nearest")
+    ax.set_axis_off()
+    return fig
+
+
+__all__ += ["plot_class_examples", "plot_dictionary"]

@@ -583,8 +583,22 @@ def theorem1_pointwise_gap(clean_dist, eta_: float, q_: float) -> np.ndarray:
     return lq_pointwise_risk(f_star, P, q_) - lq_pointwise_risk(f_hat, P, q_)
 
 
+def theorem1_worst_gap(clean_dist, eta_: float, q_grid) -> np.ndarray:
+    """The smallest single-input gap ``R(f*) - R(f_hat)`` over the rows of ``clean_dist``, for each ``q`` of ``q_grid``.
+
+    ``clean_dist`` is a set of clean label distributions, typically all of the
+    simplex up to a grid (:func:`simplex_grid`); the minimum of
+    :func:`theorem1_pointwise_gap` over them is the worst gap any problem can
+    have, to compare with ``A`` of Theorem 1 (Eq. 8).  Returns an array with one
+    entry per ``q``.  Used by the chapter on bounds (its tightness figure,
+    :func:`gce.book.plots.theorem1_tightness`, and its closest approach to ``A``).
+    """
+    q_grid = np.atleast_1d(np.asarray(q_grid, dtype=float))
+    return np.array([theorem1_pointwise_gap(clean_dist, eta_, q_).min() for q_ in q_grid])
+
+
 __all__ += ["R_sym", "S_sym", "noisy_risk_uniform_expr", "eq7_slack_from_logits", "lq_grid_minimizer",
-            "theorem1_check", "theorem1_pointwise_gap"]
+            "theorem1_check", "theorem1_pointwise_gap", "theorem1_worst_gap"]
 
 
 # ---- truncated ----

@@ -2,17 +2,20 @@
 
 The chapter's descriptive numbers (test curves, epochs to a test accuracy) come from :mod:`gce.book.analysis`;
 every sentence that reads like a verdict is chosen here from the outcome of a claim of :mod:`gce.book.claims`
-(:func:`reading`), so that the chapter never decides a claim by a rule of its own.
+(:func:`reading`), so that the chapter never decides a claim by a rule of its own.  :func:`same_trajectory`
+compares the parameter trajectories of the factor-2 check, and :func:`format_beside` prints Fig. 1(b)'s numbers
+beside the paper's.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 
 from ... import data
-from .. import claims
+from .. import analysis, claims
 
 __all__ = ["split_counts", "reading"]
 
@@ -95,3 +98,38 @@ def accuracy_note(statuses: "list[str]") -> str:
 
 
 __all__ += ["verdict_effects", "accuracy_note"]
+
+
+def same_trajectory(a, b, tol: float) -> bool:
+    """Whether two parameter trajectories of :func:`gce.book.analysis.short_trajectory` are the same up to
+    ``tol``: their largest absolute difference is below it.  The chapter's factor-2 check (Eq. 4: MAE is
+    twice the unhinged loss) compares MAE and the unhinged loss this way, under SGD and under Adam.
+
+    Arrays of different shapes, or a negative ``tol``, raise ``ValueError``.
+    """
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape:
+        raise ValueError(f"trajectories of different shapes: {a.shape} and {b.shape}")
+    if not tol >= 0:
+        raise ValueError(f"tol must be a non-negative number, got {tol!r}")
+    return bool(np.abs(a - b).max() < tol)
+
+
+def _number(value: float, digits: int) -> str:
+    if value != value:
+        return "-"
+    return f"{value:.0f}" if value == int(value) else f"{value:.{digits}f}"
+
+
+def format_beside(beside: pd.DataFrame) -> pd.DataFrame:
+    """:func:`gce.book.analysis.fig1b_beside_paper` as text for display: ``best_test_acc`` rounded to two decimals
+    (:func:`gce.book.analysis.round_pct`), ``epochs`` to one, whole numbers without decimals and a missing number
+    as ``-``; the other columns as they are (the chapter's "Ours beside the paper's", Fig. 1(b))."""
+    missing = {"best_test_acc", "epochs"} - set(beside.columns)
+    if missing:
+        raise ValueError(f"format_beside needs the columns {sorted(missing)} of fig1b_beside_paper")
+    return beside.assign(best_test_acc=[_number(analysis.round_pct(v), 2) for v in beside["best_test_acc"]],
+                         epochs=[_number(float(v), 1) for v in beside["epochs"]])
+
+
+__all__ += ["same_trajectory", "format_beside"]

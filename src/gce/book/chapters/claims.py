@@ -7,7 +7,8 @@ import pandas as pd
 
 from .. import claims
 
-__all__ = ["OUTCOMES", "verdict_tables", "status_counts", "ids_with", "sensitivity_words"]
+__all__ = ["OUTCOMES", "verdict_tables", "status_counts", "ids_with", "sensitivity_words", "side_by_side",
+           "changes"]
 
 #: The four outcomes of :mod:`gce.book.claims` under the short names the page glues them by.
 OUTCOMES = {"holds": claims.HOLDS, "contradicted": claims.CONTRADICTED, "inconclusive": claims.INCONCLUSIVE,
@@ -44,3 +45,25 @@ def sensitivity_words(verdicts: pd.DataFrame, declared: int = 40) -> dict[str, s
     return {"declared": f"**{by_drop.get(declared, 'missing')}**",
             "others": ", ".join(f"**{s}** after {d} epochs" for d, s in by_drop.items() if d != declared),
             "robust": "here it is" if len(tested) == 1 else "here it is not"}
+
+
+def side_by_side(tables: dict) -> pd.DataFrame:
+    """The verdict tables of several scales (``{scale: evaluate_results table}``) as one table: a row per claim id
+    (in the registry's order), a column per scale, the outcome in each cell."""
+    if not tables:
+        raise ValueError("no verdict tables to put side by side")
+    out = pd.DataFrame({s: t.set_index("id")["status"] for s, t in tables.items()})
+    out.index.name = "claim"
+    return out.reindex([c.id for c in claims.CLAIMS if c.id in out.index])
+
+
+def changes(table: pd.DataFrame, a: str, b: str) -> dict[str, str]:
+    """How the outcomes of :func:`side_by_side` differ between scales ``a`` and ``b``, for the claims page's
+    prose: ``same`` (how many claims have the same outcome at both) and ``moved`` (the others as Markdown,
+    ``"`id`: a-outcome -> b-outcome"``, or ``"none"``)."""
+    for s in (a, b):
+        if s not in table.columns:
+            raise ValueError(f"no verdicts at scale {s!r}; the table has {', '.join(table.columns)}")
+    moved = table[table[a] != table[b]]
+    text = "; ".join(f"`{i}`: {r[a]} → {r[b]}" for i, r in moved.iterrows()) or "none"
+    return {"same": str(int((table[a] == table[b]).sum())), "moved": text}
