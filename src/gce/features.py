@@ -307,3 +307,43 @@ for _name in _data.FEATURE_DATASETS:
 def _load_cifar10_jpeg_pixels16(root: Path | None, download: bool) -> _data.Dataset:
     """The JPEG copy downsampled to 16x16 (:func:`pixel_dataset`): the cpu scale's pixel candidate."""
     return pixel_dataset("cifar10_jpeg", 2, root, download)
+
+
+# --------------------------------------------------------------------------- for readers: are the images here?
+
+
+def default_source() -> str:
+    """Where the cpu scale's images come from: ``$GCE_CPU_SOURCE`` (a key of :data:`SOURCES`: ``"cifar10_jpeg"``
+    or ``"cifar10"``), else the JPEG copy; an unknown name raises ``ValueError`` naming it."""
+    name = os.environ.get("GCE_CPU_SOURCE", "cifar10_jpeg")
+    if name not in SOURCES:
+        raise ValueError(f"GCE_CPU_SOURCE={name!r} is no image source; known: {', '.join(SOURCES)}")
+    return name
+
+
+def images_available(source: str | None = None, root=None) -> bool:
+    """Whether the cpu scale's images can be read without an unasked-for download.
+
+    Used by the chapter "Noisy labels and noise models" to draw the images only where they are.
+
+    ``source`` (:data:`SOURCES`; default :func:`default_source`, i.e. ``$GCE_CPU_SOURCE``):
+    ``"cifar10_jpeg"`` is available when ``cifar10_jpeg75.npz`` is in :func:`gce.data.data_root` (``root``,
+    else ``$GCE_DATA``); ``"cifar10"`` always is, since choosing it asks for torchvision's download
+    (about 170 MB on first use).
+    """
+    src = default_source() if source is None else source
+    if src not in SOURCES:
+        raise ValueError(f"unknown image source={src!r}; known: {', '.join(SOURCES)}")
+    if src == "cifar10":
+        return True
+    return (_data.data_root(root) / _data.CIFAR10_JPEG_FILE).is_file()
+
+
+def missing_images_message(source: str | None = None) -> str:
+    """One line telling a reader how to get the cpu scale's images when :func:`images_available` is false."""
+    src = default_source() if source is None else source
+    return (f"{SOURCES.get(src, src)} is not here: set GCE_DATA to the folder holding {_data.CIFAR10_JPEG_FILE}, "
+            "or set GCE_CPU_SOURCE=cifar10 to download torchvision's CIFAR-10 (about 170 MB)")
+
+
+__all__ += ["default_source", "images_available", "missing_images_message"]

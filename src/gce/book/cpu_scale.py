@@ -24,14 +24,10 @@ torchvision's CIFAR-10 through the same code path).
 
 from __future__ import annotations
 
-import os
-
-from .. import data as _data
 from .. import schedule as _schedule
 from ..train import RunConfig
 
-__all__ = ["CPU_LR", "CPU_THREADS", "CPU_SEEDS", "CPU_MODEL", "source", "dataset_name", "images_available",
-           "missing_images_message", "cpu_configs", "describe", "data_label", "EXPERIMENTS"]
+__all__ = ["CPU_LR", "CPU_THREADS", "CPU_SEEDS", "CPU_MODEL", "source", "dataset_name", "cpu_configs", "describe", "data_label", "EXPERIMENTS"]
 
 #: SGD learning rate of the cpu scale's Table 1, Table 2 and human runs: the paper's 0.01 (Sec. 4.2), kept by a rule
 #: that names no loss: the smallest of {0.01, 0.03, 0.1} at which clean-label training with every method (CCE, MAE,
@@ -55,16 +51,11 @@ _HUMAN_METHODS = ("cce", "lq", "trunc_lq")
 
 
 def source() -> str:
-    """Where the images come from: ``$GCE_CPU_SOURCE`` (``"cifar10_jpeg"`` or ``"cifar10"``), else the JPEG copy."""
-    from ..features import SOURCES
+    """Where the images come from: ``$GCE_CPU_SOURCE`` (``"cifar10_jpeg"`` or ``"cifar10"``), else the JPEG copy
+    (:func:`gce.features.default_source`)."""
+    from ..features import default_source
 
-    name = os.environ.get("GCE_CPU_SOURCE", "cifar10_jpeg")
-    if name not in SOURCES:
-        raise ValueError(f"GCE_CPU_SOURCE={name!r} is no image source; known: {', '.join(SOURCES)}")
-    return name
-
-
-_current_source = source  # (the readers' helpers below take a parameter named source)
+    return default_source()
 
 
 def dataset_name(part: str = "", src: str | None = None) -> str:
@@ -161,35 +152,3 @@ def describe(name: str) -> tuple[str, str]:
     if name not in _DESCRIPTIONS:
         raise ValueError(f"unknown experiment name={name!r}; known experiments: {', '.join(EXPERIMENTS)}")
     return _DESCRIPTIONS[name]
-
-
-# --------------------------------------------------------------------------- for readers: are the images here?
-
-
-def images_available(source: str | None = None, root=None) -> bool:
-    """Whether the cpu scale's images can be read without an unasked-for download.
-
-    Used by the chapter "Noisy labels and noise models" to draw the images only where they are.
-
-    ``source`` (:data:`SOURCES`; default :func:`source`, i.e. ``$GCE_CPU_SOURCE``):
-    ``"cifar10_jpeg"`` is available when ``cifar10_jpeg75.npz`` is in :func:`gce.data.data_root` (``root``,
-    else ``$GCE_DATA``); ``"cifar10"`` always is, since choosing it asks for torchvision's download
-    (about 170 MB on first use).
-    """
-    from ..features import SOURCES
-
-    src = _current_source() if source is None else source
-    if src not in SOURCES:
-        raise ValueError(f"unknown image source={src!r}; known: {', '.join(SOURCES)}")
-    if src == "cifar10":
-        return True
-    return (_data.data_root(root) / _data.CIFAR10_JPEG_FILE).is_file()
-
-
-def missing_images_message(source: str | None = None) -> str:
-    """One line telling a reader how to get the cpu scale's images when :func:`images_available` is false."""
-    from ..features import SOURCES
-
-    src = _current_source() if source is None else source
-    return (f"{SOURCES.get(src, src)} is not here: set GCE_DATA to the folder holding {_data.CIFAR10_JPEG_FILE}, "
-            "or set GCE_CPU_SOURCE=cifar10 to download torchvision's CIFAR-10 (about 170 MB)")
