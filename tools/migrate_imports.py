@@ -44,6 +44,31 @@ _FROM_MOVED = re.compile(rf"^([ \t]*)from gce\.({_MOVED})\b", re.M)
 _IMPORT_MOVED = re.compile(rf"^([ \t]*)import gce\.({_MOVED})\b", re.M)
 _REFERENCE = re.compile(rf"(?<![\w.])gce\.({_MOVED})\b")
 _STORE_USE = re.compile(rf"(?<![\w.])experiments\.({'|'.join(STORE_NAMES)})\b")
+#: The longest code line of a chapter (tests/test_render.py): rewritten import lines are wrapped to fit.
+MAX_LINE = 88
+_IMPORT_LINE = re.compile(r"^([ \t]*)(from \S+ import )([^()#]+?)([ \t]*#.*)?$")
+
+
+def _fit(line: str, limit: int = MAX_LINE) -> list[str]:
+    """An import line over ``limit`` as lines that fit: its comment above it, its names in parentheses."""
+    m = _IMPORT_LINE.match(line)
+    if len(line) <= limit or not m:
+        return [line]
+    indent, head, names, comment = m.group(1), m.group(2), m.group(3).strip(), (m.group(4) or "").strip()
+    out = [f"{indent}{comment}"] if comment else []
+    if len(indent) + len(head) + len(names) <= limit:
+        return out + [f"{indent}{head}{names}"]
+    out.append(f"{indent}{head}(")
+    row = ""
+    for name in [x.strip() for x in names.split(",") if x.strip()]:
+        piece = f"{name},"
+        if row and len(indent) + 4 + len(row) + 1 + len(piece) > limit:
+            out.append(f"{indent}    {row}")
+            row = piece
+        else:
+            row = f"{row} {piece}" if row else piece
+    out += [f"{indent}    {row}", f"{indent})"]
+    return out
 
 
 def _split_from_gce(m: re.Match) -> str:
@@ -74,8 +99,9 @@ def migrate_prose(text: str) -> str:
     return _REFERENCE.sub(r"gce.book.\1", text)
 
 
-def migrate(source: str) -> str:
-    """The Python source ``source`` with the imports and references of :data:`MOVED` rewritten (idempotent)."""
+def migrate(source: str, limit: int = MAX_LINE) -> str:
+    """The Python source ``source`` with the imports and references of :data:`MOVED` rewritten (idempotent);
+    a rewritten import line longer than ``limit`` is wrapped."""
     text = _FROM_GCE.sub(_split_from_gce, source)
     text = _FROM_MOVED.sub(r"\1from gce.book.\2", text)
     text = _IMPORT_MOVED.sub(r"\1import gce.book.\2", text)
@@ -88,7 +114,8 @@ def migrate(source: str) -> str:
         indent = re.match(r"[ \t]*", lines[at]).group(0) if at < len(lines) else ""
         lines.insert(at, f"{indent}from gce.book.store import {', '.join(used)}")
         text = "\n".join(lines)
-    return text
+    before = set(source.split("\n"))
+    return "\n".join(out for line in text.split("\n") for out in (_fit(line, limit) if line not in before else [line]))
 
 
 def _source(cell: dict) -> str:
@@ -133,7 +160,7 @@ def migrate_notebook(path: Path, write: bool = True) -> list[str]:
 def migrate_python(path: Path, write: bool = True) -> list[str]:
     """Rewrite the Python file at ``path`` as one code cell (written back if ``write``); one line if changed."""
     old = path.read_text(encoding="utf-8")
-    new = migrate(old)
+    new = migrate(old, limit=120)  # the source files' limit
     if new == old:
         return []
     if write:
