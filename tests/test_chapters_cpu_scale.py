@@ -143,3 +143,12 @@ def test_rebuild_summary_splits_the_papers_part_from_the_later_losses():
     assert s["paper"]["wall_minutes"] == 15 and s["paper"]["cpu_minutes"] == 30 and s["paper"]["idle_minutes"] == 15
     assert (s["paper"]["load_min"], s["paper"]["load_max"]) == (2, 4) and s["paper"]["within_budget"]
     assert s["later"]["idle_minutes"] == 2
+
+
+def test_format_step_is_two_short_lines():
+    from gce.chapters import cpu_scale as page
+
+    step = {"command": "python -m gce reproduce later --scale cpu --jobs 2", "wall_s": 90, "cpu_s": 180,
+            "load_start": [2.0, 0, 0], "load_end": [2.5, 0, 0]}
+    assert page.format_step(step) == ("python -m gce reproduce later --scale cpu --jobs 2\n"
+                                      "    1.5 min wall, 3.0 CPU-min, load average 2.0 -> 2.5")

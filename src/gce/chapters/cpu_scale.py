@@ -24,7 +24,7 @@ import pandas as pd
 
 from .. import paths as _paths
 
-__all__ = ["REBUILD_FILE", "rebuild_summary",
+__all__ = ["REBUILD_FILE", "rebuild_summary", "format_step",
            "CANDIDATES_FILE", "GRID_FILE", "CLEAN_ACC_MIN", "BUDGET_MINUTES", "CORES", "CANDIDATE_INPUTS",
            "benchmark_path", "load_benchmark", "measured_run_epochs", "grid_run_epochs", "candidates_table",
            "format_candidates", "lr_table", "format_lr", "memorisation_curves", "plot_memorisation",
@@ -281,3 +281,10 @@ def rebuild_summary(rec: dict | None) -> dict | None:
     if "paper" in out:
         out["paper"]["within_budget"] = out["paper"]["idle_minutes"] <= BUDGET_MINUTES
     return out
+
+
+def format_step(step: dict) -> str:
+    """One step of ``cpu_rebuild.json`` as two lines: its command, then its wall and CPU minutes and the load
+    average at its start and end."""
+    return (f"{step['command']}\n    {step['wall_s'] / 60:.1f} min wall, {step['cpu_s'] / 60:.1f} CPU-min, "
+            f"load average {step['load_start'][0]:.1f} -> {step['load_end'][0]:.1f}")
