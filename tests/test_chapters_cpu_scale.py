@@ -129,3 +129,26 @@ def test_benchmark_files_are_found_in_a_checkout_and_absent_elsewhere(tmp_path):
     assert cpu_scale.load_benchmark(cpu_scale.GRID_FILE, tmp_path)["engine"]["runs"] == 16
     committed = cpu_scale.load_benchmark(cpu_scale.CANDIDATES_FILE)  # this checkout's measurement
     assert committed is not None and "features" in cpu_scale.candidates_table(committed).index
+
+
+def test_rebuild_summary_splits_the_papers_part_from_the_later_losses():
+    from gce.chapters import cpu_scale as page
+
+    assert page.rebuild_summary(None) is None
+    rec = {"cores": 2, "date": "2026-12-06", "steps": [
+        {"experiments": ["table1"], "wall_s": 600, "cpu_s": 1200, "load_start": [2, 0, 0], "load_end": [3, 0, 0]},
+        {"experiments": ["fig1", "fig2"], "wall_s": 300, "cpu_s": 600, "load_start": [4, 0, 0], "load_end": [2, 0, 0]},
+        {"experiments": ["later"], "wall_s": 120, "cpu_s": 240, "load_start": [1, 0, 0], "load_end": [1, 0, 0]}]}
+    s = page.rebuild_summary(rec)
+    assert s["paper"]["wall_minutes"] == 15 and s["paper"]["cpu_minutes"] == 30 and s["paper"]["idle_minutes"] == 15
+    assert (s["paper"]["load_min"], s["paper"]["load_max"]) == (2, 4) and s["paper"]["within_budget"]
+    assert s["later"]["idle_minutes"] == 2
+
+
+def test_format_step_is_two_short_lines():
+    from gce.chapters import cpu_scale as page
+
+    step = {"command": "python -m gce reproduce later --scale cpu --jobs 2", "wall_s": 90, "cpu_s": 180,
+            "load_start": [2.0, 0, 0], "load_end": [2.5, 0, 0]}
+    assert page.format_step(step) == ("python -m gce reproduce later --scale cpu --jobs 2\n"
+                                      "    1.5 min wall, 3.0 CPU-min, load average 2.0 -> 2.5")

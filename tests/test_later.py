@@ -187,3 +187,9 @@ def test_difference_summary_counts_settings_beyond_two_standard_errors():
     assert words["later_words_cpu"].startswith("On CIFAR-10 (JPEG copy), cpu: SCE +1.00")
     with pytest.raises(ValueError, match="z must be"):
         later.difference_summary(diffs, z=0)
+
+
+def test_stored_grids_needs_both_experiments(tmp_path):
+    from gce import later
+
+    assert later.stored_grids(("pocket",), tmp_path) == {}

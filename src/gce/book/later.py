@@ -236,6 +236,19 @@ def plot_losses_at_probability(c: int = 10, *, n: int = 400, ax=None, ylim: floa
 GRID_METHODS = ("cce", "mae", "lq", "trunc_lq", *_losses.LATER_LOSSES)
 
 
+def stored_grids(scales=("pocket", "cpu"), results=None) -> dict[str, pd.DataFrame]:
+    """The stored runs of the ``table1`` and ``later`` experiments together, per scale of ``scales`` where both are
+    stored (:func:`gce.claims.stored_results`: the current grids, read, never trained)."""
+    from .claims import stored_results
+
+    out = {}
+    for scale in scales:
+        got = [stored_results(name, scale, results) for name in ("table1", "later")]
+        if all(g is not None for g in got):
+            out[scale] = pd.concat([g[0] for g in got], ignore_index=True)
+    return out
+
+
 def grid_table(runs: pd.DataFrame, methods=GRID_METHODS) -> pd.DataFrame:
     """Table 1's grid for ``methods`` from the stored runs of the ``table1`` and ``later`` experiments together
     (same datasets, noise, seeds and schedule), as numbers: rows ``(source, method)`` (one source per dataset

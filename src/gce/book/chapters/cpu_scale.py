@@ -24,7 +24,8 @@ import pandas as pd
 
 from .. import paths as _paths
 
-__all__ = ["CANDIDATES_FILE", "GRID_FILE", "CLEAN_ACC_MIN", "BUDGET_MINUTES", "CORES", "CANDIDATE_INPUTS",
+__all__ = ["REBUILD_FILE", "rebuild_summary", "format_step",
+           "CANDIDATES_FILE", "GRID_FILE", "CLEAN_ACC_MIN", "BUDGET_MINUTES", "CORES", "CANDIDATE_INPUTS",
            "benchmark_path", "load_benchmark", "measured_run_epochs", "grid_run_epochs", "candidates_table",
            "format_candidates", "lr_table", "format_lr", "memorisation_curves", "plot_memorisation",
            "threads_summary", "speed_summary", "speed_text"]
@@ -251,3 +252,39 @@ def speed_text(grid: dict | None) -> str:
             f"**{s['speedup']:.1f} times faster** ({s['speedup_sliced']:.1f} times against the same loop with "
             f"its batches sliced from the tensors). At that speed the cpu grid takes about "
             f"{s['grid_minutes']:.0f} minutes on {CORES} cores (budget: {BUDGET_MINUTES}).")
+
+
+#: The measured rebuild of the scale (``benchmarks/cpu_rebuild.py``), read by :func:`rebuild_summary`.
+REBUILD_FILE = "cpu_rebuild.json"
+
+
+def rebuild_summary(rec: dict | None) -> dict | None:
+    """The measured rebuild of ``cpu_rebuild.json`` in numbers, or None where it is absent: per part (``paper``: the
+    paper's experiments, ``later``: the later losses) the wall minutes as measured, the CPU minutes of its processes
+    and ``idle_minutes`` (CPU minutes over the cores: the wall time on an otherwise idle machine), the load average
+    range during the measurement, and whether the paper's part fits the budget on an idle machine."""
+    if not rec:
+        return None
+    parts: dict[str, dict] = {}
+    for step in rec["steps"]:
+        part = "later" if set(step["experiments"]) <= {"later"} else "paper"
+        p = parts.setdefault(part, {"wall_minutes": 0.0, "cpu_minutes": 0.0, "loads": []})
+        p["wall_minutes"] += step["wall_s"] / 60
+        p["cpu_minutes"] += step["cpu_s"] / 60
+        p["loads"] += [step["load_start"][0], step["load_end"][0]]
+    cores = rec["cores"]
+    out = {"cores": cores, "date": rec["date"], "note": rec.get("note", "")}
+    for part, p in parts.items():
+        out[part] = {"wall_minutes": p["wall_minutes"], "cpu_minutes": p["cpu_minutes"],
+                     "idle_minutes": p["cpu_minutes"] / cores, "load_min": min(p["loads"]),
+                     "load_max": max(p["loads"])}
+    if "paper" in out:
+        out["paper"]["within_budget"] = out["paper"]["idle_minutes"] <= BUDGET_MINUTES
+    return out
+
+
+def format_step(step: dict) -> str:
+    """One step of ``cpu_rebuild.json`` as two lines: its command, then its wall and CPU minutes and the load
+    average at its start and end."""
+    return (f"{step['command']}\n    {step['wall_s'] / 60:.1f} min wall, {step['cpu_s'] / 60:.1f} CPU-min, "
+            f"load average {step['load_start'][0]:.1f} -> {step['load_end'][0]:.1f}")

@@ -1,0 +1,71 @@
+"""Time a rebuild of the cpu scale: wall time and CPU time of ``python -m gce reproduce ... --scale cpu``.
+
+    python benchmarks/cpu_rebuild.py --results /tmp/fresh            # the paper's experiments, then the later losses
+    python benchmarks/cpu_rebuild.py --results /tmp/fresh --out benchmarks/cpu_rebuild.json
+
+Each step is one command (``--jobs`` processes side by side, :mod:`gce.parallel`), run in a fresh results folder
+so that everything is trained.  For each step the script records the wall time, the CPU time of the processes it
+started (user + system, from ``resource.getrusage(RUSAGE_CHILDREN)``), and the load average before and after; the
+CPU time divided by the number of cores is what the step needs on an idle machine.  The book's appendix on the cpu
+scale reads the JSON this writes (``benchmarks/cpu_rebuild.json``).
+
+It needs the CIFAR-10 images (``$GCE_DATA``, or ``GCE_CPU_SOURCE=cifar10`` to download torchvision's), and it
+trains every run of the scale: on two cores, more than an hour.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PAPER = ("onset", "fig1", "fig2", "table1", "table2", "human")
+LATER = ("later",)
+
+
+def _cpu_children() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def step(names, results: str, jobs: int) -> dict:
+    """Run ``python -m gce reproduce <names> --scale cpu --jobs <jobs> --results <results>``; its measurements."""
+    cmd = [sys.executable, "-m", "gce", "reproduce", *names, "--scale", "cpu", "--jobs", str(jobs),
+           "--results", results, "--no-progress"]
+    load, cpu, start = os.getloadavg(), _cpu_children(), time.perf_counter()
+    code = subprocess.run(cmd).returncode
+    wall, cpu = time.perf_counter() - start, _cpu_children() - cpu
+    if code:
+        raise SystemExit(f"{' '.join(cmd[1:])} exited with code {code}")
+    return {"command": "python -m gce reproduce " + " ".join(names) + f" --scale cpu --jobs {jobs}",
+            "experiments": list(names), "wall_s": wall, "cpu_s": cpu, "load_start": list(load),
+            "load_end": list(os.getloadavg())}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", required=True, help="an empty results folder (everything is trained)")
+    parser.add_argument("--jobs", type=int, default=2, help="processes side by side (default 2)")
+    parser.add_argument("--out", default=None, help="write the JSON here (default: print only)")
+    args = parser.parse_args(argv)
+    if any(Path(args.results).glob("cpu/*.sqlite")):
+        raise SystemExit(f"{args.results} already holds cpu results: give an empty folder, so that all is trained")
+    steps = [step(PAPER, args.results, args.jobs), step(LATER, args.results, args.jobs)]
+    out = {"cores": os.cpu_count(), "jobs": args.jobs, "date": time.strftime("%Y-%m-%d"),
+           "machine": platform.processor() or platform.machine(), "steps": steps,
+           "note": "every run trained from an empty results folder"}
+    text = json.dumps(out, indent=1)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

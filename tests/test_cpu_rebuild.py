@@ -1,0 +1,43 @@
+"""benchmarks/cpu_rebuild.py: it times each step's processes, and it refuses a folder that already holds results."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def rebuild():
+    spec = importlib.util.spec_from_file_location("cpu_rebuild", ROOT / "benchmarks" / "cpu_rebuild.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_folder_with_cpu_results_is_refused(rebuild, tmp_path):
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "results.sqlite").write_bytes(b"")
+    with pytest.raises(SystemExit, match="already holds cpu results"):
+        rebuild.main(["--results", str(tmp_path)])
+
+
+def test_a_step_records_wall_and_cpu_time_of_its_processes(rebuild, tmp_path, monkeypatch):
+    calls = []
+
+    def fake_run(cmd):
+        calls.append(cmd)
+        return type("Done", (), {"returncode": 0})()
+
+    monkeypatch.setattr(rebuild.subprocess, "run", fake_run)
+    got = rebuild.step(("fig1",), str(tmp_path), 2)
+    assert calls[0][:3] == [sys.executable, "-m", "gce"] and "--jobs" in calls[0]
+    assert got["command"] == "python -m gce reproduce fig1 --scale cpu --jobs 2"
+    assert got["wall_s"] >= 0 and got["cpu_s"] >= 0 and len(got["load_start"]) == 3
+    monkeypatch.setattr(rebuild.subprocess, "run", lambda cmd: type("Done", (), {"returncode": 3})())
+    with pytest.raises(SystemExit, match="exited with code 3"):
+        rebuild.step(("fig1",), str(tmp_path), 2)
