@@ -3,7 +3,7 @@
     python benchmarks/cpu_rebuild.py --results /tmp/fresh            # the paper's experiments, then the later losses
     python benchmarks/cpu_rebuild.py --results /tmp/fresh --out benchmarks/cpu_rebuild.json
 
-Each step is one command (``--jobs`` processes side by side, :mod:`gce.parallel`), run in a fresh results folder
+Each step is one command (``--jobs`` processes side by side, :mod:`gce.book.parallel`), run in a fresh results folder
 so that everything is trained.  For each step the script records the wall time, the CPU time of the processes it
 started (user + system, from ``resource.getrusage(RUSAGE_CHILDREN)``), and the load average before and after; the
 CPU time divided by the number of cores is what the step needs on an idle machine.  The book's appendix on the cpu

@@ -132,7 +132,7 @@ def test_benchmark_files_are_found_in_a_checkout_and_absent_elsewhere(tmp_path):
 
 
 def test_rebuild_summary_splits_the_papers_part_from_the_later_losses():
-    from gce.chapters import cpu_scale as page
+    from gce.book.chapters import cpu_scale as page
 
     assert page.rebuild_summary(None) is None
     rec = {"cores": 2, "date": "2026-12-06", "steps": [
@@ -146,7 +146,7 @@ def test_rebuild_summary_splits_the_papers_part_from_the_later_losses():
 
 
 def test_format_step_is_two_short_lines():
-    from gce.chapters import cpu_scale as page
+    from gce.book.chapters import cpu_scale as page
 
     step = {"command": "python -m gce reproduce later --scale cpu --jobs 2", "wall_s": 90, "cpu_s": 180,
             "load_start": [2.0, 0, 0], "load_end": [2.5, 0, 0]}

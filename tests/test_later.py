@@ -190,6 +190,6 @@ def test_difference_summary_counts_settings_beyond_two_standard_errors():
 
 
 def test_stored_grids_needs_both_experiments(tmp_path):
-    from gce import later
+    from gce.book import later
 
     assert later.stored_grids(("pocket",), tmp_path) == {}

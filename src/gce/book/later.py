@@ -238,12 +238,12 @@ GRID_METHODS = ("cce", "mae", "lq", "trunc_lq", *_losses.LATER_LOSSES)
 
 def stored_grids(scales=("pocket", "cpu"), results=None) -> dict[str, pd.DataFrame]:
     """The stored runs of the ``table1`` and ``later`` experiments together, per scale of ``scales`` where both are
-    stored (:func:`gce.claims.stored_results`: the current grids, read, never trained)."""
-    from .claims import stored_results
+    stored (:func:`gce.book.reader.read`: the current grids, read, never trained)."""
+    from . import reader
 
     out = {}
     for scale in scales:
-        got = [stored_results(name, scale, results) for name in ("table1", "later")]
+        got = [reader.read(name, scale, results) for name in ("table1", "later")]
         if all(g is not None for g in got):
             out[scale] = pd.concat([g[0] for g in got], ignore_index=True)
     return out
