@@ -99,3 +99,29 @@ def test_twin_words_sorts_each_twin_by_two_standard_errors():
                           "se": [1.0, 1.0, 1.0], "seeds": 3}).set_index(["label set", "method"])
     assert ch.twin_words(diffs) == ("Lq is above CCE on aggre (+3.00 points), below on random1 (-3.00 points), "
                                     "within 2 standard errors on worse")
+
+
+def test_confusion_table_names_the_pairs_and_marks_the_papers_flips():
+    counts = np.array([[90, 8, 2], [1, 95, 4], [6, 0, 94]])
+    top = human_noise.top_confusions(counts, 3)
+    table = chapter.confusion_table(top, ["a", "b", "c"], {0: 1, 1: 2})
+    assert table["true"].tolist() == ["a", "c", "b"] and table["human label"].tolist() == ["b", "a", "c"]
+    assert table["images"].tolist() == [8, 6, 4]
+    assert table["% of the class"].tolist() == [8.0, 6.0, 4.0]
+    assert table["% of all wrong labels"].tolist() == pytest.approx([38.1, 28.6, 19.0])
+    assert table["in the paper's map"].tolist() == [True, False, True]
+    with pytest.raises(ValueError, match="share"):
+        chapter.confusion_table(top.drop(columns="share"), ["a", "b", "c"], {})
+
+
+def test_distance_table_is_zero_for_uniform_noise_and_large_for_one_target():
+    uniform = np.full((4, 4), 0.1) + 0.6 * np.eye(4)                # every class keeps 0.7, 0.1 to each other
+    one_target = 0.7 * np.eye(4) + 0.3 * np.roll(np.eye(4), 1, axis=1)
+    table = chapter.distance_table({"uniform": uniform, "flip": one_target})
+    assert table.loc["uniform", "mean TV from uniform"] == 0.0
+    assert table.loc["uniform", "effective targets"] == 3.0 and table.loc["uniform", "rate spread (%)"] == 0.0
+    assert table.loc["flip", "mean TV from uniform"] == table.loc["flip", "max TV possible"] == round(2 / 3, 3)
+    assert table.loc["flip", "effective targets"] == 1.0
+    assert table["classes"].tolist() == [4, 4] and table["of (c - 1)"].tolist() == [3, 3]
+    with pytest.raises(ValueError, match="1 classes"):
+        chapter.distance_table({"one class": np.eye(1)})

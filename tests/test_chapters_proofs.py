@@ -51,3 +51,18 @@ def test_eq10_check_reports_the_bounds_the_extremes_and_whether_they_meet():
     assert again.equals(t)
     with pytest.raises(ValueError, match="size"):
         proofs.eq10_check(cases, np.random.default_rng(0), size=0)
+
+
+def test_theorem2_brute_force_orders_the_grid_gap_the_exact_gap_and_B():
+    t = proofs.theorem2_brute_force([0.5, 1.0], n_grid=60)
+    assert t["seed"].tolist() == [0, 1] and t["q"].tolist() == [0.5, 1.0]
+    assert t["0 <= gap <= B"].all()
+    assert (t["gap (grid)"] <= t["gap (exact)"] + 1e-12).all() and (t["gap (exact)"] <= t["B"] + 1e-12).all()
+    assert (t["min eta_ii - max eta_ij"] > 0).all()                    # diagonally dominant rows
+    T0 = th.random_transition_matrix(3, 0)
+    P0 = np.eye(3)[np.random.default_rng(100).integers(0, 3, size=4)]
+    assert t["B"][0] == pytest.approx(th.theorem2_B(T0, P0, 0.5))
+    finer = proofs.theorem2_brute_force([0.5, 1.0], n_grid=120)
+    assert (finer["gap (grid)"] >= t["gap (grid)"] - 1e-12).all()     # a finer grid only gets closer
+    with pytest.raises(ValueError, match="n_inputs"):
+        proofs.theorem2_brute_force([0.5], n_inputs=0)

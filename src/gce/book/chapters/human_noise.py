@@ -17,7 +17,68 @@ from ... import human_noise
 from .. import stats, theory
 from ..experiments import METHOD_LABELS
 
-__all__ = ["theorem_promises", "promise_glue", "superclass_numbers", "twin_table", "twin_differences", "twin_words"]
+__all__ = ["confusion_table", "distance_table", "theorem_promises", "promise_glue", "superclass_numbers",
+           "twin_table", "twin_differences", "twin_words"]
+
+
+def confusion_table(top: pd.DataFrame, names, paper_pairs) -> pd.DataFrame:
+    """The commonest human confusions as the chapter "Real human label noise" shows them.
+
+    Parameters
+    ----------
+    top : pandas.DataFrame
+        Rows of :func:`gce.human_noise.top_confusions` (columns ``clean``, ``noisy``, ``count``, ``rate``,
+        ``share``).
+    names : sequence of str
+        The class names, indexed by label.
+    paper_pairs : dict[int, int]
+        The paper's class-dependent flips, source to target (Sec. 4.2, :func:`gce.noise.flip_map`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per row of ``top``: ``true`` and ``human label`` (class names), ``images``, ``% of the class``
+        and ``% of all wrong labels`` (rounded to 0.1), and ``in the paper's map`` (whether the paper flips
+        that true class to that label).
+    """
+    missing = {"clean", "noisy", "count", "rate", "share"} - set(top.columns)
+    if missing:
+        raise ValueError(f"top lacks the columns {sorted(missing)}")
+    return pd.DataFrame({
+        "true": [names[i] for i in top["clean"]],
+        "human label": [names[j] for j in top["noisy"]],
+        "images": top["count"], "% of the class": np.round(100 * top["rate"], 1),
+        "% of all wrong labels": np.round(100 * top["share"], 1),
+        "in the paper's map": [paper_pairs.get(int(i)) == int(j) for i, j in zip(top["clean"], top["noisy"])]})
+
+
+def distance_table(models: dict) -> pd.DataFrame:
+    """How far each noise model is from uniform noise (Sec. 3.1), as the chapter "Real human label noise"
+    tabulates it with :func:`gce.human_noise.distance_from_uniform`.
+
+    Parameters
+    ----------
+    models : dict[str, array-like]
+        Transition matrices ``c x c`` (rows: true class), by the name the table shows.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per model: ``classes``, ``mean TV from uniform`` and ``max TV possible`` (``1 - 1/(c - 1)``,
+        rounded to 0.001), ``effective targets`` (mean over classes, rounded to 0.01), ``of (c - 1)`` and
+        ``rate spread (%)`` (rounded to 0.1).
+    """
+    rows = {}
+    for name, T in models.items():
+        if len(T) < 2:
+            raise ValueError(f"{name!r} has {len(T)} classes; the distance from uniform needs at least 2")
+        d = human_noise.distance_from_uniform(T)
+        rows[name] = {"classes": len(T), "mean TV from uniform": round(d["tv_mean"], 3),
+                      "max TV possible": round(1 - 1 / (len(T) - 1), 3),
+                      "effective targets": round(float(np.nanmean(d["effective_targets"])), 2),
+                      "of (c - 1)": len(T) - 1,
+                      "rate spread (%)": round(100 * d["rate_spread"], 1)}
+    return pd.DataFrame.from_dict(rows, orient="index")
 
 
 def theorem_promises(label_sets=("aggre", "random1", "worse", "noisy"), q: float = 0.7) -> pd.DataFrame:

@@ -5,6 +5,7 @@ Theorem 1 (Eq. 8), Theorem 2 and Eq. 10 of Sec. 3.
 - :func:`noisy_risk_uniform` -- Lemma A.3's affine form of the noisy risk under uniform noise;
 - :func:`lemma_a4_holds` -- Lemma A.4's identity, checked symbolically for one number of classes;
 - :func:`class_sum` -- the class sum ``S_q`` of Eq. 7 at a point given coordinate by coordinate;
+- :func:`theorem2_brute_force` -- Theorem 2's bound on small random problems, minimised on a grid and exactly;
 - :func:`eq10_check` -- Eq. 10 at random points of the simplex beside the exact extremes of the truncated class sum.
 """
 
@@ -16,7 +17,7 @@ import sympy as sp
 
 from .. import theory as th
 
-__all__ = ["same", "noisy_risk_uniform", "lemma_a4_holds", "class_sum", "eq10_check"]
+__all__ = ["same", "noisy_risk_uniform", "lemma_a4_holds", "class_sum", "theorem2_brute_force", "eq10_check"]
 
 
 def same(lhs, rhs) -> bool:
@@ -56,6 +57,50 @@ def class_sum(point, q_=th.q) -> sp.Expr:
     if not values:
         raise ValueError("class_sum needs at least one coordinate, got none")
     return sum(th.lq_expr(v, q_) for v in values)
+
+
+def theorem2_brute_force(qs, n_inputs: int = 4, n_grid: int = 300) -> pd.DataFrame:
+    """Theorem 2 (Sec. 3.1) checked by brute force on small problems (the proofs appendix, "Brute-force check").
+
+    Problem ``i`` (``i = 0, 1, ...``, one per value of ``qs``) has c = 3 classes, ``n_inputs`` equally likely
+    inputs whose deterministic clean labels are drawn with seed ``100 + i`` (so ``f*(x) = e_y``), and the
+    transition matrix :func:`gce.theory.random_transition_matrix` ``(3, i)`` (``eta_ij < eta_ii``).  The noisy
+    risk is minimised twice: over :func:`gce.theory.simplex_grid` ``(3, n_grid)`` by
+    :func:`gce.theory.lq_grid_minimizer`, and exactly by :func:`gce.theory.pointwise_risk_gaps`.
+
+    Parameters
+    ----------
+    qs : sequence of float
+        One ``q`` in (0, 1] per problem.
+    n_inputs : int, default 4
+        Inputs per problem.
+    n_grid : int, default 300
+        Steps per edge of the grid (a step of ``1 / n_grid``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per problem: ``seed``, ``q``, ``min eta_ii - max eta_ij`` (the smallest margin of the
+        diagonal), ``gap (grid)`` and ``gap (exact)`` (noisy risk of ``f*`` less the minimum), ``B``
+        (:func:`gce.theory.theorem2_B`) and ``0 <= gap <= B`` (both gaps in order within ``[0, B]``, up to
+        1e-12).  Numbers unrounded.
+    """
+    if not isinstance(n_inputs, int) or n_inputs < 1:
+        raise ValueError(f"n_inputs must be a positive integer, got {n_inputs!r}")
+    rows = []
+    for seed, q_ in enumerate(qs):
+        T = th.random_transition_matrix(3, seed)
+        P = np.eye(3)[np.random.default_rng(100 + seed).integers(0, 3, size=n_inputs)]
+        noisy = P @ T
+        f_grid = th.lq_grid_minimizer(noisy, q_, n=n_grid)
+        gap_grid = float(np.mean(th.lq_pointwise_risk(P, noisy, q_) - th.lq_pointwise_risk(f_grid, noisy, q_)))
+        gap_exact = th.pointwise_risk_gaps(P, T, q_)["noisy_gap"]
+        B = th.theorem2_B(T, P, q_)
+        margin = (np.diag(T) - (T - np.diag(np.diag(T))).max(1)).min()
+        rows.append({"seed": seed, "q": q_, "min eta_ii - max eta_ij": margin,
+                     "gap (grid)": gap_grid, "gap (exact)": gap_exact, "B": B,
+                     "0 <= gap <= B": bool(-1e-12 <= gap_grid <= gap_exact + 1e-12 and gap_exact <= B + 1e-12)})
+    return pd.DataFrame(rows)
 
 
 def eq10_check(cases, rng: np.random.Generator, size: int = 20_000,
