@@ -19,7 +19,6 @@ import sys
 import textwrap
 import threading
 import time
-import zlib
 from pathlib import Path
 
 import pandas as pd
@@ -168,7 +167,7 @@ def _raw_rows(root):
         rows = con.execute("SELECT run_id, row, history FROM runs").fetchall()
     finally:
         con.close()
-    return [(rid, json.loads(zlib.decompress(r)), json.loads(zlib.decompress(h))) for rid, r, h in rows]
+    return [(rid, store.decode(r), store.decode(h)) for rid, r, h in rows]
 
 
 def test_a_kill_inside_a_write_leaves_the_runs_before_it_and_nothing_half_written(tmp_path, sweep_script, tiny):

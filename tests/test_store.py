@@ -203,3 +203,23 @@ def test_provenance_names_what_float_results_depend_on_for_a_cpu():
     device = store.provenance("cpu")["device"]
     assert device.startswith("cpu (") and "cores" in device and "MKL_CBWR=" in device
     assert str(__import__("torch").backends.cpu.get_cpu_capability()) in device
+
+
+def test_compact_repacks_older_zlib_rows_and_the_runs_read_the_same(tmp_path):
+    import zlib
+
+    s = _filled(tmp_path)
+    before_runs, before_history = s.runs, s.history
+    path = tmp_path / "pocket" / store.DB_NAME
+    with sqlite3.connect(path) as con:  # rewrite every blob as the older zlib packing
+        for seq, row, hist in con.execute("SELECT seq, row, history FROM runs").fetchall():
+            old = [zlib.compress(json.dumps(store.decode(b)).encode(), 9) for b in (row, hist)]
+            con.execute("UPDATE runs SET row = ?, history = ? WHERE seq = ?", (*old, seq))
+    with sqlite3.connect(path) as con:
+        assert all(r[:1] == b"x" for (r,) in con.execute("SELECT row FROM runs"))
+    store.compact(tmp_path, "pocket")
+    with sqlite3.connect(path) as con:
+        assert all(r[:1] == b"L" and h[:1] == b"L" for r, h in con.execute("SELECT row, history FROM runs"))
+    again = store.ResultStore(tmp_path, "pocket", s.experiment)
+    pd.testing.assert_frame_equal(again.runs, before_runs)
+    pd.testing.assert_frame_equal(again.history, before_history)
