@@ -223,3 +223,13 @@ def test_compact_repacks_older_zlib_rows_and_the_runs_read_the_same(tmp_path):
     again = store.ResultStore(tmp_path, "pocket", s.experiment)
     pd.testing.assert_frame_equal(again.runs, before_runs)
     pd.testing.assert_frame_equal(again.history, before_history)
+
+
+def test_the_epoch_column_is_stored_only_when_it_is_not_one_to_n(tmp_path):
+    s = _filled(tmp_path)
+    with sqlite3.connect(tmp_path / "pocket" / store.DB_NAME) as con:
+        stored = [store.decode(h) for (h,) in con.execute("SELECT history FROM runs")]
+    assert stored and all("epoch" not in h for h in stored)
+    again = store.ResultStore(tmp_path, "pocket", s.experiment)
+    assert list(again.history.columns[:2]) == ["run_id", "epoch"]
+    assert again.history.groupby("run_id")["epoch"].apply(list).map(lambda e: e == [1, 2, 3]).all()

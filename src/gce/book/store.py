@@ -198,7 +198,8 @@ _DAMAGE = (TypeError, ValueError, zlib.error, lzma.LZMAError)
 
 
 def encode(obj) -> bytes:
-    """A row or history (a JSON-able dict) as the store keeps it: JSON, compressed (a 100-class run's matrices are ~200 kB as text)."""
+    """A row or history (a JSON-able dict) as the store keeps it: JSON, compressed (a 100-class run's matrices
+    are ~200 kB as text)."""
     text = json.dumps(obj, allow_nan=False).encode()
     return _LZMA_TAG + lzma.compress(text, format=lzma.FORMAT_RAW, filters=_LZMA_FILTERS)
 
@@ -212,6 +213,20 @@ def decode(value):
             value = zlib.decompress(value)
         value = value.decode()
     return json.loads(value)
+
+
+def _history_to_store(hist: dict, epochs: int) -> dict:
+    """A run's history as stored: without its ``epoch`` column when that is just 1, ..., ``epochs``."""
+    if hist.get("epoch") == list(range(1, epochs + 1)):
+        return {k: v for k, v in hist.items() if k != "epoch"}
+    return hist
+
+
+def _history_from_store(hist, epochs: int):
+    """Inverse of :func:`_history_to_store`: the ``epoch`` column put back first where it was left out."""
+    if isinstance(hist, dict) and "epoch" not in hist:
+        return {"epoch": list(range(1, epochs + 1)), **hist}
+    return hist
 
 
 def _unstorable(obj) -> str:
@@ -574,7 +589,7 @@ class ResultStore:
                 raise _fail(self.path, f"cannot be read ({err})") from None
         for rid, epochs, row_text, hist_text in fetched:
             try:
-                row, hist = decode(row_text), decode(hist_text)
+                row, hist = decode(row_text), _history_from_store(decode(hist_text), epochs)
             except _DAMAGE as err:
                 raise _fail(self.path, f"run {rid} of {self.experiment} has a damaged row ({err})") from None
             if not isinstance(row, dict) or row.get("run_id") != rid:
@@ -709,7 +724,7 @@ class ResultStore:
         lengths = {k: len(v) for k, v in hist.items()} if isinstance(hist, dict) else {}
         if "epoch" not in lengths or set(lengths.values()) != {epochs}:
             raise StoreError(f"{what} its history has {lengths} entries for {epochs} epochs")
-        for name, obj in (("row", row), ("history", hist)):
+        for name, obj in (("row", row), ("history", _history_to_store(hist, epochs))):
             try:
                 packed = encode(obj)
             except (TypeError, ValueError) as err:
@@ -977,9 +992,10 @@ def compact(root: str | os.PathLike, scale: str, wait_s: float = _BUSY_MS / 1000
 def _repack(con: sqlite3.Connection, path: Path) -> None:
     """Rewrite every row and history that is not in the current packing (one transaction)."""
     with con:
-        for seq, rid, row, hist in con.execute("SELECT seq, run_id, row, history FROM runs").fetchall():
+        for seq, rid, epochs, row, hist in con.execute("SELECT seq, run_id, epochs, row, history FROM runs").fetchall():
             try:
-                new = (encode(decode(row)), encode(decode(hist)))
+                full = _history_from_store(decode(hist), epochs)
+                new = (encode(decode(row)), encode(_history_to_store(full, epochs)))
             except _DAMAGE as err:
                 raise _fail(path, f"run {rid} has a damaged row ({err}); nothing was repacked") from None
             if new != (row, hist):
