@@ -193,3 +193,19 @@ def test_stored_grids_needs_both_experiments(tmp_path):
     from gce.book import later
 
     assert later.stored_grids(("pocket",), tmp_path) == {}
+
+
+def test_missing_note_names_the_command_of_each_missing_scale():
+    from gce.book import later
+
+    note = later.missing_note({"pocket": None})
+    assert "`cpu` scale the 48 runs" in note and "reproduce later --scale cpu --jobs 2" in note
+    assert later.missing_note({"pocket": None, "cpu": None}) == ""
+
+
+def test_fit_table_reads_both_experiments_and_keeps_the_methods_order(tmp_path):
+    from gce.book import later
+
+    assert later.fit_table("pocket", tmp_path) is None
+    table = later.fit_table("pocket", methods=("lq", "cce"))
+    assert list(table.columns) == ["Lq", "CCE"] and table.dtypes.eq(bool).all()

@@ -354,3 +354,39 @@ def difference_words(summary: pd.DataFrame) -> dict[str, str]:
         text = f"On {BLOCK_TITLES.get(d, d)}: " + "; ".join(items) + "."
         out[key] = (out[key] + " " + text).strip()
     return out
+
+
+def missing_note(grids: dict, scales=("pocket", "cpu")) -> str:
+    """A sentence for each scale of ``scales`` whose ``later`` rows are not stored (:func:`stored_grids`): how many
+    runs its grid declares and the command that trains them; ``""`` when every scale is there."""
+    from .experiments import spec
+
+    notes = []
+    for scale in scales:
+        if scale not in grids:
+            n = len(spec("later", scale).configs)
+            notes.append(f"At the `{scale}` scale the {n} runs of the later losses are declared but not trained yet: "
+                         f"`python -m gce reproduce later --scale {scale} --jobs 2` trains them, and this section "
+                         f"then shows them.")
+    return " ".join(notes)
+
+
+def fit_table(scale: str, results=None, methods=GRID_METHODS):
+    """The fit gate of :mod:`gce.book.claims` (:func:`gce.book.chapters.closed_set.fit_table`) for ``methods`` in
+    Table 1's grid at ``scale``, from the stored ``table1`` and ``later`` runs: True where a method's seed-mean
+    noisy-validation accuracy had levelled off before the first learning-rate drop.  Rows ``(dataset, noise, eta)``,
+    a column per method; None where either experiment is not stored.  A difference from a method that had not
+    fitted compares an unfinished run."""
+    from .chapters.closed_set import fit_table as _fit
+    from .claims import stored_results
+    from .experiments import METHOD_LABELS
+
+    got = [stored_results(name, scale, results) for name in ("table1", "later")]
+    if any(g is None for g in got):
+        return None
+    runs = pd.concat([g[0] for g in got], ignore_index=True)
+    history = pd.concat([g[1] for g in got], ignore_index=True)
+    keep = runs["method"].isin(methods)
+    labels = [METHOD_LABELS.get(m, m) for m in methods]
+    table = _fit(runs[keep], history)
+    return table[[c for c in labels if c in table.columns]]

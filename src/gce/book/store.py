@@ -189,9 +189,9 @@ def provenance(device: torch.device | str = "cpu") -> dict:
 # --------------------------------------------------------------------------- the database file
 
 
-#: Rows and histories are stored as JSON compressed by LZMA2 (raw, preset 9e) behind this tag byte: about 15 %
-#: smaller than zlib on the book's runs.  Rows written earlier, zlib-compressed (first byte 0x78) or as plain
-#: JSON text, read as they are; :func:`compact` repacks them.
+#: The tag byte in front of a stored row or history, which is JSON compressed by raw LZMA2 (preset 9e), about
+#: 15 % smaller than zlib on the book's runs.  Rows written earlier, zlib-compressed (first byte 0x78) or as
+#: plain JSON text, read as they are; :func:`compact` repacks them.
 _LZMA_TAG = b"L"
 _LZMA_FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}]
 _DAMAGE = (TypeError, ValueError, zlib.error, lzma.LZMAError)
