@@ -71,3 +71,10 @@ def test_claim_ids_and_status_words_read_the_registry(tmp_path):
     assert set(cpu.claim_ids("fig2", "4.1")) <= set(cpu.claim_ids("fig2"))
     words = cpu.status_words(ids, tmp_path)  # nothing stored there: every claim is not testable
     assert words.startswith(f"{len(ids)} are not testable (") and all(f"`{i}`" in words for i in ids)
+
+
+def test_table2_words_put_ours_beside_the_papers(table2_runs):
+    words = cpu.table2_words(table2_runs)
+    cce = table2_runs[(table2_runs["method"] == "cce") & (table2_runs["noise"] == "open_set")]
+    assert words["open_set"].startswith(f"CCE {100 * cce['test_acc_last'].mean():.2f} % (paper 62.92)")
+    assert "Trunc Lq" in words["uniform"]

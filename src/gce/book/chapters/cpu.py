@@ -19,7 +19,7 @@ from .. import analysis, claims, cpu_scale, experiments, plots, stats
 
 __all__ = ["SCALE", "stored", "data_name", "describe", "missing", "claim_ids", "verdicts", "format_verdicts",
            "status_words", "caption",
-           "table1_half", "plot_table1", "open_set_harm", "table2"]
+           "table1_half", "plot_table1", "open_set_harm", "table2", "table2_words"]
 
 #: The scale these sections read.
 SCALE = "cpu"
@@ -149,3 +149,15 @@ def table2(runs: pd.DataFrame):
     text = caption(runs, "Table 2: classes 0-4 with outside images from classes 5-9, eta = 0.4, last-epoch test "
                          "accuracy (%), mean ± std, beside the paper's CIFAR-10 with CIFAR-100 images")
     return analysis.style_best(analysis.table2_wide(runs), 2, by="noise", caption=text)
+
+
+def table2_words(runs: pd.DataFrame | None) -> dict[str, str]:
+    """Table 2 at the ``cpu`` scale in words, ours beside the paper's, per noise kind: ``{"open_set": "CCE 62.05 %
+    (paper 62.92), ...", "uniform": ...}`` (means over seeds, last epoch; :func:`gce.book.analysis.table2_wide`)."""
+    runs = _need(runs, "table2")
+    wide = analysis.means(analysis.table2_wide(runs))
+    out = {}
+    for kind, label in (("open_set", "open-set"), ("uniform", "closed-set (uniform)")):
+        rows = wide.xs(label, level="noise").dropna(subset=["ours"])
+        out[kind] = ", ".join(f"{m} {r['ours']:.2f} % (paper {r['paper']:.2f})" for m, r in rows.iterrows())
+    return out
