@@ -528,3 +528,11 @@ def test_out_of_range_labels_name_the_file(tmp_path):
     data.check_label_range("cifar10", torch.tensor([0, 9, 3, 1]), 10, files)
     with pytest.raises(data.DatasetCorrupt, match=r"label 12 of sample 3 in .*data_batch_2 lies outside \[0, 9\]"):
         data.check_label_range("cifar10", torch.tensor([0, 9, 3, 12]), 10, files)
+
+
+def test_every_named_dataset_has_its_class_names():
+    from gce import classes
+
+    assert [d for d in data.DATASETS if d not in classes.CLASSES] == ["imagefolder"]
+    assert classes.class_names("cifar10_jpeg_features") == classes.CIFAR10
+    assert classes.class_names("cifar10_features_5to9") == classes.CIFAR10[5:]

@@ -42,6 +42,12 @@ CLASSES: dict[str, tuple[str, ...]] = {
     "cifar10": CIFAR10,
     "cifar100": CIFAR100,
 }
+# CIFAR-10's images in the other forms the library reads them (gce.data, gce.features): the JPEG copy, its pixels
+# downsampled, and the cpu scale's features of either source, whole or split into classes 0-4 and 5-9
+for _source in ("cifar10_jpeg", "cifar10"):
+    CLASSES.update({f"{_source}_features": CIFAR10, f"{_source}_features_0to4": CIFAR10[:5],
+                    f"{_source}_features_5to9": CIFAR10[5:]})
+CLASSES.update({"cifar10_jpeg": CIFAR10, "cifar10_jpeg_pixels16": CIFAR10})
 
 
 def class_names(dataset: str) -> tuple[str, ...]:
