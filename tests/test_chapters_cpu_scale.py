@@ -152,3 +152,14 @@ def test_format_step_is_two_short_lines():
             "load_start": [2.0, 0, 0], "load_end": [2.5, 0, 0]}
     assert page.format_step(step) == ("python -m gce reproduce later --scale cpu --jobs 2\n"
                                       "    1.5 min wall, 3.0 CPU-min, load average 2.0 -> 2.5")
+
+
+def test_overlapping_steps_take_the_records_wall_time_and_later_text_says_what_is_missing():
+    from gce.book.chapters import cpu_scale as page
+
+    rec = {"cores": 2, "date": "2026-12-06", "paper_wall_s": 1200, "steps": [
+        {"experiments": ["table1"], "wall_s": 900, "cpu_s": 1800, "load_start": [2, 0, 0], "load_end": [3, 0, 0]},
+        {"experiments": ["fig2"], "wall_s": 600, "cpu_s": 600, "load_start": [4, 0, 0], "load_end": [2, 0, 0]}]}
+    s = page.rebuild_summary(rec)
+    assert s["paper"]["wall_minutes"] == 20 and s["paper"]["idle_minutes"] == 20
+    assert "not trained yet" in page.later_text(s)

@@ -24,7 +24,7 @@ import pandas as pd
 
 from .. import paths as _paths
 
-__all__ = ["REBUILD_FILE", "rebuild_summary", "format_step",
+__all__ = ["REBUILD_FILE", "rebuild_summary", "format_step", "later_text",
            "CANDIDATES_FILE", "GRID_FILE", "CLEAN_ACC_MIN", "BUDGET_MINUTES", "CORES", "CANDIDATE_INPUTS",
            "benchmark_path", "load_benchmark", "measured_run_epochs", "grid_run_epochs", "candidates_table",
            "format_candidates", "lr_table", "format_lr", "memorisation_curves", "plot_memorisation",
@@ -262,7 +262,8 @@ def rebuild_summary(rec: dict | None) -> dict | None:
     """The measured rebuild of ``cpu_rebuild.json`` in numbers, or None where it is absent: per part (``paper``: the
     paper's experiments, ``later``: the later losses) the wall minutes as measured, the CPU minutes of its processes
     and ``idle_minutes`` (CPU minutes over the cores: the wall time on an otherwise idle machine), the load average
-    range during the measurement, and whether the paper's part fits the budget on an idle machine."""
+    range during the measurement, and whether the paper's part fits the budget on an idle machine.  Where steps ran
+    side by side, the record's ``paper_wall_s`` (first start to last end) is the paper's wall time."""
     if not rec:
         return None
     parts: dict[str, dict] = {}
@@ -279,8 +280,19 @@ def rebuild_summary(rec: dict | None) -> dict | None:
                      "idle_minutes": p["cpu_minutes"] / cores, "load_min": min(p["loads"]),
                      "load_max": max(p["loads"])}
     if "paper" in out:
+        if "paper_wall_s" in rec:  # steps that ran side by side: their wall times overlap
+            out["paper"]["wall_minutes"] = rec["paper_wall_s"] / 60
         out["paper"]["within_budget"] = out["paper"]["idle_minutes"] <= BUDGET_MINUTES
     return out
+
+
+def later_text(summary: dict | None) -> str:
+    """The sentence on the later losses' part of the measured rebuild (:func:`rebuild_summary`)."""
+    if not summary or "later" not in summary:
+        return ("The later losses' rows (the chapter *After the paper*) were not part of this measurement: their grid "
+                "is declared but not trained yet.")
+    return (f"The later losses' rows (the chapter *After the paper*) add {summary['later']['idle_minutes']:.0f} "
+            f"minutes on two idle cores.")
 
 
 def format_step(step: dict) -> str:
