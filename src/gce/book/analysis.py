@@ -36,7 +36,13 @@ from .. import train as _train
 from .experiments import METHOD_LABELS, paper_table1, paper_table2
 from ..train import RunConfig
 
-__all__: list[str] = []
+__all__ = ["STATS", "round_pct", "paper_datasets", "summarize_table1", "table1_wide", "table2_wide", "means",
+           "format_pm", "markdown_table", "convergence_table", "short_trajectory", "format_convergence",
+           "setbacks", "compare_curves", "fig2_q", "overfitting_table", "label_softmax_table", "best_mask",
+           "style_best", "flip_rate_table", "transition_estimate_errors", "pruning_summary",
+           "first_pruning_step", "ood_separability", "OVERFITTING_COLUMNS", "format_overfitting",
+           "mae_catch_up", "fig1b_beside_paper", "largest_gap", "truncation_effect", "classes_dropped",
+           "empty_pruning_runs", "pruning_quality"]
 
 
 # --------------------------------------------------------------------------- summaries
@@ -195,13 +201,8 @@ def markdown_table(table: pd.DataFrame, digits: int = 2) -> str:
     return format_pm(table, digits).reset_index().to_markdown(index=False, disable_numparse=True)
 
 
-__all__ += ["STATS", "round_pct", "paper_datasets", "summarize_table1", "table1_wide", "table2_wide", "means", "format_pm",
-            "markdown_table"]
-
-
 # ---- cce_vs_mae ----
 # Summaries of the chapter "CCE vs MAE in practice" (Fig. 1a, b and Eq. 5 of Sec. 3.2).
-
 
 
 def _pct(threshold: float) -> str:
@@ -361,10 +362,6 @@ def compare_curves(runs_a: pd.DataFrame, history_a: pd.DataFrame, runs_b: pd.Dat
     return both
 
 
-__all__ += ["convergence_table", "short_trajectory", "format_convergence", "setbacks",
-            "compare_curves"]
-
-
 # ---- dynamics ----
 # Summaries of the chapter "Training dynamics" (Fig. 1c and Fig. 2, Sec. 4.1).
 
@@ -420,9 +417,6 @@ def label_softmax_table(runs: pd.DataFrame, history: pd.DataFrame, epochs: Seque
     out = m.groupby([*by, "epoch"], sort=False)[["softmax_clean", "softmax_noisy"]].mean()
     out["gap"] = out["softmax_clean"] - out["softmax_noisy"]
     return out.reset_index()
-
-
-__all__ += ["fig2_q", "overfitting_table", "label_softmax_table"]
 
 
 # ---- closed_set ----
@@ -609,10 +603,6 @@ def first_pruning_step(configs: Sequence[RunConfig], *, device=None, root=None) 
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
 
 
-__all__ += ["best_mask", "style_best", "flip_rate_table", "transition_estimate_errors",
-            "pruning_summary", "first_pruning_step"]
-
-
 # ---- open_set ----
 
 
@@ -642,9 +632,6 @@ def ood_separability(images: torch.Tensor, ood_images: torch.Tensor, *, folds: i
     return float(cross_val_score(LogisticRegression(max_iter=2000), X, y, cv=cv).mean())
 
 
-__all__ += ["ood_separability"]
-
-
 # ---- dynamics: display ----
 # Display helpers of the chapter "Training dynamics" (Fig. 1c and Fig. 2, Sec. 4.1).
 
@@ -672,9 +659,6 @@ def format_overfitting(table: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
         else:
             out[col] = [round_pct(100 * float(v), digits) for v in out[col]]
     return out.rename(columns=OVERFITTING_COLUMNS)
-
-
-__all__ += ["OVERFITTING_COLUMNS", "format_overfitting"]
 
 
 # ---- cce_vs_mae: Fig. 1(b) beside the paper ----
@@ -768,9 +752,6 @@ def largest_gap(runs: pd.DataFrame, history: pd.DataFrame, *, ahead: str = "cce"
             "gap": float(gap.loc[epoch])}
 
 
-__all__ += ["mae_catch_up", "fig1b_beside_paper", "largest_gap"]
-
-
 # ---- closed_set: what truncation changed ----
 # Table 1's truncated-L_q column against its L_q column, paired by seed (the chapter "Closed-set noise").
 
@@ -820,7 +801,6 @@ def truncation_effect(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
-__all__ += ["truncation_effect"]
 # ---- open_set: what pruning leaves (Table 2's pruning check) ----
 
 
@@ -891,9 +871,6 @@ def empty_pruning_runs(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFram
                                        "kept_last", "kept_values", "empty_epochs", "empty_from", "acc_range_empty"])
 
 
-__all__ += ["classes_dropped", "empty_pruning_runs"]
-
-
 # ---- pruning quality (the truncated, closed_set and open_set chapters) ----
 
 
@@ -918,4 +895,3 @@ def pruning_quality(samples: pd.DataFrame, by: Sequence[str] = ("noise", "seed")
                          "recall": (g["kept_clean"].sum() / n_clean.where(n_clean > 0)).astype(float)})
 
 
-__all__ += ["pruning_quality"]

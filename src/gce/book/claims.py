@@ -71,10 +71,10 @@ from . import stats
 from ..classes import class_names
 from .stats import ALPHA, MIN_EFFECT, Effect
 
-__all__ = ["HOLDS", "CONTRADICTED", "INCONCLUSIVE", "NOT_TESTABLE", "STATUSES", "TOL", "HARM_MARGIN",
-           "SOFTMAX_EFFECT", "EPOCH_EFFECT", "Verdict", "Claim", "CLAIMS", "get", "check", "stored_results",
-           "load_results", "scales_with_results", "evaluate", "evaluate_results", "evaluate_paper",
-           "Comparison"]
+__all__ = ["HOLDS", "CONTRADICTED", "INCONCLUSIVE", "NOT_TESTABLE", "STATUSES", "TOL", "HARM_MARGIN", "SOFTMAX_EFFECT",
+           "EPOCH_EFFECT", "Verdict", "Claim", "CLAIMS", "get", "check", "stored_results", "load_results",
+           "scales_with_results", "evaluate", "evaluate_results", "evaluate_paper", "Comparison",
+           "TEXT_WIDTH", "numbers_text", "format_check", "format_verdicts", "schedule_sensitivity"]
 
 HOLDS, CONTRADICTED, INCONCLUSIVE, NOT_TESTABLE = "holds", "contradicted", "inconclusive", "not testable"
 STATUSES = (HOLDS, CONTRADICTED, INCONCLUSIVE, NOT_TESTABLE)
@@ -1008,7 +1008,6 @@ def load_results(scale: str | None = None, results_dir: str | os.PathLike | None
 
 # --------------------------------------------------------------------------- display (book/claims.ipynb)
 
-__all__ += ["TEXT_WIDTH", "numbers_text", "format_check", "format_verdicts"]
 
 #: Width, in characters, that the display helpers fill by default; the book's text column holds about
 #: 77 monospace characters at a desktop window (tools/check_width.py), so a verdict never wraps there.
@@ -1114,8 +1113,6 @@ def format_verdicts(verdicts: pd.DataFrame, width: int = TEXT_WIDTH,
 
 
 # --------------------------------------------------------------------------- schedule sensitivity
-
-__all__ += ["schedule_sensitivity"]
 
 
 def schedule_sensitivity(runs: pd.DataFrame, history: pd.DataFrame,

@@ -13,8 +13,14 @@ import numpy as np
 import seaborn as sns
 import torch
 
-__all__ = ["use_book_style", "transition_heatmap", "compare_transitions", "PALETTE", "MARKERS",
-           "COLUMN_PX", "FIG_WIDTH", "MIN_TEXT_PX", "smallest_text_px", "q_styles"]
+__all__ = ["use_book_style", "transition_heatmap", "compare_transitions", "PALETTE", "MARKERS", "COLUMN_PX",
+           "FIG_WIDTH", "MIN_TEXT_PX", "smallest_text_px", "q_styles", "transition_panels", "image_grid",
+           "LQ_FAMILY_QS", "plot_lq_family", "plot_relative_weight", "interactive_lq_family", "plot_fig1",
+           "plot_fig2", "theorem1_A_curves", "theorem1_tightness", "plot_truncated_lq", "plot_eq11_region",
+           "plot_eq11_q_max", "plot_acs_run", "FIG1_AB_CURVES", "plot_fig1_ab", "plot_fig1c",
+           "plot_peak_drop", "plot_accuracy_vs_eta", "plot_accuracy_curves", "plot_kept_by_class",
+           "plot_verdicts", "plot_transition_grid", "plot_class_noise_rates", "plot_superclass_confusions",
+           "plot_memorisation_onset", "plot_schedule_sensitivity", "plot_class_examples", "plot_dictionary"]
 
 #: One colour per method, used by every figure of the book, from the Okabe-Ito palette, which stays
 #: distinct under the common colour-vision deficiencies; CCE is black so that it also stands out in greyscale.
@@ -227,9 +233,6 @@ def image_grid(images, labels: Sequence | None = None, *, marked=None, ncols: in
     return fig
 
 
-__all__ += ["transition_panels", "image_grid"]
-
-
 # ---- lq_family ----
 # Figures of the chapter "CCE, MAE and the L_q family" (Eq. 2, 4, 6 and the
 # gradient weights of Sec. 3.2).
@@ -340,9 +343,6 @@ def interactive_lq_family(q_init: float = 0.7, step: float = 0.05):
     return ipywidgets.interact(show, q=slider)
 
 
-__all__ += ["LQ_FAMILY_QS", "plot_lq_family", "plot_relative_weight", "interactive_lq_family"]
-
-
 # ---- experiments ----
 
 
@@ -428,9 +428,6 @@ def plot_fig2(runs, history, *, qs: Sequence[float], etas: Sequence[float], capt
     return fig
 
 
-__all__ += ["plot_fig1", "plot_fig2"]
-
-
 # ---- bounds chapter ----
 
 
@@ -492,9 +489,6 @@ def theorem1_tightness(c_: int = 3, etas: Sequence[float] = (0.2, 0.4, 0.6), *, 
     ax.set_title(f"Theorem 1 over all maps to the simplex, $c = {c_}$")
     ax.legend(ncols=2, loc="lower left")
     return fig
-
-
-__all__ += ["theorem1_A_curves", "theorem1_tightness"]
 
 
 # ---- truncated ----
@@ -643,9 +637,6 @@ def plot_acs_run(test_curves: dict, kept: Sequence[float] | None = None,
     return axes
 
 
-__all__ += ["plot_truncated_lq", "plot_eq11_region", "plot_eq11_q_max", "plot_acs_run"]
-
-
 # ---- cce_vs_mae ----
 # Figures of the chapter "CCE vs MAE in practice" (Fig. 1a, b; Sec. 3.2).
 
@@ -692,9 +683,6 @@ def plot_fig1_ab(runs, history, *, datasets: Sequence[str], curves: dict | None 
     if caption:
         fig.suptitle(caption)
     return fig
-
-
-__all__ += ["FIG1_AB_CURVES", "plot_fig1_ab"]
 
 
 # ---- dynamics ----
@@ -753,9 +741,6 @@ def plot_peak_drop(table, *, tol: float | None = None, ax=None):
     ax.set_title("accuracy lost after the peak")
     ax.legend()
     return ax
-
-
-__all__ += ["plot_fig1c", "plot_peak_drop"]
 
 
 # ---- closed_set ----
@@ -891,9 +876,6 @@ def plot_kept_by_class(samples, *, class_names: Sequence[str] | None = None, cap
     return fig
 
 
-__all__ += ["plot_accuracy_vs_eta", "plot_accuracy_curves", "plot_kept_by_class"]
-
-
 def plot_verdicts(table, *, caption: str | None = None):
     """The claims of :mod:`gce.book.claims` as a grid: one row per claim (``id``, with its section), one column per
     scale, each cell coloured by its verdict (holds / contradicted / inconclusive / not testable).
@@ -927,9 +909,6 @@ def plot_verdicts(table, *, caption: str | None = None):
     if caption:
         ax.set_title(caption)
     return fig
-
-
-__all__ += ["plot_verdicts"]
 
 
 # ---- human noise chapter (CIFAR-10N / CIFAR-100N, gce.human_noise) ----
@@ -1050,9 +1029,6 @@ def plot_superclass_confusions(T, coarse, *, caption: str | None = None):
     return fig
 
 
-__all__ += ["plot_transition_grid", "plot_class_noise_rates", "plot_superclass_confusions"]
-
-
 def plot_memorisation_onset(runs, history, onsets, *, caption: str | None = None):
     """Where CCE starts to memorise the noise (Fig. 1(c), Sec. 4.2): a diagnostic beside the declared schedule.
 
@@ -1091,9 +1067,6 @@ def plot_memorisation_onset(runs, history, onsets, *, caption: str | None = None
     return fig
 
 
-__all__ += ["plot_memorisation_onset"]
-
-
 def plot_schedule_sensitivity(verdicts, comparisons, *, caption: str | None = None):
     """How Table 1's uniform-noise verdict moves with the first learning-rate drop (the sensitivity grid).
 
@@ -1126,9 +1099,6 @@ def plot_schedule_sensitivity(verdicts, comparisons, *, caption: str | None = No
     if caption:
         ax.set_title(caption, pad=18)
     return fig
-
-
-__all__ += ["plot_schedule_sensitivity"]
 
 
 # ---- noise: the cpu scale's images and features ----
@@ -1184,4 +1154,3 @@ def plot_dictionary(centroids, patch: int, *, channels: int = 3, n: int = 100, n
     return fig
 
 
-__all__ += ["plot_class_examples", "plot_dictionary"]
