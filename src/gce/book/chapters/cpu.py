@@ -41,15 +41,15 @@ def data_name(runs: pd.DataFrame) -> str:
 
 
 def describe(name: str, got: tuple[pd.DataFrame, pd.DataFrame] | None) -> str:
-    """One line saying what the stored ``cpu`` runs of ``name`` are (data, model, seeds, how many runs of the grid),
-    or, when none are stored, how to make them (:func:`missing`)."""
+    """Two lines saying what the stored ``cpu`` runs of ``name`` are (data, model; how many runs of the grid, seeds),
+    or, when none are stored, one line on how to make them (:func:`missing`)."""
     if got is None:
         return missing(name)
     runs = got[0]
     grid = len(experiments.spec(name, SCALE).configs)
     seeds = runs["seed"].nunique()
-    return (f"{name} at the cpu scale: {data_name(runs)}, frozen unsupervised features, an MLP head; "
-            f"{len(runs)} of {grid} runs stored, {seeds} seed{'s' * (seeds != 1)}")
+    return (f"{name} at the cpu scale: {data_name(runs)}, frozen features, an MLP head;\n"
+            f"  {len(runs)} of {grid} runs stored, {seeds} seed{'s' * (seeds != 1)}")
 
 
 def missing(name: str) -> str:
