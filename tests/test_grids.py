@@ -229,11 +229,21 @@ def test_the_sensitivity_grid_moves_only_the_first_drop():
 def test_grid_sizes_and_unchanged_figure_designs():
     sizes = {n: len(experiments.spec(n, "pocket").configs) for n in experiments.EXPERIMENTS}
     assert sizes == {"onset": 18, "fig1": 30, "fig2": 90, "table1": 384, "table2": 50, "sensitivity": 120,
-                     "human": 0}
+                     "human": 0, "later": 256}
     fig1 = experiments.spec("fig1", "pocket")
     assert {(c.dataset, c.epochs) for c in fig1.configs} == {("digits", 120), ("digit_pairs", 150)}
     assert {c.optimizer for c in fig1.configs} == {"adam"}
     assert {c.epochs for c in experiments.spec("fig2", "pocket").configs} == {120}
+
+
+def test_the_later_grid_is_table1s_cells_for_each_later_loss():
+    table1 = experiments.spec("table1", "pocket").configs
+    later = experiments.spec("later", "pocket").configs
+    cells = {replace(c, method="cce") for c in table1}
+    assert {replace(c, method="cce") for c in later} == cells
+    assert {c.method for c in later} == set(experiments.LATER_METHODS)
+    cpu = experiments.spec("later", "cpu").configs  # the cpu scale: its uniform-noise settings only
+    assert {c.noise for c in cpu} == {"uniform"} and len(cpu) == 4 * 4 * 3
 
 
 def test_the_onset_probe_has_no_learning_rate_drop_and_tracks_the_softmax():
