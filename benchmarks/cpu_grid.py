@@ -35,7 +35,7 @@ import argparse
 import datetime as _dt
 import json
 import os
-import platform
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -48,8 +48,11 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from gce import data, features, train
-from gce.book import cpu_scale, experiments
+from gce.book import cpu_scale, experiments, store
 from gce.classes import class_names
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pocket import peak_gflops  # noqa: E402  (the same peak measurement as the pocket benchmark)
 
 #: The full measurement's sizes; ``--quick`` shrinks every one of them.
 FULL = dict(n_train=50_000, n_test=10_000, dim=256, runs=16, epochs=2, rounds=2, loop_epochs=2, matmul=2048,
@@ -59,30 +62,6 @@ QUICK = dict(n_train=2_000, n_test=500, dim=256, runs=4, epochs=1, rounds=1, loo
 #: The cpu scale's experiments (the paper's grid) and the losses that followed it, projected separately.
 PAPER_GRID = cpu_scale.EXPERIMENTS
 EXTRA_GRID = tuple(n for n in experiments.EXPERIMENTS if n not in PAPER_GRID)
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo, else the platform's name for it."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return " ".join(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def peak_gflops(n: int = 2048, repeats: int = 5) -> float:
-    """The best rate of ``repeats`` fp32 ``n x n x n`` matrix products, in GFLOP/s."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n ** 3 / best / 1e9
 
 
 def cached_features(source: str = "cifar10_jpeg") -> Path | None:
@@ -192,7 +171,7 @@ def measure(quick: bool = False) -> dict:
     start = time.perf_counter()
     res = {"mode": "quick" if quick else "full", "load_at_start": list(os.getloadavg()),
            "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-           "torch_version": torch.__version__, "torch_threads": torch.get_num_threads(), "cpu_model": cpu_model(),
+           "torch_version": torch.__version__, "torch_threads": torch.get_num_threads(), "cpu_model": store.cpu_model(),
            "simd": torch.backends.cpu.get_cpu_capability(), "cores": os.cpu_count(), "sizes": size}
     try:
         res["peak_gflops_start"] = peak_gflops(size["matmul"], size["matmul_repeats"])

@@ -83,7 +83,8 @@ from ..losses import PAPER_K, PAPER_Q
 from ..train import RunConfig, RunResult
 
 __all__ = ["SCHEMA_VERSION", "DB_NAME", "StoreError", "ResultStore", "run_id", "cce_twin", "provenance",
-           "flat_config", "export_csv", "import_csv", "experiments_in", "check_writable", "compact", "encode", "decode"]
+           "flat_config", "export_csv", "import_csv", "experiments_in", "check_writable", "compact", "encode", "decode",
+           "cpu_model"]
 
 SCHEMA_VERSION = 1
 DB_NAME = "results.sqlite"
@@ -153,7 +154,7 @@ def _git_commit() -> str:
         return "unknown"
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
     """The CPU's model name (Linux: /proc/cpuinfo), else the platform's processor or machine name."""
     try:
         with open("/proc/cpuinfo") as f:
@@ -179,7 +180,7 @@ def provenance(device: torch.device | str = "cpu") -> dict:
         name = torch.cuda.get_device_name(device)
     else:
         simd = torch.backends.cpu.get_cpu_capability() if hasattr(torch.backends, "cpu") else "?"
-        name = (f"cpu ({_cpu_model()}, {platform.machine()}, {os.cpu_count()} cores, {simd}, "
+        name = (f"cpu ({cpu_model()}, {platform.machine()}, {os.cpu_count()} cores, {simd}, "
                 f"MKL_CBWR={os.environ.get('MKL_CBWR', 'auto')})")
     return {"commit": _git_commit(), "gce_version": __version__, "torch_version": torch.__version__,
             "python_version": platform.python_version(), "device": name,
