@@ -158,6 +158,23 @@ def test_differences_are_paired_by_seed():
     assert row["seeds"] == len(acc) and len(d) == 16
 
 
+def test_a_later_grid_of_the_uniform_settings_only_keeps_those_settings():
+    """The cpu scale's later grid covers Table 1's uniform settings only: the table, the differences and the fit
+    gate keep the settings where every method has runs instead of failing on the class-dependent ones."""
+    from gce.book import claims, later
+
+    runs, _ = claims.stored_results("table1", "pocket")
+    both = _later_like(runs)
+    uniform_only = both[(both["method"] != "sce") | (both["noise"] == "uniform")]
+    kept = later.common_cells(uniform_only, ("cce", "lq", "sce"))
+    assert set(kept["noise"]) == {"uniform"} and set(kept["method"]) == {"cce", "lq", "sce"}
+    assert len(kept) == len(both[(both["noise"] == "uniform") & both["method"].isin(("cce", "lq", "sce"))])
+    d = later.differences(uniform_only, reference="lq", methods=("sce",))
+    assert set(d["noise"]) == {"uniform"} and len(d) == 8 and (d["seeds"] > 0).all()
+    table = later.grid_table(uniform_only, methods=("cce", "lq", "sce"))
+    assert len({s for s, _ in table.columns}) == 4 and not table.isna().any().any()
+
+
 def test_plot_differences_draws_one_panel_per_block():
     import matplotlib
 

@@ -28,7 +28,7 @@ import torch
 from .. import losses as _losses
 
 __all__ = ["CHECKPOINTS", "later_results", "check_later_results", "later_protocols", "later_table", "published",
-           "LOSS_CURVES", "losses_at_probability", "plot_losses_at_probability", "GRID_METHODS", "grid_table",
+           "LOSS_CURVES", "losses_at_probability", "plot_losses_at_probability", "GRID_METHODS", "common_cells", "grid_table",
            "differences", "plot_differences", "BLOCK_TITLES", "difference_summary", "difference_words",
            "PROSE_NUMBERS", "prose_numbers"]
 
@@ -249,6 +249,17 @@ def stored_grids(scales=("pocket", "cpu"), results=None) -> dict[str, pd.DataFra
     return out
 
 
+def common_cells(runs: pd.DataFrame, methods) -> pd.DataFrame:
+    """The rows of ``runs`` (of ``methods``) in the noise settings ``(dataset, noise, eta)`` where every one of
+    ``methods`` has runs: Table 1's settings that the ``later`` grid covers at the runs' scale (all of them at the
+    pocket scale, the uniform ones at the cpu scale)."""
+    runs = runs[runs["method"].isin(methods)]
+    cell = ["dataset", "noise", "eta"]
+    have = runs.groupby(cell, sort=False)["method"].agg(lambda m: set(methods) <= set(m))
+    keep = have[have].index
+    return runs[pd.MultiIndex.from_frame(runs[cell]).isin(keep)]
+
+
 def grid_table(runs: pd.DataFrame, methods=GRID_METHODS) -> pd.DataFrame:
     """Table 1's grid for ``methods`` from the stored runs of the ``table1`` and ``later`` experiments together
     (same datasets, noise, seeds and schedule), as numbers: rows ``(source, method)`` (one source per dataset
@@ -261,7 +272,7 @@ def grid_table(runs: pd.DataFrame, methods=GRID_METHODS) -> pd.DataFrame:
     unknown = sorted(set(methods) - set(runs["method"]))
     if unknown:
         raise ValueError(f"no stored runs of the methods {unknown}; the table needs runs of table1 and later")
-    wide = analysis.table1_wide(runs[runs["method"].isin(methods)], with_paper=False)
+    wide = analysis.table1_wide(common_cells(runs, methods), with_paper=False)
     labels = [METHOD_LABELS.get(m, m) for m in methods]
     order = [(s, m) for s in dict.fromkeys(wide.index.get_level_values("source")) for m in labels
              if (s, m) in wide.index]
@@ -275,16 +286,17 @@ BLOCK_TITLES = {"digits": "digits (pocket)", "digit_pairs": "digit_pairs (pocket
 
 def differences(runs: pd.DataFrame, reference: str = "lq", methods=tuple(_losses.LATER_LOSSES)) -> pd.DataFrame:
     """Each of ``methods`` minus ``reference`` in test accuracy at the epoch of best noisy-validation accuracy
-    (points), paired by seed (the same noisy labels), per dataset, noise setting and method: columns ``dataset``,
+    (points), paired by seed (the same noisy labels), per dataset, noise setting and method, in the settings where
+    all of them have runs (:func:`common_cells`): columns ``dataset``,
     ``noise``, ``eta``, ``method``, ``mean``, ``se`` (standard error over seeds, :func:`gce.book.stats.paired`) and
     ``seeds``.  A plain report: the later losses' papers make no claim that the book registers."""
     from . import stats
 
-    acc = runs.pivot_table(index=["dataset", "noise", "eta", "seed"], columns="method",
-                           values="test_acc_best_val", sort=False) * 100
-    missing = sorted({reference, *methods} - set(acc.columns))
+    missing = sorted({reference, *methods} - set(runs["method"]))
     if missing:
         raise ValueError(f"no stored runs of the methods {missing}")
+    acc = common_cells(runs, (reference, *methods)).pivot_table(
+        index=["dataset", "noise", "eta", "seed"], columns="method", values="test_acc_best_val", sort=False) * 100
     rows = []
     for (d, noise, eta), g in acc.groupby(level=["dataset", "noise", "eta"], sort=False):
         for m in methods:
@@ -374,7 +386,8 @@ def missing_note(grids: dict, scales=("pocket", "cpu")) -> str:
 def fit_table(scale: str, results=None, methods=GRID_METHODS):
     """The fit gate of :mod:`gce.book.claims` (:func:`gce.book.chapters.closed_set.fit_table`) for ``methods`` in
     Table 1's grid at ``scale``, from the stored ``table1`` and ``later`` runs: True where a method's seed-mean
-    noisy-validation accuracy had levelled off before the first learning-rate drop.  Rows ``(dataset, noise, eta)``,
+    noisy-validation accuracy had levelled off before the first learning-rate drop.  Rows ``(dataset, noise, eta)``
+    where every method has runs (:func:`common_cells`),
     a column per method; None where either experiment is not stored.  A difference from a method that had not
     fitted compares an unfinished run."""
     from .chapters.closed_set import fit_table as _fit
@@ -384,9 +397,8 @@ def fit_table(scale: str, results=None, methods=GRID_METHODS):
     got = [stored_results(name, scale, results) for name in ("table1", "later")]
     if any(g is None for g in got):
         return None
-    runs = pd.concat([g[0] for g in got], ignore_index=True)
+    runs = common_cells(pd.concat([g[0] for g in got], ignore_index=True), methods)
     history = pd.concat([g[1] for g in got], ignore_index=True)
-    keep = runs["method"].isin(methods)
     labels = [METHOD_LABELS.get(m, m) for m in methods]
-    table = _fit(runs[keep], history)
+    table = _fit(runs, history)
     return table[[c for c in labels if c in table.columns]]
