@@ -61,7 +61,8 @@ def test_flops_count_the_heads_multiply_adds(quick):
     _, r = quick
     n = r["sizes"]["n_train"]
     n_val = round(0.1 * n)
-    per_sample = 2 * (256 * 256 + 256 * 10)  # one forward pass of the 256-256-10 head
+    (hidden,) = dict(cpu_scale.CPU_MODEL["model_kwargs"])["hidden"]
+    per_sample = 2 * (256 * hidden + hidden * 10)  # one forward pass of the head on the 256 features
     expected = per_sample * (3 * (n - n_val) + n_val + r["sizes"]["n_test"])
     assert r["engine"]["flop_per_run_epoch"] == pytest.approx(expected)
 

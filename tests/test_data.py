@@ -88,6 +88,7 @@ def rng():
 def test_registry_names():
     assert set(data.DATASETS) == {"digits", "digit_pairs", "digits_0to4", "digits_5to9", "fashionmnist", "cifar10",
                                   "cifar100", "imagefolder", "cifar10_jpeg", "cifar10_jpeg_pixels16",
+                                  "cifar10_jpeg_features_pca128", "cifar10_jpeg_features_pca256",
                                   *(f"{src}_features{part}" for src in ("cifar10_jpeg", "cifar10")
                                     for part in ("", "_0to4", "_5to9"))}
     assert set(data.LOADERS) == set(data.DATASETS)

@@ -47,7 +47,8 @@ CLASSES: dict[str, tuple[str, ...]] = {
 for _source in ("cifar10_jpeg", "cifar10"):
     CLASSES.update({f"{_source}_features": CIFAR10, f"{_source}_features_0to4": CIFAR10[:5],
                     f"{_source}_features_5to9": CIFAR10[5:]})
-CLASSES.update({"cifar10_jpeg": CIFAR10, "cifar10_jpeg_pixels16": CIFAR10})
+CLASSES.update({"cifar10_jpeg": CIFAR10, "cifar10_jpeg_pixels16": CIFAR10, "cifar10_jpeg_features_pca128": CIFAR10,
+                "cifar10_jpeg_features_pca256": CIFAR10})
 
 
 def class_names(dataset: str) -> tuple[str, ...]:

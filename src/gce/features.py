@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -301,6 +301,17 @@ def _feature_loader(name: str):
 
 for _name in _data.FEATURE_DATASETS:
     _data.register(_name)(_feature_loader(_name))
+
+
+def _candidate_loader(dim: int):
+    def loader(root: Path | None, download: bool) -> _data.Dataset:
+        """The JPEG copy's features with ``pca_dim`` fixed (a cpu-scale model candidate), float32 (N, D, 1, 1)."""
+        return feature_dataset("cifar10_jpeg", None, root, download, replace(DEFAULT_SETTINGS, pca_dim=dim))
+    return loader
+
+
+for _dim in (128, 256):
+    _data.register(f"cifar10_jpeg_features_pca{_dim}")(_candidate_loader(_dim))
 
 
 @_data.register("cifar10_jpeg_pixels16")
