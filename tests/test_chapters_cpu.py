@@ -78,3 +78,18 @@ def test_table2_words_put_ours_beside_the_papers(table2_runs):
     cce = table2_runs[(table2_runs["method"] == "cce") & (table2_runs["noise"] == "open_set")]
     assert words["open_set"].startswith(f"CCE {100 * cce['test_acc_last'].mean():.2f} % (paper 62.92)")
     assert "Trunc Lq" in words["uniform"]
+
+
+def test_model_numbers_read_the_stored_head_and_refuse_mixed_heads():
+    import pandas as pd
+
+    from gce.book import cpu_scale
+    from gce.features import DEFAULT_SETTINGS
+
+    (hidden,) = dict(cpu_scale.CPU_MODEL["model_kwargs"])["hidden"]
+    assert cpu.model_numbers() == {"cpu_features": DEFAULT_SETTINGS.pca_dim, "cpu_hidden": hidden}
+    runs = pd.DataFrame({"model_kwargs": ['[["hidden", [64]]]', '[["hidden",[64]]]']})
+    assert cpu.model_numbers(runs)["cpu_hidden"] == 64
+    mixed = pd.DataFrame({"model_kwargs": ['[["hidden", [64]]]', '[["hidden", [32]]]']})
+    with pytest.raises(ValueError, match="2 different heads"):
+        cpu.model_numbers(mixed)

@@ -45,6 +45,20 @@ def test_candidates_table_keeps_numbers_and_applies_the_criteria():
     assert shown.loc["features", "clean acc. %"] == 70.0 and shown.loc["pixels16", "(a)"] == "no"
 
 
+def test_choose_takes_the_candidate_that_memorises_most_among_those_within_both_limits():
+    res = _measurement()
+    res["features_h128"] = _candidate(0.66, 0.4, 0.1)
+    res["features_pca128_h128"] = _candidate(0.64, 0.5, 0.05)  # memorises more, fails (a)
+    t = cpu_scale.candidates_table(res, run_epochs=1200)
+    assert cpu_scale.choose(t) == "features"  # 0.6 of random labels, within (a) and (c)
+    slow = cpu_scale.candidates_table(res, run_epochs=50_000)  # features 83 minutes, features_h128 42
+    assert not slow.loc["features", "passes_budget"] and slow.loc["features_h128", "passes_budget"]
+    assert cpu_scale.choose(slow) == "features_h128"
+    res["features_h128"]["memorise"] = res["features"]["memorise"]  # a tie: the higher clean accuracy
+    assert cpu_scale.choose(cpu_scale.candidates_table(res, run_epochs=1200)) == "features"
+    assert cpu_scale.choose(cpu_scale.candidates_table(res, run_epochs=1e9)) is None
+
+
 def test_grid_run_epochs_count_the_current_grid_and_replace_the_measured_count():
     from gce.book import cpu_scale as scale
 
@@ -101,7 +115,7 @@ def test_memorisation_figure_draws_each_candidate_in_percent_legibly():
 def test_threads_summary_takes_the_fastest_readings():
     s = cpu_scale.threads_summary(_measurement())
     assert (s["encode_s_1"], s["encode_s_2"], s["head_s_1"], s["head_cpu_s_1"]) == (2.0, 5.0, 1.5, 0.2)
-    assert s["load"] == 4.0
+    assert (s["encode_load"], s["head_load"], s["head_two_processes_s"]) == (4.0, 3.0, 1.5 / cpu_scale.CORES)
     with pytest.raises(ValueError, match="threads"):
         cpu_scale.threads_summary({"features": {}})
 

@@ -17,7 +17,7 @@ import pandas as pd
 
 from .. import analysis, claims, cpu_scale, experiments, plots, stats
 
-__all__ = ["SCALE", "stored", "data_name", "describe", "missing", "claim_ids", "verdicts", "format_verdicts",
+__all__ = ["SCALE", "stored", "data_name", "describe", "model_numbers", "missing", "claim_ids", "verdicts", "format_verdicts",
            "status_words", "caption",
            "table1_half", "plot_table1", "open_set_harm", "table2", "table2_words"]
 
@@ -50,6 +50,24 @@ def describe(name: str, got: tuple[pd.DataFrame, pd.DataFrame] | None) -> str:
     seeds = runs["seed"].nunique()
     return (f"{name} at the cpu scale: {data_name(runs)}, frozen features, an MLP head;\n"
             f"  {len(runs)} of {grid} runs stored, {seeds} seed{'s' * (seeds != 1)}")
+
+
+def model_numbers(runs: pd.DataFrame | None = None) -> dict[str, int]:
+    """The sizes the chapters' prose glues: ``cpu_features`` (the features per image, :mod:`gce.features`) and
+    ``cpu_hidden`` (the head's hidden units: those of the stored ``runs`` where given, else the scale's
+    :data:`gce.book.cpu_scale.CPU_MODEL`)."""
+    import json
+
+    from ...features import DEFAULT_SETTINGS
+
+    kwargs = dict(cpu_scale.CPU_MODEL["model_kwargs"])
+    if runs is not None and len(runs):
+        found = {json.dumps(json.loads(k)) for k in runs["model_kwargs"]}
+        if len(found) != 1:
+            raise ValueError(f"the runs hold {len(found)} different heads: {sorted(found)}")
+        kwargs = {k: v for k, v in json.loads(found.pop())}
+    (hidden,) = kwargs["hidden"]
+    return {"cpu_features": DEFAULT_SETTINGS.pca_dim, "cpu_hidden": int(hidden)}
 
 
 def missing(name: str) -> str:

@@ -26,7 +26,7 @@ from .. import paths as _paths
 
 __all__ = ["REBUILD_FILE", "rebuild_summary", "format_step", "later_text",
            "CANDIDATES_FILE", "GRID_FILE", "CLEAN_ACC_MIN", "BUDGET_MINUTES", "CORES", "CANDIDATE_INPUTS",
-           "benchmark_path", "load_benchmark", "measured_run_epochs", "grid_run_epochs", "candidates_table",
+           "benchmark_path", "load_benchmark", "measured_run_epochs", "grid_run_epochs", "candidates_table", "choose",
            "format_candidates", "lr_table", "format_lr", "memorisation_curves", "plot_memorisation",
            "threads_summary", "speed_summary", "speed_text"]
 
@@ -40,8 +40,10 @@ CLEAN_ACC_MIN = 0.65
 BUDGET_MINUTES = 60
 #: The cores the cpu scale is sized for, one single-thread process on each.
 CORES = 2
-#: What each candidate feeds the head.
-CANDIDATE_INPUTS = {"features": "256 unsupervised features", "pixels16": "16x16x3 pixels"}
+#: What each candidate feeds the head, and the head's hidden units.
+CANDIDATE_INPUTS = {"features": "256 features, 256 hidden", "pixels16": "16x16x3 pixels, 256 hidden",
+                    "features_h128": "256 features, 128 hidden", "features_pca128": "128 features, 256 hidden",
+                    "features_pca128_h128": "128 features, 128 hidden"}
 
 
 def benchmark_path(name: str, root=None) -> Path | None:
@@ -126,6 +128,17 @@ def candidates_table(res: dict, run_epochs: float | None = None) -> pd.DataFrame
     return out
 
 
+def choose(table: pd.DataFrame) -> str | None:
+    """The model-choice rule, declared before the smaller heads were measured: among the candidates of
+    :func:`candidates_table` that pass criteria (a) and (c), the one with the highest training accuracy on random
+    labels at epoch 120 (criterion (b)); a tie goes to the higher clean accuracy.  None where no candidate passes
+    both."""
+    ok = table[table["passes_accuracy"] & table["passes_budget"]]
+    if ok.empty:
+        return None
+    return str(ok.sort_values(["random_120", "clean_best_val"], ascending=False).index[0])
+
+
 def format_candidates(table: pd.DataFrame) -> pd.DataFrame:
     """:func:`candidates_table` for reading: accuracies in % (one decimal), seconds to two decimals, minutes whole,
     the criteria as yes/no, under short column names."""
@@ -197,29 +210,38 @@ def plot_memorisation(res: dict, *, chance: float = 0.1, drops: tuple[int, ...] 
     from ..plots import FIG_WIDTH
 
     curves = memorisation_curves(res)
-    fig, ax = plt.subplots(figsize=(FIG_WIDTH * 0.75, 3.2), layout="constrained")
-    for (name, g), style in zip(curves.groupby("candidate", sort=False), ("-", "--")):
-        ax.plot(g["epoch"], 100 * g["train_acc"], ls=style, color="black" if style == "-" else "#0072B2",
+    groups = list(curves.groupby("candidate", sort=False))
+    styles = [("-", "black"), ("--", "#0072B2"), ("-.", "#D55E00"), (":", "#009E73"), ("-", "#CC79A7")]
+    if len(groups) > len(styles):
+        raise ValueError(f"{len(groups)} candidates: the figure draws at most {len(styles)}")
+    fig, ax = plt.subplots(figsize=(FIG_WIDTH * 0.75, 3.6), layout="constrained")
+    for (name, g), (style, colour) in zip(groups, styles):
+        ax.plot(g["epoch"], 100 * g["train_acc"], ls=style, color=colour,
                 label=f"{name} ({CANDIDATE_INPUTS.get(name, name)})")
     ax.axhline(100 * chance, color="grey", lw=0.8, ls=":", label="chance")
     for d in drops:
         ax.axvline(d, color="grey", lw=0.6)
     ax.set_xlabel("epoch (learning rate / 10 after 40 and 80)")
     ax.set_ylabel("training accuracy on random labels (%)")
-    ax.legend(loc="lower right", fontsize=9)
+    ax.legend(loc="upper left", fontsize=9)
     return fig
 
 
-def threads_summary(res: dict) -> dict:
-    """The threads measurement: encoding 1,000 images and training the head (features candidate), wall seconds
-    at one and two threads (fastest reading each) and CPU seconds at one thread."""
-    enc, timing = res.get("encode"), res.get("features", {}).get("timing")
+def threads_summary(res: dict, candidate: str = "features") -> dict:
+    """The threads measurement: encoding 1,000 images, and training ``candidate``'s head, wall seconds at one and
+    two threads (fastest reading each), CPU seconds at one thread, and the load average after each measurement
+    (``encode_load``, ``head_load``).  ``head_two_processes_s``: the wall seconds per run-epoch of two one-thread
+    processes side by side on two cores (half the one-thread time: each trains its own runs)."""
+    enc, timing = res.get("encode"), res.get(candidate, {}).get("timing")
     if not enc or not timing:
-        raise ValueError(f"the measurement lacks the threads phases (encode, features timing): pass {CANDIDATES_FILE}")
+        raise ValueError(f"the measurement lacks the threads phases (encode, {candidate} timing): "
+                         f"pass {CANDIDATES_FILE}")
+    head_1 = min(timing["s_per_run_epoch_1"])
     return {"encode_images": enc["images"], "encode_s_1": min(enc["seconds_1_thread"]),
             "encode_s_2": min(enc["seconds_2_threads"]), "encode_cpu_s_1": min(enc["cpu_seconds_1_thread"]),
-            "head_s_1": min(timing["s_per_run_epoch_1"]), "head_s_2": min(timing["s_per_run_epoch_2"]),
-            "head_cpu_s_1": min(timing["cpu_s_per_run_epoch_1"]), "load": max(enc["load"][0], timing["load"][0])}
+            "head_s_1": head_1, "head_s_2": min(timing["s_per_run_epoch_2"]),
+            "head_cpu_s_1": min(timing["cpu_s_per_run_epoch_1"]), "head_two_processes_s": head_1 / CORES,
+            "encode_load": enc["load"][0], "head_load": timing["load"][0]}
 
 
 def speed_summary(grid: dict | None) -> dict | None:
