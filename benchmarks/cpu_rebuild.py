@@ -1,7 +1,11 @@
-"""Time a rebuild of the cpu scale: wall time and CPU time of ``python -m gce reproduce ... --scale cpu``.
+"""Time a rebuild of a scale: wall time and CPU time of ``python -m gce reproduce ... --scale <scale>``.
 
     python benchmarks/cpu_rebuild.py --results /tmp/fresh            # the paper's experiments, then the later losses
     python benchmarks/cpu_rebuild.py --results /tmp/fresh --out benchmarks/cpu_rebuild.json
+    python benchmarks/cpu_rebuild.py --scale pocket --results /tmp/fresh2 --out benchmarks/pocket_rebuild.json
+
+At the pocket scale the whole grid is one step (``reproduce all``: the paper's experiments and the later losses
+shared out over the processes together), since its budget is for the whole grid.
 
 Each step is one command (``--jobs`` processes side by side, :mod:`gce.book.parallel`), run in a fresh results folder
 so that everything is trained.  For each step the script records the wall time, the CPU time of the processes it
@@ -34,16 +38,16 @@ def _cpu_children() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def step(names, results: str, jobs: int) -> dict:
-    """Run ``python -m gce reproduce <names> --scale cpu --jobs <jobs> --results <results>``; its measurements."""
-    cmd = [sys.executable, "-m", "gce", "reproduce", *names, "--scale", "cpu", "--jobs", str(jobs),
+def step(names, results: str, jobs: int, scale: str = "cpu") -> dict:
+    """Run ``python -m gce reproduce <names> --scale <scale> --jobs <jobs> --results <results>``; its measurements."""
+    cmd = [sys.executable, "-m", "gce", "reproduce", *names, "--scale", scale, "--jobs", str(jobs),
            "--results", results, "--no-progress"]
     load, cpu, start = os.getloadavg(), _cpu_children(), time.perf_counter()
     code = subprocess.run(cmd).returncode
     wall, cpu = time.perf_counter() - start, _cpu_children() - cpu
     if code:
         raise SystemExit(f"{' '.join(cmd[1:])} exited with code {code}")
-    return {"command": "python -m gce reproduce " + " ".join(names) + f" --scale cpu --jobs {jobs}",
+    return {"command": "python -m gce reproduce " + " ".join(names) + f" --scale {scale} --jobs {jobs}",
             "experiments": list(names), "wall_s": wall, "cpu_s": cpu, "load_start": list(load),
             "load_end": list(os.getloadavg())}
 
@@ -53,12 +57,20 @@ def main(argv=None) -> int:
     parser.add_argument("--results", required=True, help="an empty results folder (everything is trained)")
     parser.add_argument("--jobs", type=int, default=2, help="processes side by side (default 2)")
     parser.add_argument("--out", default=None, help="write the JSON here (default: print only)")
+    parser.add_argument("--scale", default="cpu", choices=("cpu", "pocket"))
     args = parser.parse_args(argv)
-    if any(Path(args.results).glob("cpu/*.sqlite")):
-        raise SystemExit(f"{args.results} already holds cpu results: give an empty folder, so that all is trained")
-    steps = [step(PAPER, args.results, args.jobs), step(LATER, args.results, args.jobs)]
+    if any(Path(args.results).glob(f"{args.scale}/*.sqlite")):
+        raise SystemExit(f"{args.results} already holds {args.scale} results: give an empty folder, so that all "
+                         f"is trained")
+    if args.scale == "cpu":
+        steps = [step(PAPER, args.results, args.jobs), step(LATER, args.results, args.jobs)]
+    else:
+        steps = [step(("all",), args.results, args.jobs, "pocket")]
+    from gce.book.store import cpu_model
+
     out = {"cores": os.cpu_count(), "jobs": args.jobs, "date": time.strftime("%Y-%m-%d"),
-           "machine": platform.processor() or platform.machine(), "steps": steps,
+           "machine": cpu_model() or platform.processor() or platform.machine(), "scale": args.scale,
+           "steps": steps,
            "note": "every run trained from an empty results folder"}
     text = json.dumps(out, indent=1)
     print(text)

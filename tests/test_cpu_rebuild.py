@@ -41,3 +41,20 @@ def test_a_step_records_wall_and_cpu_time_of_its_processes(rebuild, tmp_path, mo
     monkeypatch.setattr(rebuild.subprocess, "run", lambda cmd: type("Done", (), {"returncode": 3})())
     with pytest.raises(SystemExit, match="exited with code 3"):
         rebuild.step(("fig1",), str(tmp_path), 2)
+
+
+def test_the_pocket_scale_is_one_step_of_the_whole_grid(rebuild, tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(rebuild.subprocess, "run",
+                        lambda cmd: calls.append(cmd) or type("Done", (), {"returncode": 0})())
+    out = tmp_path / "rec.json"
+    assert rebuild.main(["--scale", "pocket", "--results", str(tmp_path / "r"), "--out", str(out)]) == 0
+    assert len(calls) == 1 and calls[0][4:7] == ["all", "--scale", "pocket"]
+    import json
+
+    rec = json.loads(out.read_text())
+    assert rec["scale"] == "pocket" and rec["steps"][0]["command"].startswith("python -m gce reproduce all")
+    (tmp_path / "r" / "pocket").mkdir(parents=True)
+    (tmp_path / "r" / "pocket" / "results.sqlite").write_bytes(b"")
+    with pytest.raises(SystemExit, match="already holds pocket results"):
+        rebuild.main(["--scale", "pocket", "--results", str(tmp_path / "r")])
