@@ -58,6 +58,7 @@ def main(argv=None) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="processes side by side (default 2)")
     parser.add_argument("--out", default=None, help="write the JSON here (default: print only)")
     parser.add_argument("--scale", default="cpu", choices=("cpu", "pocket"))
+    parser.add_argument("--note", default="", help="added to the record's note (e.g. what else ran on the machine)")
     args = parser.parse_args(argv)
     if any(Path(args.results).glob(f"{args.scale}/*.sqlite")):
         raise SystemExit(f"{args.results} already holds {args.scale} results: give an empty folder, so that all "
@@ -71,7 +72,7 @@ def main(argv=None) -> int:
     out = {"cores": os.cpu_count(), "jobs": args.jobs, "date": time.strftime("%Y-%m-%d"),
            "machine": cpu_model() or platform.processor() or platform.machine(), "scale": args.scale,
            "steps": steps,
-           "note": "every run trained from an empty results folder"}
+           "note": " ".join(filter(None, ["Every run trained from an empty results folder.", args.note]))}
     text = json.dumps(out, indent=1)
     print(text)
     if args.out:
