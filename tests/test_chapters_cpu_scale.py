@@ -42,7 +42,7 @@ def test_candidates_table_keeps_numbers_and_applies_the_criteria():
     assert bool(t.loc["features", "passes_accuracy"]) and not bool(t.loc["pixels16", "passes_accuracy"])
     assert bool(t.loc["features", "passes_budget"])
     shown = cpu_scale.format_candidates(t)
-    assert shown.loc["features", "clean acc. %"] == 70.0 and shown.loc["pixels16", "(a)"] == "no"
+    assert shown.loc["features", "clean %"] == 70.0 and shown.loc["pixels16", "(a)"] == "no"
 
 
 def test_choose_takes_the_candidate_that_memorises_most_among_those_within_both_limits():
@@ -91,7 +91,7 @@ def test_lr_table_reads_every_rate_and_the_plateau_rule():
     assert t.loc[("features", 0.1), "val40_mae"] == pytest.approx(0.539)
     shown = cpu_scale.format_lr(t)
     assert shown.loc[("features", 0.01), "CCE gain"] == 2.0
-    assert list(shown["all plateaued"]) == ["no", "yes"]
+    assert list(shown["plateau"]) == ["no", "yes"]
     res = _measurement()
     del res["features"]["lr"]["0.1/mae"]
     with pytest.raises(ValueError, match="lr=0.1"):

@@ -226,3 +226,20 @@ def test_fit_table_reads_both_experiments_and_keeps_the_methods_order(tmp_path):
     assert later.fit_table("pocket", tmp_path) is None
     table = later.fit_table("pocket", methods=("lq", "cce"))
     assert list(table.columns) == ["Lq", "CCE"] and table.dtypes.eq(bool).all()
+
+
+def test_unfitted_words_name_the_settings_where_lq_had_not_levelled_off():
+    import pandas as pd
+
+    from gce.book import later
+
+    idx = pd.MultiIndex.from_tuples([("digits", "uniform", 0.4), ("digits", "uniform", 0.8),
+                                     ("digit_pairs", "class_dependent", 0.2), ("digit_pairs", "uniform", 0.4)],
+                                    names=["dataset", "noise", "eta"])
+    table = pd.DataFrame({"Lq": [True, False, False, False], "CCE": [True] * 4}, index=idx)
+    words = later.unfitted_words({"pocket": table, "cpu": None})
+    assert words == "on digits (pocket) at uniform 0.8; on digit_pairs (pocket) at every setting"
+    assert later.unfitted_words({"pocket": table.assign(Lq=True)}) == "at no setting"
+    assert later.unfitted_words({"pocket": table}, reference="CCE") == "at no setting"
+    with pytest.raises(ValueError, match="no column 'SCE'"):
+        later.unfitted_words({"pocket": table}, reference="SCE")

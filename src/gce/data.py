@@ -1101,8 +1101,9 @@ for _source in ("cifar10_jpeg", "cifar10"):
         FEATURE_DATASETS[f"{_source}_features{_suffix}"] = (_source, _classes)
 
 
-#: The cpu scale's model candidates (``benchmarks/cpu_candidates.py``): the JPEG copy's features with the principal
-#: components fixed at 128 or 256 whatever the default, and its pixels downsampled to 16x16.
+#: The datasets of the cpu scale's model candidates, measured by ``benchmarks/cpu_candidates.py``.  They are the
+#: JPEG copy's features with the principal components fixed at 128 or 256 whatever the default, and its pixels
+#: downsampled to 16x16.
 CANDIDATE_DATASETS = ("cifar10_jpeg_features_pca128", "cifar10_jpeg_features_pca256", "cifar10_jpeg_pixels16")
 DATASETS += (*FEATURE_DATASETS, *CANDIDATE_DATASETS)
 #: Datasets holding CIFAR-10's images with CIFAR-10's classes in another order or form.  CIFAR-10N's

@@ -28,7 +28,7 @@ import torch
 from .. import losses as _losses
 
 __all__ = ["CHECKPOINTS", "later_results", "check_later_results", "later_protocols", "later_table", "published",
-           "LOSS_CURVES", "losses_at_probability", "plot_losses_at_probability", "GRID_METHODS", "common_cells", "grid_table",
+           "LOSS_CURVES", "losses_at_probability", "plot_losses_at_probability", "GRID_METHODS", "common_cells", "grid_table", "unfitted_words",
            "differences", "plot_differences", "BLOCK_TITLES", "difference_summary", "difference_words",
            "PROSE_NUMBERS", "prose_numbers"]
 
@@ -366,6 +366,26 @@ def difference_words(summary: pd.DataFrame) -> dict[str, str]:
         text = f"On {BLOCK_TITLES.get(d, d)}: " + "; ".join(items) + "."
         out[key] = (out[key] + " " + text).strip()
     return out
+
+
+def unfitted_words(fits: dict, reference: str = "Lq") -> str:
+    """Where ``reference`` (a column of :func:`fit_table`, default L_q) had not levelled off before the first
+    learning-rate drop, in words, per dataset block of the tables ``fits`` (``{scale: fit_table(scale)}``), e.g.
+    "on digits (pocket) at uniform 0.8; on digit_pairs (pocket) at every setting"; blocks where it had levelled
+    off everywhere are left out, and "at no setting" is returned when it had everywhere."""
+    parts = []
+    for table in fits.values():
+        if table is None:
+            continue
+        if reference not in table.columns:
+            raise ValueError(f"no column {reference!r} in the fit table; columns: {list(table.columns)}")
+        for d, block in table[reference].groupby(level="dataset", sort=False):
+            bad = [f"{'uniform' if n == 'uniform' else 'class-dependent'} {e:g}"
+                   for (_, n, e), ok in block.items() if not ok]
+            if bad:
+                where = "every setting" if len(bad) == len(block) else ", ".join(bad)
+                parts.append(f"on {BLOCK_TITLES.get(d, d)} at {where}")
+    return "; ".join(parts) if parts else "at no setting"
 
 
 def missing_note(grids: dict, scales=("pocket", "cpu")) -> str:

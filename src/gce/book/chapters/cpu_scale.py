@@ -141,18 +141,20 @@ def choose(table: pd.DataFrame) -> str | None:
 
 def format_candidates(table: pd.DataFrame) -> pd.DataFrame:
     """:func:`candidates_table` for reading: accuracies in % (one decimal), seconds to two decimals, minutes whole,
-    the criteria as yes/no, under short column names."""
+    the criteria as yes/no, under short column names: ``clean %`` and ``last %`` (clean CCE at the best-validation
+    and the last epoch), ``rand. 40 %`` and ``120 %`` (random labels fitted after epochs 40 and 120), ``CPU s``
+    (per run-epoch), ``min`` (the grid on two cores), ``(a)`` and ``(c)``."""
     need = ["clean_best_val", "clean_last", "random_40", "random_120", "cpu_s_per_run_epoch", "grid_minutes"]
     missing = [c for c in need if c not in table.columns]
     if missing:
         raise ValueError(f"table has no column(s) {missing}: pass the output of candidates_table")
     out = pd.DataFrame(index=table.index)
-    out["clean acc. %"] = (100 * table["clean_best_val"]).round(1)
+    out["clean %"] = (100 * table["clean_best_val"]).round(1)
     out["last %"] = (100 * table["clean_last"]).round(1)
-    out["random: ep. 40 %"] = (100 * table["random_40"]).round(1)
-    out["ep. 120 %"] = (100 * table["random_120"]).round(1)
-    out["CPU s/run-ep."] = table["cpu_s_per_run_epoch"].round(2)
-    out["grid min"] = table["grid_minutes"].round(0).astype("Int64")
+    out["rand. 40 %"] = (100 * table["random_40"]).round(1)
+    out["120 %"] = (100 * table["random_120"]).round(1)
+    out["CPU s"] = table["cpu_s_per_run_epoch"].round(2)
+    out["min"] = table["grid_minutes"].round(0).astype("Int64")
     for col, name in (("passes_accuracy", "(a)"), ("passes_budget", "(c)")):
         if col in table.columns:
             out[name] = table[col].map({True: "yes", False: "no"})
@@ -188,8 +190,8 @@ def format_lr(table: pd.DataFrame) -> pd.DataFrame:
         if col.startswith("gain_"):
             out[f"{col[5:].upper().replace('LQ', 'Lq')} gain"] = (100 * table[col]).round(1)
         elif col.startswith("val40_"):
-            out[f"{col[6:].upper().replace('LQ', 'Lq')} val. %"] = (100 * table[col]).round(1)
-    out["all plateaued"] = table["plateau"].map({True: "yes", False: "no"})
+            out[f"{col[6:].upper().replace('LQ', 'Lq')} %"] = (100 * table[col]).round(1)
+    out["plateau"] = table["plateau"].map({True: "yes", False: "no"})
     return out
 
 
