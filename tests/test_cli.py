@@ -183,6 +183,24 @@ def test_jobs_partition_balances_the_pocket_grid_and_rejects_bad_counts():
         parallel.partition(names, "pocket", 0)
 
 
+def test_jobs_partition_weighs_autograd_losses_and_splits_what_exceeds_half_a_share():
+    from gce.book import parallel
+
+    later = experiments.spec("later", "pocket").configs
+    assert parallel.experiment_cost("later", "pocket") == pytest.approx(
+        parallel.AUTOGRAD_COST * experiments.grid_flops(later))
+    names = list(experiments.EXPERIMENTS)
+    costs = {n: parallel.experiment_cost(n, "pocket") for n in names}
+    half_share = sum(costs.values()) / 2 / 2
+    units = [u for g in parallel.partition(names, "pocket", 2) for u in g]
+    for n in names:
+        shards = sorted(s for m, s in units if m == n)
+        if costs[n] > half_share:
+            assert shards == [(0, 2), (1, 2)], n
+        elif costs[n] > 0:
+            assert shards == [None], n
+
+
 def test_shards_cover_the_grid_once_and_keep_each_cell_together():
     grid = experiments.spec("table1", "pocket").configs
     parts = [experiments.shard_configs(grid, i, 3) for i in range(3)]

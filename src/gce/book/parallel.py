@@ -5,10 +5,11 @@ On a CPU the pocket engine trains fastest with one thread per process
 ``n`` processes side by side, each training its own experiments.
 :func:`partition` splits the experiments into ``jobs`` groups of about equal
 cost (longest first, each to the currently cheapest group; an experiment larger
-than a ``jobs``-th of the whole is split into ``jobs`` parts that keep each
-noisy-label cell together); the cost of an experiment is its floating-point operations at the pocket scale
-(:func:`gce.book.experiments.grid_flops`) and its run-epochs elsewhere.  Every run is
-stored by the process that trains it, in the one result store of the scale.
+than half a ``jobs``-th of the whole is split into ``jobs`` parts that keep each
+noisy-label cell together, so that the groups can be levelled with smaller pieces); the cost of an
+experiment is its floating-point operations at the pocket scale (:func:`gce.book.experiments.grid_flops`,
+times :data:`AUTOGRAD_COST` for the losses whose gradient the engine takes by autograd) and its run-epochs
+elsewhere.  Every run is stored by the process that trains it, in the one result store of the scale.
 """
 
 from __future__ import annotations
@@ -18,9 +19,16 @@ import sys
 import threading
 from collections.abc import Sequence
 
+from ..train import LATER_METHODS
 from . import experiments
 
-__all__ = ["Unit", "experiment_cost", "partition", "unit_args", "run_jobs"]
+__all__ = ["Unit", "AUTOGRAD_COST", "experiment_cost", "partition", "unit_args", "run_jobs"]
+
+#: Seconds per FLOP of a pocket run of a loss trained through autograd (:data:`gce.train.LATER_METHODS`), relative
+#: to the paper's losses with their closed-form gradients.  Measured by ``benchmarks/cpu_rebuild.py --scale pocket``
+#: on 2026-12-06 on two idle cores: the later losses' grid took 23.3 s per TFLOP of :func:`grid_flops`, Table 1's
+#: grid, the same configs with the paper's losses, 18.5 s.
+AUTOGRAD_COST = 1.26
 
 #: A unit of work: an experiment's name and ``None`` (all of it) or ``(i, n)`` (its part ``i`` of ``n``).
 Unit = tuple[str, "tuple[int, int] | None"]
@@ -35,7 +43,10 @@ def experiment_cost(name: str, scale: str, shard: tuple[int, int] | None = None)
     if not configs:
         return 0.0
     if scale == "pocket" and all(c.model == "mlp" for c in configs):  # elsewhere FLOPs would load the data
-        return experiments.grid_flops(configs)
+        autograd = [c for c in configs if c.method in LATER_METHODS]
+        plain = [c for c in configs if c.method not in LATER_METHODS]
+        return (experiments.grid_flops(plain) if plain else 0.0) + (
+            AUTOGRAD_COST * experiments.grid_flops(autograd) if autograd else 0.0)
     return float(sum(c.epochs for c in configs))
 
 
@@ -43,7 +54,7 @@ def partition(names: Sequence[str], scale: str, jobs: int) -> list[list[Unit]]:
     """The experiments ``names`` as at most ``jobs`` non-empty groups of work of about equal cost.
 
     A unit of work is ``(name, shard)``: a whole experiment (``shard`` is ``None``) or, for an experiment that
-    costs more than a ``jobs``-th of the total, one of ``jobs`` parts of it
+    costs more than half a ``jobs``-th of the total, one of ``jobs`` parts of it
     (:func:`gce.book.experiments.shard_configs`).  Units go longest first, each to the currently cheapest group.
     """
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
@@ -52,7 +63,7 @@ def partition(names: Sequence[str], scale: str, jobs: int) -> list[list[Unit]]:
     share = sum(costs.values()) / jobs
     units: dict[Unit, float] = {}
     for n in names:
-        if jobs > 1 and costs[n] > share:
+        if jobs > 1 and costs[n] > share / 2:
             units.update({(n, (i, jobs)): experiment_cost(n, scale, (i, jobs)) for i in range(jobs)})
         else:
             units[(n, None)] = costs[n]
