@@ -517,9 +517,12 @@ def vectorised_losses(configs: Sequence[RunConfig]) -> Callable[[Tensor, Tensor,
                 val = 2 - 2 * log_fy.exp()
             elif m in ("lq", "trunc_lq"):
                 val = _losses.lq_from_log(log_fy, q.to(dev)[:, None])
-            elif m in LATER_METHODS:  # every run, then masked: (R, B, c) as (R * B, c)
-                val = _losses.LATER_LOSSES[m](logits.float().flatten(0, 1), y.flatten(), reduction="none",
-                                              validate=False).view_as(log_fy)
+            elif m in LATER_METHODS:  # only the runs of this method: (r, B, c) as (r * B, c)
+                rows = mask.to(dev).nonzero().squeeze(1)
+                mine = _losses.LATER_LOSSES[m](logits[rows].float().flatten(0, 1), y[rows].flatten(),
+                                               reduction="none", validate=False).view(len(rows), -1)
+                out = out.index_copy(0, rows, mine.to(out.dtype))
+                continue
             else:  # forward_T / forward_T_hat: -log sum_i f_i T[i, y], with log T[i, y_b] gathered per run
                 cols = T_log.gather(2, y[:, None, :].expand(-1, T_log.shape[1], -1)).transpose(1, 2)
                 val = -torch.logsumexp(logp + cols, dim=-1)
