@@ -26,9 +26,9 @@ __all__ = ["Unit", "AUTOGRAD_COST", "experiment_cost", "partition", "unit_args",
 
 #: Seconds per FLOP of a pocket run of a loss trained through autograd (:data:`gce.train.LATER_METHODS`), relative
 #: to the paper's losses with their closed-form gradients.  Measured by ``benchmarks/cpu_rebuild.py --scale pocket``
-#: on 2026-12-06 on two idle cores: the later losses' grid took 23.3 s per TFLOP of :func:`grid_flops`, Table 1's
-#: grid, the same configs with the paper's losses, 18.5 s.
-AUTOGRAD_COST = 1.26
+#: on 2026-12-06 on two idle cores: the later losses' grid took 21.8 s per TFLOP of
+#: :func:`gce.book.experiments.grid_flops`, Table 1's grid, the same configs with the paper's losses, 17.9 s.
+AUTOGRAD_COST = 1.22
 
 #: A unit of work: an experiment's name and ``None`` (all of it) or ``(i, n)`` (its part ``i`` of ``n``).
 Unit = tuple[str, "tuple[int, int] | None"]
