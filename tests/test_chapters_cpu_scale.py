@@ -42,7 +42,7 @@ def test_candidates_table_keeps_numbers_and_applies_the_criteria():
     assert bool(t.loc["features", "passes_accuracy"]) and not bool(t.loc["pixels16", "passes_accuracy"])
     assert bool(t.loc["features", "passes_budget"])
     shown = cpu_scale.format_candidates(t)
-    assert shown.loc["features", "clean %"] == 70.0 and shown.loc["pixels16", "(a)"] == "no"
+    assert shown.loc["features", "clean"] == 70.0 and shown.loc["pixels16", "(a)"] == "no"
 
 
 def test_choose_takes_the_candidate_that_memorises_most_among_those_within_both_limits():
@@ -90,7 +90,7 @@ def test_lr_table_reads_every_rate_and_the_plateau_rule():
     assert not t.loc[("features", 0.01), "plateau"] and t.loc[("features", 0.1), "plateau"]
     assert t.loc[("features", 0.1), "val40_mae"] == pytest.approx(0.539)
     shown = cpu_scale.format_lr(t)
-    assert shown.loc[("features", 0.01), "CCE gain"] == 2.0
+    assert shown.loc[("features", 0.01), "CCE +"] == 2.0
     assert list(shown["plateau"]) == ["no", "yes"]
     res = _measurement()
     del res["features"]["lr"]["0.1/mae"]

@@ -52,6 +52,15 @@ def test_code_lines_fit_the_rendered_code_box(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids)
+def test_no_markdown_line_starts_with_a_percent_sign(path):
+    # MyST reads a line that starts with "%" as a comment and drops it from the page: "66.1\n% on clean labels"
+    # would lose "% on clean labels" and the rest of its line
+    bad = [(i, line[:60]) for i, cell in enumerate(read_notebook(path)["cells"]) if cell["cell_type"] == "markdown"
+           for line in cell_source(cell).splitlines() if line.lstrip().startswith("%")]
+    assert not bad, f"{path.name}: markdown lines read as MyST comments: {bad}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids)
 def test_text_outputs_fit_their_box(path):
     long = []
     for i, cell in enumerate(read_notebook(path)["cells"]):

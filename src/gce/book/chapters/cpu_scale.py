@@ -141,18 +141,18 @@ def choose(table: pd.DataFrame) -> str | None:
 
 def format_candidates(table: pd.DataFrame) -> pd.DataFrame:
     """:func:`candidates_table` for reading: accuracies in % (one decimal), seconds to two decimals, minutes whole,
-    the criteria as yes/no, under short column names: ``clean %`` and ``last %`` (clean CCE at the best-validation
-    and the last epoch), ``rand. 40 %`` and ``120 %`` (random labels fitted after epochs 40 and 120), ``CPU s``
+    the criteria as yes/no, under short column names: ``clean`` and ``last`` (clean CCE at the best-validation
+    and the last epoch, %), ``rnd 40`` and ``rnd 120`` (random labels fitted after epochs 40 and 120, %), ``CPU s``
     (per run-epoch), ``min`` (the grid on two cores), ``(a)`` and ``(c)``."""
     need = ["clean_best_val", "clean_last", "random_40", "random_120", "cpu_s_per_run_epoch", "grid_minutes"]
     missing = [c for c in need if c not in table.columns]
     if missing:
         raise ValueError(f"table has no column(s) {missing}: pass the output of candidates_table")
     out = pd.DataFrame(index=table.index)
-    out["clean %"] = (100 * table["clean_best_val"]).round(1)
-    out["last %"] = (100 * table["clean_last"]).round(1)
-    out["rand. 40 %"] = (100 * table["random_40"]).round(1)
-    out["120 %"] = (100 * table["random_120"]).round(1)
+    out["clean"] = (100 * table["clean_best_val"]).round(1)
+    out["last"] = (100 * table["clean_last"]).round(1)
+    out["rnd 40"] = (100 * table["random_40"]).round(1)
+    out["rnd 120"] = (100 * table["random_120"]).round(1)
     out["CPU s"] = table["cpu_s_per_run_epoch"].round(2)
     out["min"] = table["grid_minutes"].round(0).astype("Int64")
     for col, name in (("passes_accuracy", "(a)"), ("passes_budget", "(c)")):
@@ -183,12 +183,12 @@ def lr_table(res: dict, methods: tuple[str, ...] = ("cce", "mae", "lq")) -> pd.D
 
 
 def format_lr(table: pd.DataFrame) -> pd.DataFrame:
-    """:func:`lr_table` for reading: gains in points and epoch-40 accuracies in % (one decimal), and whether all
-    methods plateaued (yes/no)."""
+    """:func:`lr_table` for reading: gains in points (``CCE +``) and epoch-40 accuracies in % (``CCE %``), one
+    decimal, and whether all methods plateaued (``plateau``, yes/no)."""
     out = pd.DataFrame(index=table.index)
     for col in table.columns:
         if col.startswith("gain_"):
-            out[f"{col[5:].upper().replace('LQ', 'Lq')} gain"] = (100 * table[col]).round(1)
+            out[f"{col[5:].upper().replace('LQ', 'Lq')} +"] = (100 * table[col]).round(1)
         elif col.startswith("val40_"):
             out[f"{col[6:].upper().replace('LQ', 'Lq')} %"] = (100 * table[col]).round(1)
     out["plateau"] = table["plateau"].map({True: "yes", False: "no"})
