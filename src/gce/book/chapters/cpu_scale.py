@@ -216,7 +216,7 @@ def plot_memorisation(res: dict, *, chance: float = 0.1, drops: tuple[int, ...] 
     styles = [("-", "black"), ("--", "#0072B2"), ("-.", "#D55E00"), (":", "#009E73"), ("-", "#CC79A7")]
     if len(groups) > len(styles):
         raise ValueError(f"{len(groups)} candidates: the figure draws at most {len(styles)}")
-    fig, ax = plt.subplots(figsize=(FIG_WIDTH * 0.75, 3.6), layout="constrained")
+    fig, ax = plt.subplots(figsize=(FIG_WIDTH * 0.75, 4.6), layout="constrained")
     for (name, g), (style, colour) in zip(groups, styles):
         ax.plot(g["epoch"], 100 * g["train_acc"], ls=style, color=colour,
                 label=f"{name} ({CANDIDATE_INPUTS.get(name, name)})")
@@ -225,7 +225,7 @@ def plot_memorisation(res: dict, *, chance: float = 0.1, drops: tuple[int, ...] 
         ax.axvline(d, color="grey", lw=0.6)
     ax.set_xlabel("epoch (learning rate / 10 after 40 and 80)")
     ax.set_ylabel("training accuracy on random labels (%)")
-    ax.legend(loc="upper left", fontsize=9)
+    fig.legend(loc="outside lower center", ncol=2, fontsize=9)  # below the axes: no curve hidden
     return fig
 
 
