@@ -185,6 +185,11 @@ def test_plot_differences_draws_one_panel_per_block():
     d = later.differences(_later_like(runs), reference="lq", methods=("sce",))
     fig = later.plot_differences(d, titles={"digits": "digits (pocket)"}, caption="c")
     assert [ax.get_title() for ax in fig.axes] == ["digits (pocket)", "digit_pairs"]
+    from gce.book.plots import FIG_WIDTH
+
+    long = later.plot_differences(d, caption="a long caption, " * 20)  # wrapped: no wider than the figure
+    box = long.get_tightbbox(long.canvas.get_renderer())
+    assert box.width <= FIG_WIDTH + 0.1
     with pytest.raises(ValueError, match="no differences"):
         later.plot_differences(d.iloc[:0])
 

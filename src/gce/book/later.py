@@ -335,7 +335,9 @@ def plot_differences(diffs: pd.DataFrame, *, titles: dict | None = None, caption
         ax.set(ylabel="minus L_q (points)", title=(titles or {}).get(d, d))
     axes[0, 0].legend(ncol=len(methods), loc="lower center", bbox_to_anchor=(0.5, 1.12), frameon=False)
     if caption:
-        fig.suptitle(caption, y=-0.01, va="top", fontsize="small")
+        import textwrap  # a caption on one line would widen the saved figure past the column
+
+        fig.suptitle(textwrap.fill(caption, 100), y=-0.01, va="top", fontsize="small")
     return fig
 
 
