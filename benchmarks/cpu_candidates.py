@@ -51,11 +51,7 @@ from gce import data, features, models
 from gce.book import cpu_scale
 from gce.train import RunConfig, train_many
 
-#: name -> (dataset, hidden units of the head)
-CANDIDATES = {"features": ("cifar10_jpeg_features_pca256", 256), "pixels16": ("cifar10_jpeg_pixels16", 256),
-              "features_h128": ("cifar10_jpeg_features_pca256", 128),
-              "features_pca128": ("cifar10_jpeg_features_pca128", 256),
-              "features_pca128_h128": ("cifar10_jpeg_features_pca128", 128)}
+CANDIDATES = cpu_scale.CANDIDATES  # name -> (dataset, hidden units of the head, what the head is fed)
 LRS = (0.01, 0.03, 0.1)
 PLATEAU_POINTS = 0.01
 
@@ -229,7 +225,7 @@ def main() -> None:
         res["encode"] = encode_threads()
         save()
     for name in [c for c in args.candidates.split(",") if c]:
-        (ds, hidden), r = CANDIDATES[name], res.setdefault(name, {})
+        (ds, hidden, _), r = CANDIDATES[name], res.setdefault(name, {})
         for phase, fn in (("timing", lambda: timing(ds, hidden)), ("lr", lambda: lr_check(ds, hidden))):
             if phase in phases:
                 t = time.perf_counter()

@@ -1101,12 +1101,14 @@ for _source in ("cifar10_jpeg", "cifar10"):
         FEATURE_DATASETS[f"{_source}_features{_suffix}"] = (_source, _classes)
 
 
-#: The datasets of the cpu scale's model candidates, measured by ``benchmarks/cpu_candidates.py``.  They are the
-#: JPEG copy's features with the principal components fixed at 128 or 256 whatever the default, and its pixels
-#: downsampled to 16x16.
-CANDIDATE_DATASETS = ("cifar10_jpeg_features_pca128", "cifar10_jpeg_features_pca256", "cifar10_jpeg_pixels16")
+#: The principal components of the cpu scale's feature candidates, measured by ``benchmarks/cpu_candidates.py``.
+#: Their datasets are the JPEG copy's features with that many components whatever the default; the pixel
+#: candidate is its images downsampled to 16x16.
+CANDIDATE_PCA_DIMS = (128, 256)
+#: The names of those candidate datasets.
+CANDIDATE_DATASETS = (*(f"cifar10_jpeg_features_pca{d}" for d in CANDIDATE_PCA_DIMS), "cifar10_jpeg_pixels16")
 DATASETS += (*FEATURE_DATASETS, *CANDIDATE_DATASETS)
 #: Datasets holding CIFAR-10's images with CIFAR-10's classes in another order or form.  CIFAR-10N's
 #: transition matrices (the human_twin noise) apply to them, its per-image labels do not.
 CIFAR10_TWIN_DATASETS = ("cifar10_jpeg", *(n for n, (_, c) in FEATURE_DATASETS.items() if c is None))
-__all__ += ["FEATURE_DATASETS", "CANDIDATE_DATASETS", "CIFAR10_TWIN_DATASETS"]
+__all__ += ["FEATURE_DATASETS", "CANDIDATE_PCA_DIMS", "CANDIDATE_DATASETS", "CIFAR10_TWIN_DATASETS"]

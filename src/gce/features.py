@@ -310,7 +310,7 @@ def _candidate_loader(dim: int):
     return loader
 
 
-for _dim in (128, 256):
+for _dim in _data.CANDIDATE_PCA_DIMS:
     _data.register(f"cifar10_jpeg_features_pca{_dim}")(_candidate_loader(_dim))
 
 

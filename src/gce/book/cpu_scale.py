@@ -27,7 +27,7 @@ from __future__ import annotations
 from .. import schedule as _schedule
 from ..train import RunConfig
 
-__all__ = ["CPU_LR", "CPU_THREADS", "CPU_SEEDS", "CPU_MODEL", "source", "dataset_name", "cpu_configs", "describe", "data_label", "EXPERIMENTS"]
+__all__ = ["CPU_LR", "CPU_THREADS", "CPU_SEEDS", "CPU_MODEL", "source", "dataset_name", "cpu_configs", "describe", "data_label", "EXPERIMENTS", "CANDIDATES"]
 
 #: SGD learning rate of the cpu scale's Table 1, Table 2 and human runs: the paper's 0.01 (Sec. 4.2), kept by a rule
 #: that names no loss: the smallest of {0.01, 0.03, 0.1} at which clean-label training with every method (CCE, MAE,
@@ -44,6 +44,13 @@ CPU_SEEDS = range(3)
 #: units, the first choice, projected 74 minutes on two idle cores, over the budget of 60.
 CPU_MODEL = dict(model="mlp", model_kwargs=(("hidden", (128,)),), batch_size=128, augment=False)
 EXPERIMENTS = ("onset", "fig1", "fig2", "table1", "table2", "human")
+#: The models measured for the scale (``benchmarks/cpu_candidates.py``, the appendix on the cpu scale):
+#: name -> (dataset of :data:`gce.data.CANDIDATE_DATASETS`, hidden units of the head, what the head is fed).
+CANDIDATES = {"features": ("cifar10_jpeg_features_pca256", 256, "256 features"),
+              "pixels16": ("cifar10_jpeg_pixels16", 256, "16x16x3 pixels"),
+              "features_h128": ("cifar10_jpeg_features_pca256", 128, "256 features"),
+              "features_pca128": ("cifar10_jpeg_features_pca128", 256, "128 features"),
+              "features_pca128_h128": ("cifar10_jpeg_features_pca128", 128, "128 features")}
 _TABLE1_METHODS = ("cce", "mae", "forward_T", "forward_T_hat", "lq", "trunc_lq")
 _TABLE1_NOISE = tuple([("uniform", e) for e in (0.2, 0.4, 0.6, 0.8)] +
                       [("class_dependent", e) for e in (0.1, 0.2, 0.3, 0.4)])

@@ -45,8 +45,7 @@ def experiment_cost(name: str, scale: str, shard: tuple[int, int] | None = None)
     if scale == "pocket" and all(c.model == "mlp" for c in configs):  # elsewhere FLOPs would load the data
         autograd = [c for c in configs if c.method in LATER_METHODS]
         plain = [c for c in configs if c.method not in LATER_METHODS]
-        return (experiments.grid_flops(plain) if plain else 0.0) + (
-            AUTOGRAD_COST * experiments.grid_flops(autograd) if autograd else 0.0)
+        return experiments.grid_flops(plain) + AUTOGRAD_COST * experiments.grid_flops(autograd)
     return float(sum(c.epochs for c in configs))
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from .. import cpu_scale as _cpu
 from .. import paths as _paths
 
 __all__ = ["REBUILD_FILE", "rebuild_summary", "format_step", "later_text",
@@ -40,10 +41,8 @@ CLEAN_ACC_MIN = 0.65
 BUDGET_MINUTES = 60
 #: The cores the cpu scale is sized for, one single-thread process on each.
 CORES = 2
-#: What each candidate feeds the head, and the head's hidden units.
-CANDIDATE_INPUTS = {"features": "256 features, 256 hidden", "pixels16": "16x16x3 pixels, 256 hidden",
-                    "features_h128": "256 features, 128 hidden", "features_pca128": "128 features, 256 hidden",
-                    "features_pca128_h128": "128 features, 128 hidden"}
+#: What each candidate feeds the head, and the head's hidden units (from :data:`gce.book.cpu_scale.CANDIDATES`).
+CANDIDATE_INPUTS = {name: f"{inputs}, {hidden} hidden" for name, (_, hidden, inputs) in _cpu.CANDIDATES.items()}
 
 
 def benchmark_path(name: str, root=None) -> Path | None:
